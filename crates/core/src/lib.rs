@@ -1,0 +1,41 @@
+//! Domain types shared by every newsrec crate.
+//!
+//! Everything here is pure: no I/O beyond reading a config file, no async.
+//!
+//! # Layout
+//! - `ids`: [`UserId`], [`PageId`], [`EventId`], parsed once at the edge.
+//! - `tier`: [`UserType`], [`Tier`] and [`route_tier`], the one routing rule that the
+//!   API and the offline evaluation both call.
+//! - `event`: [`ClickEvent`] and its JSON codec; [`RejectReason`] says why a payload
+//!   was set aside (dead-letter).
+//! - `engagement`: [`Engagement`] cleaning and the engagement score.
+//! - `features`: [`UserAggregates`], the per-user feature definition shared by the live
+//!   consumer and batch training.
+//! - `refined`: file and column names of the refined Parquet data.
+//! - `config`: layered config loading (defaults → file → `NEWSREC_*` env).
+//! - `time`: event-time helpers.
+
+mod config;
+mod engagement;
+mod event;
+mod features;
+mod ids;
+pub mod refined;
+mod tier;
+pub mod time;
+
+pub use config::{ConfigError, load_config};
+pub use engagement::{Engagement, EngagementCaps};
+pub use event::{ClickEvent, MAX_EVENT_BYTES, RejectReason, RejectedEvent};
+pub use features::{USER_FEATURE_DIM, USER_FEATURE_NAMES, UserAggregates};
+pub use ids::{EventId, IdError, PageId, UserId};
+pub use tier::{SEMI_LOGGED_MIN_INTERACTIONS, Tier, UserType, route_tier};
+
+/// Whether an operation that failed may succeed when tried again.
+///
+/// Library errors implement this so callers (the consumer above all) can choose between
+/// retrying with backoff and setting the input aside.
+pub trait Retryable {
+    /// `true` when the failure is transient (network, timeouts, a service restarting).
+    fn is_retryable(&self) -> bool;
+}

@@ -1,0 +1,1 @@
+//! The feature store: live popularity windows, user features, co-visitation.

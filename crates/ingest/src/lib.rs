@@ -1,0 +1,1 @@
+//! Ingestion: G1 download, synthetic data, refine, Kafka replay and consumer.

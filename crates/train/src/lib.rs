@@ -1,0 +1,1 @@
+//! Batch models per user tier, model registry and offline evaluation.

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Installs (when missing) and starts on loopback the real services newsrec's tests use:
+#   Redis           127.0.0.1:6379   (Debian redis-server; reused when one answers)
+#   Kafka protocol  127.0.0.1:9092   (Tansu 0.6.0 with the sqlite engine, cached in /opt/tansu)
+#   Prometheus      binary only      (Debian prometheus + promtool; tests start their own)
+#
+#   scripts/services.sh [start]   install what is missing, start, wait until both answer
+#   scripts/services.sh stop      stop only what this script started
+#   scripts/services.sh status
+#
+# Environment: NEWSREC_SERVICES_DIR (state, pid files; default /tmp/newsrec-services),
+# TANSU_ROOT (default /opt/tansu).
+set -euo pipefail
+
+STATE=${NEWSREC_SERVICES_DIR:-/tmp/newsrec-services}
+TANSU_ROOT=${TANSU_ROOT:-/opt/tansu}
+TANSU=$TANSU_ROOT/bin/tansu
+REDIS_PORT=6379
+KAFKA_PORT=9092
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # name port seconds
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    port_open "$2" && return 0
+    sleep 0.1
+  done
+  log "$1 did not answer on 127.0.0.1:$2 within $3 s"
+  return 1
+}
+
+apt_ready=0
+apt_install() { # package...
+  if [ "$apt_ready" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    apt_ready=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+install_all() {
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    log "installing redis-server"
+    apt_install redis-server redis-tools
+  fi
+  if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    log "installing prometheus"
+    apt_install prometheus
+  fi
+  if [ ! -x "$TANSU" ]; then
+    log "installing tansu 0.6.0 into $TANSU_ROOT (about 10 minutes on 2 cores, once per machine)"
+    cargo install tansu --version 0.6.0 --locked --features libsql,dynostore --root "$TANSU_ROOT" --quiet
+  fi
+}
+
+start_redis() {
+  if port_open "$REDIS_PORT"; then
+    log "redis already answering on 127.0.0.1:$REDIS_PORT"
+    return
+  fi
+  log "starting redis on 127.0.0.1:$REDIS_PORT"
+  mkdir -p "$STATE/redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir "$STATE/redis" --logfile "$STATE/redis/redis.log" --pidfile "$STATE/redis.pid"
+  wait_port redis "$REDIS_PORT" 20
+}
+
+start_tansu() {
+  if port_open "$KAFKA_PORT"; then
+    log "a broker already answers on 127.0.0.1:$KAFKA_PORT"
+    return
+  fi
+  log "starting tansu on 127.0.0.1:$KAFKA_PORT"
+  # Tansu reads a .env from its working directory: give it an empty one of its own.
+  mkdir -p "$STATE/tansu"
+  (
+    cd "$STATE/tansu"
+    : >.env
+    nohup "$TANSU" broker \
+      --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --storage-engine "sqlite://tansu.db" >tansu.log 2>&1 &
+    echo $! >"$STATE/tansu.pid"
+  )
+  wait_port tansu "$KAFKA_PORT" 60
+}
+
+stop_one() { # name
+  local pidfile="$STATE/$1.pid"
+  if [ -f "$pidfile" ]; then
+    local pid
+    pid=$(cat "$pidfile")
+    if kill "$pid" 2>/dev/null; then
+      log "stopped $1 (pid $pid)"
+    fi
+    rm -f "$pidfile"
+  fi
+}
+
+case "${1:-start}" in
+  start)
+    install_all
+    start_redis
+    start_tansu
+    log "ready: redis 127.0.0.1:$REDIS_PORT, kafka 127.0.0.1:$KAFKA_PORT"
+    ;;
+  stop)
+    stop_one tansu
+    stop_one redis
+    ;;
+  status)
+    port_open "$REDIS_PORT" && log "redis: up" || log "redis: down"
+    port_open "$KAFKA_PORT" && log "kafka: up" || log "kafka: down"
+    ;;
+  *)
+    echo "usage: $0 [start|stop|status]" >&2
+    exit 2
+    ;;
+esac

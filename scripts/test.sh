@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs and starts what the tests need, then runs every check and test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/services.sh start
+trap 'scripts/services.sh stop' EXIT
+
+export NEWSREC_KAFKA_BROKERS=${NEWSREC_KAFKA_BROKERS:-127.0.0.1:9092}
+export NEWSREC_REDIS_URL=${NEWSREC_REDIS_URL:-redis://127.0.0.1:6379}
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
