@@ -7,6 +7,7 @@
 #   scripts/services.sh [start]   install what is missing, start, wait until both answer
 #   scripts/services.sh stop      stop only what this script started
 #   scripts/services.sh status
+#   scripts/services.sh running   exit 0 when both already answer
 #
 # Environment: NEWSREC_SERVICES_DIR (state, pid files; default /tmp/newsrec-services),
 # TANSU_ROOT (default /opt/tansu).
@@ -110,6 +111,9 @@ case "${1:-start}" in
   stop)
     stop_one tansu
     stop_one redis
+    ;;
+  running)
+    port_open "$REDIS_PORT" && port_open "$KAFKA_PORT"
     ;;
   status)
     port_open "$REDIS_PORT" && log "redis: up" || log "redis: down"

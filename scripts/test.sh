@@ -3,8 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Stop the services at the end only if this run is the one that started them.
+if ! scripts/services.sh running; then
+  trap 'scripts/services.sh stop' EXIT
+fi
 scripts/services.sh start
-trap 'scripts/services.sh stop' EXIT
 
 export NEWSREC_KAFKA_BROKERS=${NEWSREC_KAFKA_BROKERS:-127.0.0.1:9092}
 export NEWSREC_REDIS_URL=${NEWSREC_REDIS_URL:-redis://127.0.0.1:6379}
