@@ -1,1 +1,77 @@
-//! Batch models per user tier, model registry and offline evaluation.
+//! Batch models for newsrec's three user tiers, their registry and their offline
+//! evaluation, and the shared recommend path the API serves.
+//!
+//! - **logged**: implicit-feedback ALS on engagement-weighted interactions, blended at
+//!   serving time with TF-IDF content similarity (Portuguese tokenisation) and recency;
+//!   users unknown to the model are folded in from their live history.
+//! - **semi-logged**: the shared user feature vector → scaling → PCA → KMeans (linfa);
+//!   each cluster has a list ranked by popularity within the cluster × recency; any user
+//!   is placed from live features.
+//! - **anonymous**: popularity × recency as of the end of the training data.
+//!
+//! [`ModelSet::recommend`] routes with [`newsrec_core::route_tier`], mixes the tier's
+//! candidates with live signals, excludes read pages and fills a short tier from the
+//! next; the API and [`Evaluator`] both call it.
+//!
+//! # Layout
+//! - `text`: Portuguese tokenizer (accent folding, stop words).
+//! - `content`: TF-IDF vectors, profiles and precomputed content neighbours.
+//! - `als`: sparse matrices, implicit ALS (conjugate gradient), fold-in (Cholesky).
+//! - `cluster`: scaler → PCA → KMeans, placement of any user.
+//! - `data`: reading the refined Parquet files into indexed arrays.
+//! - `train`: [`train`] builds every tier and publishes a version.
+//! - `model`: [`ModelSet`], what a version holds, lookups and offline signals.
+//! - `recommend`: [`UserContext`], [`LiveSignals`], [`MixWeights`] and the recommend
+//!   path.
+//! - `registry`: versions, the atomic `current` switch, manifests, evaluation history.
+//! - `evaluate`: metrics, baselines, [`Evaluator`].
+//! - `pipeline`: idempotent step graph with content fingerprints and a schedule.
+//! - `fingerprint`: the streaming content hash.
+//! - `progress`: progress bars or log lines for long work.
+//! - `error`: [`TrainError`].
+
+mod als;
+mod cluster;
+mod content;
+mod data;
+mod error;
+mod evaluate;
+mod fingerprint;
+mod model;
+mod pipeline;
+mod progress;
+mod recommend;
+mod registry;
+mod text;
+mod train;
+
+pub use als::{AlsModel, AlsParams, Csr, Factors};
+pub use cluster::{ClusterParams, Clusterer};
+pub use content::{ContentModel, ContentParams, ItemText, Profile};
+pub use data::{
+    Interactions, ItemRecord, TrainingData, UserRecord, ValidationRow, read_training,
+    read_validation,
+};
+pub use error::TrainError;
+pub use evaluate::{
+    Baselines, EvalUser, EvaluationReport, Evaluator, Metrics, SystemMetrics, TierMetrics,
+    UserScore, evaluate, score_list,
+};
+pub use fingerprint::{Fingerprint, fingerprint_paths};
+pub use model::{Item, MODEL_FILE, ModelSet};
+pub use pipeline::{
+    Pipeline, RUNS_FILE, RunReport, STATE_FILE, Step, StepFn, StepOutcome, StepStatus,
+    parse_interval,
+};
+pub use recommend::{LiveSignals, MixWeights, Reason, Recommendations, Recommended, UserContext};
+pub use registry::{
+    CURRENT_LINK, DataRange, EVALUATIONS_FILE, EvaluationRecord, MANIFEST_FILE, Manifest, Registry,
+    RowCounts,
+};
+pub use text::{is_stop_word, tokenize};
+pub use train::{TrainParams, train};
+
+/// ALS fitting and fold-in, for callers that build their own matrices.
+pub mod factorization {
+    pub use crate::als::{fit, fold_in};
+}

@@ -1,0 +1,501 @@
+//! The one recommend path, shared by the API and the offline evaluation: routing,
+//! per-tier candidates, mixing with live signals, exclusion of read pages and filling a
+//! short tier from the next.
+
+use std::collections::{HashMap, HashSet};
+
+use newsrec_core::time::{HOUR_MS, decay};
+use newsrec_core::{PageId, Tier, UserAggregates, UserId, UserType, route_tier};
+use serde::{Deserialize, Serialize};
+
+use crate::model::ModelSet;
+
+/// Why an article was recommended: the mixing component that contributed most to its
+/// score. Serialised in kebab-case (`"read-next"`), as API responses show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// Collaborative filtering (the logged tier's ALS factors).
+    Cf,
+    /// Content similarity to what the reader read.
+    Content,
+    /// Popular within the reader's behaviour cluster.
+    Cluster,
+    /// Popular (live window, or the model's popularity prior).
+    Popular,
+    /// Rising faster than its usual rate.
+    Trending,
+    /// Often read right after the reader's last page.
+    ReadNext,
+    /// Freshly published.
+    Recent,
+}
+
+impl Reason {
+    /// The serialised name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Cf => "cf",
+            Reason::Content => "content",
+            Reason::Cluster => "cluster",
+            Reason::Popular => "popular",
+            Reason::Trending => "trending",
+            Reason::ReadNext => "read-next",
+            Reason::Recent => "recent",
+        }
+    }
+}
+
+/// One recommended article.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommended {
+    /// The article.
+    pub page: PageId,
+    /// Mixed score (comparable within one response only).
+    pub score: f64,
+    /// The strongest contribution to the score.
+    pub reason: Reason,
+    /// The tier whose candidates produced it: differs from the response's tier when a
+    /// short tier was filled from the next.
+    pub tier: Tier,
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendations {
+    /// The tier the user was routed to ([`route_tier`]).
+    pub tier: Tier,
+    /// Up to K articles, best first; exactly K whenever the catalogue has K unread ones.
+    pub items: Vec<Recommended>,
+}
+
+/// What is known about the requesting user.
+#[derive(Debug, Clone, Default)]
+pub struct UserContext {
+    /// The user, when identified (anonymous requests may have none).
+    pub user_id: Option<UserId>,
+    /// Type of the user's latest event; `None` when never seen.
+    pub user_type: Option<UserType>,
+    /// The user's aggregates (live in the API, from training data in evaluation); their
+    /// `interactions` decide the tier and their vector places the user in a cluster.
+    pub aggregates: UserAggregates,
+    /// Pages the user already read, newest first (never recommended again).
+    pub history: Vec<PageId>,
+    /// The page the user read last (drives "read next").
+    pub last_page: Option<PageId>,
+}
+
+impl UserContext {
+    /// The tier this user is served by: [`route_tier`] on the user type and
+    /// `aggregates.interactions`. The API labels its metrics with this same value.
+    pub fn tier(&self) -> Tier {
+        route_tier(self.user_type, self.aggregates.interactions)
+    }
+}
+
+/// Live signals mixed into every tier. The API fills them from the feature store; the
+/// evaluation (and the API when the store is unreachable) uses
+/// [`ModelSet::offline_signals`].
+#[derive(Debug, Clone, Default)]
+pub struct LiveSignals {
+    /// Popular articles in the serving window, with their counts or scores.
+    pub popular: Vec<(PageId, f64)>,
+    /// Trending articles with their trend scores.
+    pub trending: Vec<(PageId, f64)>,
+    /// Articles read after `last_page`, with co-visitation scores.
+    pub read_next: Vec<(PageId, f64)>,
+    /// Latest event time seen (epoch ms): "now" for recency; the model's data end when
+    /// `None`.
+    pub watermark: Option<i64>,
+}
+
+/// Weights of the mixing components and the bounds of per-request work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MixWeights {
+    /// ALS preference (logged tier).
+    pub cf: f64,
+    /// Content similarity to the reader's history (logged tier).
+    pub content: f64,
+    /// Popularity × recency within the reader's cluster (semi-logged tier).
+    pub cluster: f64,
+    /// The model's popularity × recency prior (anonymous tier).
+    pub prior: f64,
+    /// Live popularity.
+    pub popular: f64,
+    /// Live trend.
+    pub trending: f64,
+    /// Co-visitation with the last page read.
+    pub read_next: f64,
+    /// Freshness of the article at the watermark.
+    pub recency: f64,
+    /// Half-life of freshness, hours.
+    pub recency_half_life_hours: f64,
+    /// ALS candidates taken from the serving pool.
+    pub cf_candidates: usize,
+    /// Newest history pages used for folding in and for the content profile.
+    pub history_window: usize,
+    /// Newest history pages whose content neighbours become candidates.
+    pub neighbour_sources: usize,
+    /// Candidates taken from each precomputed list (cluster list, prior, live lists).
+    pub list_candidates: usize,
+}
+
+impl Default for MixWeights {
+    fn default() -> Self {
+        Self {
+            cf: 1.0,
+            content: 0.6,
+            cluster: 1.0,
+            prior: 1.0,
+            popular: 0.3,
+            trending: 0.15,
+            read_next: 0.5,
+            recency: 0.2,
+            recency_half_life_hours: 24.0,
+            cf_candidates: 200,
+            history_window: 30,
+            neighbour_sources: 5,
+            list_candidates: 100,
+        }
+    }
+}
+
+impl MixWeights {
+    /// Only collaborative filtering in the logged tier (for comparing halves).
+    pub fn cf_only(&self) -> Self {
+        Self {
+            content: 0.0,
+            ..self.clone()
+        }
+    }
+
+    /// Only content similarity in the logged tier (for comparing halves).
+    pub fn content_only(&self) -> Self {
+        Self {
+            cf: 0.0,
+            ..self.clone()
+        }
+    }
+
+    fn weight(&self, c: usize) -> f64 {
+        match c {
+            CF => self.cf,
+            CONTENT => self.content,
+            CLUSTER => self.cluster,
+            PRIOR => self.prior,
+            POPULAR => self.popular,
+            TRENDING => self.trending,
+            READ_NEXT => self.read_next,
+            _ => self.recency,
+        }
+    }
+}
+
+const CF: usize = 0;
+const CONTENT: usize = 1;
+const CLUSTER: usize = 2;
+const PRIOR: usize = 3;
+const POPULAR: usize = 4;
+const TRENDING: usize = 5;
+const READ_NEXT: usize = 6;
+const RECENCY: usize = 7;
+const COMPONENTS: usize = 8;
+
+const REASONS: [Reason; COMPONENTS] = [
+    Reason::Cf,
+    Reason::Content,
+    Reason::Cluster,
+    Reason::Popular,
+    Reason::Popular,
+    Reason::Trending,
+    Reason::ReadNext,
+    Reason::Recent,
+];
+
+struct Cand {
+    idx: Option<u32>,
+    comp: [f64; COMPONENTS],
+}
+
+/// The candidate set of one tier, keyed by page so live articles unknown to the model
+/// (published after training) mix with model candidates.
+struct Candidates<'m> {
+    model: &'m ModelSet,
+    map: HashMap<PageId, Cand>,
+}
+
+impl<'m> Candidates<'m> {
+    fn new(model: &'m ModelSet) -> Self {
+        Self {
+            model,
+            map: HashMap::with_capacity(512),
+        }
+    }
+
+    fn add_item(&mut self, idx: u32, c: usize, v: f64) {
+        if let Some(item) = self.model.item_at(idx) {
+            let e = self.map.entry(item.page.clone()).or_insert(Cand {
+                idx: Some(idx),
+                comp: [0.0; COMPONENTS],
+            });
+            e.comp[c] = e.comp[c].max(v);
+        }
+    }
+
+    fn add_list(&mut self, list: &[(u32, f32)], c: usize, n: usize) {
+        let max = list
+            .iter()
+            .take(n)
+            .map(|x| f64::from(x.1))
+            .fold(0.0, f64::max);
+        if max <= 0.0 {
+            return;
+        }
+        for &(i, s) in list.iter().take(n) {
+            self.add_item(i, c, f64::from(s) / max);
+        }
+    }
+
+    fn add_live(&mut self, list: &[(PageId, f64)], c: usize, n: usize) {
+        let max = list.iter().take(n).map(|x| x.1).fold(0.0, f64::max);
+        if max <= 0.0 {
+            return;
+        }
+        for (page, s) in list.iter().take(n) {
+            let idx = self.model.index_of(page);
+            let e = self.map.entry(page.clone()).or_insert(Cand {
+                idx,
+                comp: [0.0; COMPONENTS],
+            });
+            e.comp[c] = e.comp[c].max(s / max);
+        }
+    }
+
+    fn add_signals(&mut self, live: &LiveSignals, w: &MixWeights) {
+        let n = w.list_candidates;
+        if w.popular > 0.0 {
+            self.add_live(&live.popular, POPULAR, n);
+        }
+        if w.trending > 0.0 {
+            self.add_live(&live.trending, TRENDING, n);
+        }
+        if w.read_next > 0.0 {
+            self.add_live(&live.read_next, READ_NEXT, n);
+        }
+    }
+
+    /// Fills the recency component and ranks: Σ weight·component, each component
+    /// rescaled to [0, 1] over the candidates so weights compare like with like.
+    fn rank(self, now: i64, w: &MixWeights, tier: Tier) -> Vec<Recommended> {
+        let half_life = (w.recency_half_life_hours * HOUR_MS as f64) as i64;
+        let mut rows: Vec<(PageId, Cand)> = self.map.into_iter().collect();
+        for (_, c) in rows.iter_mut() {
+            c.comp[RECENCY] = match c.idx.and_then(|i| self.model.published_at(i)) {
+                Some(p) => decay(now - p, half_life),
+                // Only live lists bring articles the model does not know: they were
+                // published after training, so they are fresh.
+                None if c.idx.is_none() => 1.0,
+                None => 0.0,
+            };
+        }
+        let mut max = [0f64; COMPONENTS];
+        for (_, c) in &rows {
+            for (m, v) in max.iter_mut().zip(c.comp) {
+                *m = m.max(v);
+            }
+        }
+        let mut out: Vec<Recommended> = rows
+            .into_iter()
+            .map(|(page, c)| {
+                let mut score = 0.0;
+                let mut best = (RECENCY, f64::MIN);
+                for k in 0..COMPONENTS {
+                    let part = if max[k] > 0.0 {
+                        w.weight(k) * c.comp[k].max(0.0) / max[k]
+                    } else {
+                        0.0
+                    };
+                    score += part;
+                    if part > best.1 {
+                        best = (k, part);
+                    }
+                }
+                Recommended {
+                    page,
+                    score,
+                    reason: REASONS[best.0],
+                    tier,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.page.cmp(&b.page))
+        });
+        out
+    }
+}
+
+impl ModelSet {
+    /// Recommends up to `k` unread articles: routes with [`route_tier`], ranks the
+    /// tier's candidates mixed with live popularity, trend, read-next and recency, and
+    /// fills a short list from the next tier (logged → semi-logged → anonymous), then
+    /// from the whole catalogue, so `k` articles come back whenever that many are unread.
+    pub fn recommend(
+        &self,
+        ctx: &UserContext,
+        live: &LiveSignals,
+        k: usize,
+        w: &MixWeights,
+    ) -> Recommendations {
+        let tier = ctx.tier();
+        let now = live.watermark.unwrap_or(self.end_ts());
+        let read: HashSet<&PageId> = ctx.history.iter().collect();
+        let mut chosen: Vec<Recommended> = Vec::with_capacity(k);
+        let mut taken: HashSet<PageId> = HashSet::with_capacity(k * 2);
+        let mut current = Some(tier);
+        while let Some(t) = current {
+            if chosen.len() >= k {
+                break;
+            }
+            let ranked = match t {
+                Tier::Logged => self.logged_candidates(ctx, live, w),
+                Tier::SemiLogged => self.semi_logged_candidates(ctx, live, w),
+                Tier::Anonymous => self.anonymous_candidates(ctx, live, w),
+            }
+            .rank(now, w, t);
+            for r in ranked {
+                if chosen.len() >= k {
+                    break;
+                }
+                if !read.contains(&r.page) && taken.insert(r.page.clone()) {
+                    chosen.push(r);
+                }
+            }
+            current = t.fallback();
+        }
+        if chosen.len() < k {
+            self.fill_from_catalogue(&read, &mut taken, &mut chosen, k);
+        }
+        Recommendations {
+            tier,
+            items: chosen,
+        }
+    }
+
+    /// Last resort when every tier ran short: the catalogue in its precomputed fallback
+    /// order (popularity prior, then newest). Bounded by `k` plus the pages skipped as
+    /// read or already taken.
+    fn fill_from_catalogue(
+        &self,
+        read: &HashSet<&PageId>,
+        taken: &mut HashSet<PageId>,
+        chosen: &mut Vec<Recommended>,
+        k: usize,
+    ) {
+        let last = chosen.last().map_or(0.0, |r| r.score);
+        for &i in self.fill_order() {
+            if chosen.len() >= k {
+                break;
+            }
+            if let Some(item) = self.item_at(i) {
+                if !read.contains(&item.page) && taken.insert(item.page.clone()) {
+                    chosen.push(Recommended {
+                        page: item.page.clone(),
+                        // Below everything ranked, still in descending order.
+                        score: last * 0.5 - chosen.len() as f64 * 1e-6,
+                        reason: Reason::Recent,
+                        tier: Tier::Anonymous,
+                    });
+                }
+            }
+        }
+    }
+
+    fn history_indices(&self, ctx: &UserContext, n: usize) -> Vec<u32> {
+        ctx.history
+            .iter()
+            .take(n)
+            .filter_map(|p| self.index_of(p))
+            .collect()
+    }
+
+    fn logged_candidates(
+        &self,
+        ctx: &UserContext,
+        live: &LiveSignals,
+        w: &MixWeights,
+    ) -> Candidates<'_> {
+        let mut c = Candidates::new(self);
+        let recent = self.history_indices(ctx, w.history_window);
+        let user_vec = ctx
+            .user_id
+            .as_ref()
+            .and_then(|u| self.user_factors(u))
+            .map(<[f32]>::to_vec)
+            .or_else(|| self.fold_in(&recent));
+        if w.cf > 0.0 {
+            if let Some(u) = &user_vec {
+                for (i, s) in self.cf_top(u, w.cf_candidates) {
+                    c.add_item(i, CF, f64::from(s));
+                }
+            }
+        }
+        let profile = (w.content > 0.0).then(|| {
+            let weights = recent
+                .iter()
+                .enumerate()
+                .map(|(pos, &i)| (i, 0.85f32.powi(pos as i32)));
+            self.content().profile(weights)
+        });
+        if profile.is_some() {
+            for &i in recent.iter().take(w.neighbour_sources) {
+                for (j, s) in self.content().neighbours(i).take(20) {
+                    c.add_item(j, CONTENT, f64::from(s));
+                }
+            }
+        }
+        c.add_signals(live, w);
+        // Every candidate, whatever brought it, is scored on both halves of the hybrid.
+        for cand in c.map.values_mut() {
+            let Some(i) = cand.idx else { continue };
+            if let (Some(u), true) = (&user_vec, w.cf > 0.0) {
+                if let Some(s) = self.cf_score(u, i) {
+                    cand.comp[CF] = f64::from(s);
+                }
+            }
+            if let Some(p) = &profile {
+                cand.comp[CONTENT] = f64::from(self.content().score(p, i));
+            }
+        }
+        c
+    }
+
+    fn semi_logged_candidates(
+        &self,
+        ctx: &UserContext,
+        live: &LiveSignals,
+        w: &MixWeights,
+    ) -> Candidates<'_> {
+        let mut c = Candidates::new(self);
+        if let Some(list) = self.cluster_list(&ctx.aggregates) {
+            c.add_list(list, CLUSTER, w.list_candidates);
+        }
+        c.add_signals(live, w);
+        c
+    }
+
+    fn anonymous_candidates(
+        &self,
+        _ctx: &UserContext,
+        live: &LiveSignals,
+        w: &MixWeights,
+    ) -> Candidates<'_> {
+        let mut c = Candidates::new(self);
+        c.add_list(self.prior(), PRIOR, w.list_candidates);
+        c.add_signals(live, w);
+        c
+    }
+}
