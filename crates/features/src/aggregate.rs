@@ -1,0 +1,285 @@
+//! Pre-aggregation of a partition batch: what both stores apply, computed once in Rust so
+//! the Redis scripts only add numbers up.
+//!
+//! A batch splits into a per-partition delta (bucket counts, trending weights, "read
+//! next" pairs, session ends) applied atomically with the offsets, and one delta per user
+//! made idempotent by the offset range it covers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use newsrec_core::{PageId, UserAggregates, UserId, UserType};
+use serde::Serialize;
+
+use crate::config::StoreConfig;
+use crate::model::{BatchEvent, PartitionBatch};
+use crate::window::{bucket_of, decay_weight};
+
+/// One user's part of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct UserDelta {
+    pub user: UserId,
+    /// Lowest and highest offset of the user's events in the batch.
+    pub min_offset: i64,
+    pub max_offset: i64,
+    pub agg: UserAggregates,
+    /// Type, page and session of the user's last event (by offset).
+    pub user_type: UserType,
+    pub last_page: PageId,
+    pub last_session: String,
+    /// Pages read, newest first, at most `history_len`.
+    pub history: Vec<PageId>,
+}
+
+/// Where a user's run of events in the batch starts and ends, for sessions that cross
+/// batch boundaries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct SessionEnds(
+    pub UserId,
+    pub i64,
+    pub PageId,
+    pub String,
+    pub i64,
+    pub PageId,
+    pub String,
+);
+
+impl SessionEnds {
+    pub fn user(&self) -> &UserId {
+        &self.0
+    }
+    pub fn first(&self) -> (i64, &PageId, &str) {
+        (self.1, &self.2, &self.3)
+    }
+    pub fn last(&self) -> (i64, &PageId, &str) {
+        (self.4, &self.5, &self.6)
+    }
+}
+
+/// The partition's part of a batch. Field names are short: this is the JSON argument of
+/// the Redis script.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct PartitionDelta {
+    /// Offsets covered, `[s, e)`.
+    pub s: i64,
+    pub e: i64,
+    /// Events.
+    pub n: u64,
+    /// Latest event time (`-1` without events).
+    pub mx: i64,
+    /// `(bucket, page, count)`.
+    pub b: Vec<(i64, PageId, u64)>,
+    /// `(page, Σ 2^((ts − mx)/h))`.
+    pub tr: Vec<(PageId, f64)>,
+    /// Pairs inside the batch: `(page, next page, count, latest time)`.
+    pub pairs: Vec<(PageId, PageId, u64, i64)>,
+    /// Per user: first and last event, in offset order.
+    pub sess: Vec<SessionEnds>,
+}
+
+/// Both parts of a batch, plus first-seen times.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BatchDelta {
+    pub partition: PartitionDelta,
+    pub users: Vec<UserDelta>,
+    /// Earliest event time per page.
+    pub first_seen: Vec<(PageId, i64)>,
+}
+
+/// Whether two consecutive reads of a user are one session.
+pub(crate) fn same_session(ts_a: i64, sid_a: &str, ts_b: i64, sid_b: &str, gap_ms: i64) -> bool {
+    sid_a == sid_b && (ts_b - ts_a).abs() <= gap_ms
+}
+
+impl BatchDelta {
+    /// Aggregates `batch` (which must be valid).
+    pub fn build(batch: &PartitionBatch, cfg: &StoreConfig) -> Self {
+        let bucket_ms = cfg.bucket_ms();
+        let half_life = cfg.half_life_ms();
+        let gap = cfg.session_gap_ms();
+        let mx = batch.events.iter().map(|e| e.event.ts).max().unwrap_or(-1);
+
+        let mut buckets: BTreeMap<(i64, PageId), u64> = BTreeMap::new();
+        let mut trending: BTreeMap<PageId, f64> = BTreeMap::new();
+        let mut first_seen: BTreeMap<PageId, i64> = BTreeMap::new();
+        // Events per user, offset order preserved; users in order of first appearance.
+        let mut order: Vec<UserId> = Vec::new();
+        let mut per_user: HashMap<UserId, Vec<&BatchEvent>> = HashMap::new();
+        for be in &batch.events {
+            let e = &be.event;
+            *buckets
+                .entry((bucket_of(e.ts, bucket_ms), e.page.clone()))
+                .or_default() += 1;
+            *trending.entry(e.page.clone()).or_default() += decay_weight(e.ts, mx, half_life);
+            first_seen
+                .entry(e.page.clone())
+                .and_modify(|t| *t = (*t).min(e.ts))
+                .or_insert(e.ts);
+            per_user
+                .entry(e.user_id.clone())
+                .or_insert_with(|| {
+                    order.push(e.user_id.clone());
+                    Vec::new()
+                })
+                .push(be);
+        }
+
+        let mut pairs: BTreeMap<(PageId, PageId), (u64, i64)> = BTreeMap::new();
+        let mut sess = Vec::with_capacity(order.len());
+        let mut users = Vec::with_capacity(order.len());
+        for user in order {
+            let Some(evs) = per_user.remove(&user) else {
+                continue;
+            };
+            let (Some(first), Some(last)) = (evs.first(), evs.last()) else {
+                continue;
+            };
+            let mut agg = UserAggregates::default();
+            for w in evs.windows(2) {
+                let (a, b) = (&w[0].event, &w[1].event);
+                let (sa, sb) = (sid(&a.session_id), sid(&b.session_id));
+                if a.page != b.page && same_session(a.ts, sa, b.ts, sb, gap) {
+                    let p = pairs
+                        .entry((a.page.clone(), b.page.clone()))
+                        .or_insert((0, b.ts));
+                    p.0 += 1;
+                    p.1 = p.1.max(b.ts);
+                }
+            }
+            for be in &evs {
+                agg.add(&be.event.engagement(), be.event.ts);
+            }
+            let (f, l) = (&first.event, &last.event);
+            sess.push(SessionEnds(
+                user.clone(),
+                f.ts,
+                f.page.clone(),
+                sid(&f.session_id).to_owned(),
+                l.ts,
+                l.page.clone(),
+                sid(&l.session_id).to_owned(),
+            ));
+            users.push(UserDelta {
+                user,
+                min_offset: first.offset,
+                max_offset: last.offset,
+                agg,
+                user_type: l.user_type,
+                last_page: l.page.clone(),
+                last_session: sid(&l.session_id).to_owned(),
+                history: evs
+                    .iter()
+                    .rev()
+                    .take(cfg.history_len)
+                    .map(|e| e.event.page.clone())
+                    .collect(),
+            });
+        }
+
+        BatchDelta {
+            partition: PartitionDelta {
+                s: batch.start,
+                e: batch.end,
+                n: batch.events.len() as u64,
+                mx,
+                b: buckets.into_iter().map(|((i, p), c)| (i, p, c)).collect(),
+                tr: trending.into_iter().collect(),
+                pairs: pairs
+                    .into_iter()
+                    .map(|((a, b), (c, ts))| (a, b, c, ts))
+                    .collect(),
+                sess,
+            },
+            users,
+            first_seen: first_seen.into_iter().collect(),
+        }
+    }
+
+    /// One delta per event of `user` in `batch`: the fallback when the store already
+    /// holds part of this user's events (a replay after a crash with other batch bounds).
+    pub fn per_event(batch: &PartitionBatch, user: &UserId, cfg: &StoreConfig) -> Vec<UserDelta> {
+        batch
+            .events
+            .iter()
+            .filter(|e| &e.event.user_id == user)
+            .map(|be| {
+                let single = PartitionBatch {
+                    partition: batch.partition,
+                    start: be.offset,
+                    end: be.offset + 1,
+                    events: vec![be.clone()],
+                };
+                BatchDelta::build(&single, cfg).users
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+/// A missing session id is the empty string (an empty id means none too).
+fn sid(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
+}
+
+/// Merges `newer` (newest first) in front of `older` (newest first), keeping `cap`.
+pub(crate) fn merge_history(newer: &[PageId], older: &[PageId], cap: usize) -> Vec<PageId> {
+    newer.iter().chain(older).take(cap).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use newsrec_core::{ClickEvent, EventId};
+
+    fn ev(off: i64, user: &str, page: &str, ts: i64, sid: Option<&str>) -> BatchEvent {
+        BatchEvent {
+            offset: off,
+            event: ClickEvent {
+                event_id: EventId::parse(&format!("e{off}")).unwrap(),
+                user_id: UserId::parse(user).unwrap(),
+                user_type: UserType::NonLogged,
+                page: PageId::parse(page).unwrap(),
+                ts,
+                session_id: sid.map(str::to_owned),
+                clicks: Some(1),
+                time_on_page_ms: Some(60_000),
+                scroll_pct: Some(50.0),
+                page_visits: Some(1),
+            },
+        }
+    }
+
+    #[test]
+    fn pairs_follow_sessions() {
+        let min = 60_000;
+        let batch = PartitionBatch {
+            partition: 0,
+            start: 0,
+            end: 6,
+            events: vec![
+                ev(0, "u", "a", 0, None),
+                ev(1, "v", "a", min, None),
+                ev(2, "u", "b", 10 * min, None),
+                // 40 minutes later: a new session.
+                ev(3, "u", "c", 50 * min, None),
+                ev(4, "v", "b", 2 * min, Some("s1")),
+                ev(5, "u", "c", 51 * min, None),
+            ],
+        };
+        let d = BatchDelta::build(&batch, &StoreConfig::default());
+        let pairs: Vec<_> = d
+            .partition
+            .pairs
+            .iter()
+            .map(|(a, b, c, _)| (a.as_str(), b.as_str(), *c))
+            .collect();
+        // u: a→b counted, b→c is a new session, c→c is a reload; v: session id changed.
+        assert_eq!(pairs, vec![("a", "b", 1)]);
+        let u = &d.users[0];
+        assert_eq!(u.user.as_str(), "u");
+        assert_eq!((u.min_offset, u.max_offset, u.agg.interactions), (0, 5, 4));
+        let hist: Vec<_> = u.history.iter().map(|p| p.as_str()).collect();
+        assert_eq!(hist, vec!["c", "c", "b", "a"]);
+        assert_eq!(d.partition.sess[1].first().0, min);
+        assert_eq!(d.first_seen.len(), 3);
+    }
+}

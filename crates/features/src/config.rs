@@ -1,0 +1,153 @@
+//! What the feature store keeps and for how long. Both implementations read the same
+//! config, so the same events give the same state in either.
+
+use newsrec_core::time::HOUR_MS;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::window::Window;
+
+/// Feature store settings. Durations are event time unless the name says otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// Prepended to every Redis key, so several stores (tests, tenants) share a server.
+    /// May not contain `{` or `}`: those would change the keys' hash slots.
+    pub prefix: String,
+    /// Popularity windows, in hours. Each must be a multiple of the bucket size.
+    pub window_hours: Vec<u32>,
+    /// Width of the count buckets windows are built from, minutes; must divide 60.
+    /// Smaller buckets slide more smoothly and cost more keys.
+    pub bucket_minutes: u32,
+    /// Half-life of the trending score, minutes.
+    pub trending_half_life_minutes: u32,
+    /// Trending entries kept per partition (the least trending are dropped first).
+    pub trending_max: usize,
+    /// Pages kept in a user's recent history.
+    pub history_len: usize,
+    /// Two consecutive reads of a user belong to one session when they are at most this
+    /// far apart (and carry the same `session_id`, or both none).
+    pub session_gap_minutes: u32,
+    /// "Read next" candidates kept per page and partition.
+    pub covisit_max_next: usize,
+    /// A page's "read next" list is dropped when no pair involving it was seen for this
+    /// long.
+    pub covisit_ttl_hours: u32,
+    /// Pages whose first-seen time is kept (the oldest are dropped first).
+    pub max_items: usize,
+    /// Wall-clock lifetime of an idle user's state, days (0 keeps it forever). A
+    /// retention decision, so it follows the wall clock, unlike everything else.
+    pub user_ttl_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "newsrec:".into(),
+            window_hours: vec![1, 6, 24],
+            bucket_minutes: 5,
+            trending_half_life_minutes: 120,
+            trending_max: 20_000,
+            history_len: 20,
+            session_gap_minutes: 30,
+            covisit_max_next: 50,
+            covisit_ttl_hours: 72,
+            max_items: 1_000_000,
+            user_ttl_days: 90,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The default config with another key prefix.
+    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Checks the settings; the store constructors call it.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let bad = |m: String| Err(StoreError::Config(m));
+        if self.prefix.contains(['{', '}']) {
+            return bad(format!("prefix `{}` may not contain braces", self.prefix));
+        }
+        if self.bucket_minutes == 0 || 60 % self.bucket_minutes != 0 {
+            return bad(format!(
+                "bucket_minutes = {} must divide 60",
+                self.bucket_minutes
+            ));
+        }
+        if self.window_hours.is_empty() || self.window_hours.contains(&0) {
+            return bad("window_hours must be a non-empty list of positive hours".into());
+        }
+        if self.trending_half_life_minutes == 0 || self.session_gap_minutes == 0 {
+            return bad("half-life and session gap must be positive".into());
+        }
+        if self.history_len == 0 || self.covisit_max_next == 0 || self.trending_max == 0 {
+            return bad("history_len, covisit_max_next and trending_max must be positive".into());
+        }
+        if self.max_items == 0 || self.covisit_ttl_hours == 0 {
+            return bad("max_items and covisit_ttl_hours must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The windows, shortest first, without duplicates.
+    pub fn windows(&self) -> Vec<Window> {
+        let mut h = self.window_hours.clone();
+        h.sort_unstable();
+        h.dedup();
+        h.into_iter().map(Window::hours).collect()
+    }
+
+    /// Bucket width, ms.
+    pub fn bucket_ms(&self) -> i64 {
+        i64::from(self.bucket_minutes) * 60_000
+    }
+
+    /// Trending half-life, ms.
+    pub fn half_life_ms(&self) -> i64 {
+        i64::from(self.trending_half_life_minutes) * 60_000
+    }
+
+    /// Session gap, ms.
+    pub fn session_gap_ms(&self) -> i64 {
+        i64::from(self.session_gap_minutes) * 60_000
+    }
+
+    /// Co-visitation lifetime, ms.
+    pub fn covisit_ttl_ms(&self) -> i64 {
+        i64::from(self.covisit_ttl_hours) * HOUR_MS
+    }
+
+    /// Wall-clock user TTL, ms (0: none).
+    pub fn user_ttl_ms(&self) -> i64 {
+        i64::from(self.user_ttl_days) * 24 * HOUR_MS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates() {
+        assert!(StoreConfig::default().validate().is_ok());
+        assert!(StoreConfig::with_prefix("a{b").validate().is_err());
+        let c = StoreConfig {
+            bucket_minutes: 7,
+            ..StoreConfig::default()
+        };
+        assert!(c.validate().is_err());
+        let c = StoreConfig {
+            window_hours: vec![24, 1, 6, 1],
+            ..StoreConfig::default()
+        };
+        assert_eq!(
+            c.windows(),
+            vec![Window::hours(1), Window::hours(6), Window::hours(24)]
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! The feature store's error type.
+
+use newsrec_core::Retryable;
+
+/// Why a feature store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store's settings are unusable.
+    #[error("feature store config: {0}")]
+    Config(String),
+    /// Redis failed or could not be reached.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Stored data does not have the expected shape (written by something else, or a
+    /// different version).
+    #[error("corrupt stored value at `{key}`: {detail}")]
+    Corrupt {
+        /// The key that held it.
+        key: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A batch starts after the partition's stored offset: events between them were never
+    /// applied. The consumer must seek back to `stored`.
+    #[error("partition {partition}: batch starts at offset {start} but the store is at {stored}")]
+    OffsetGap {
+        /// The partition.
+        partition: i32,
+        /// Where the store is (next offset to apply).
+        stored: i64,
+        /// Where the batch starts.
+        start: i64,
+    },
+    /// A batch is not well formed (offsets out of order or outside its range).
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
+}
+
+impl Retryable for StoreError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_cluster_error()
+                    || matches!(
+                        e.kind(),
+                        redis::ErrorKind::Server(
+                            redis::ServerErrorKind::BusyLoading
+                                | redis::ServerErrorKind::TryAgain
+                                | redis::ServerErrorKind::ClusterDown
+                                | redis::ServerErrorKind::MasterDown
+                                | redis::ServerErrorKind::ReadOnly
+                                | redis::ServerErrorKind::NoScript
+                        )
+                    )
+            }
+            StoreError::Config(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::OffsetGap { .. }
+            | StoreError::InvalidBatch(_) => false,
+        }
+    }
+}

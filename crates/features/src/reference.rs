@@ -1,0 +1,226 @@
+//! The store's semantics computed the slow, obvious way from the full list of events:
+//! the oracle that tests compare a store against after any sequence of batches, crashes
+//! and rebalances.
+//!
+//! Exact for counts, offsets, interaction counts, histories and "read next" when each
+//! partition's events are in event-time order (as a replay publishes them) and the
+//! list caps and "read next" TTL are not reached; float sums and trending scores are
+//! compared with a relative tolerance, since batching changes the order of additions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use newsrec_core::{ClickEvent, PageId, UserAggregates, UserId, route_tier};
+
+use crate::aggregate::same_session;
+use crate::config::StoreConfig;
+use crate::error::StoreError;
+use crate::store::FeatureStore;
+use crate::window::{bucket_of, in_window};
+
+/// Relative tolerance for float sums.
+const REL_TOL: f64 = 1e-9;
+
+/// Expected state of one partition.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReferencePartition {
+    /// Next offset.
+    pub next_offset: i64,
+    /// Latest event time.
+    pub watermark: Option<i64>,
+    /// Window label → page → count.
+    pub windows: BTreeMap<String, BTreeMap<PageId, u64>>,
+    /// Page → decayed score at the watermark.
+    pub trending: BTreeMap<PageId, f64>,
+    /// Page → next page → count.
+    pub covisit: BTreeMap<PageId, BTreeMap<PageId, u64>>,
+}
+
+/// Expected state of one user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceUser {
+    /// Sums.
+    pub aggregates: UserAggregates,
+    /// The last event (offset order).
+    pub last: ClickEvent,
+    /// Newest first.
+    pub history: Vec<PageId>,
+}
+
+/// The expected state of a store after applying every event of every partition.
+#[derive(Debug, Clone, Default)]
+pub struct Reference {
+    /// Per partition.
+    pub partitions: BTreeMap<i32, ReferencePartition>,
+    /// Per user.
+    pub users: HashMap<UserId, ReferenceUser>,
+}
+
+impl Reference {
+    /// Computes the state from `(partition, offset, event)` (any order) and each
+    /// partition's end offset (one past the last message, dead letters included).
+    pub fn build(
+        cfg: &StoreConfig,
+        events: &[(i32, i64, ClickEvent)],
+        ends: &BTreeMap<i32, i64>,
+    ) -> Self {
+        let mut sorted: Vec<&(i32, i64, ClickEvent)> = events.iter().collect();
+        sorted.sort_by_key(|(p, o, _)| (*p, *o));
+        let b = cfg.bucket_ms();
+        let hl = cfg.half_life_ms() as f64;
+        let gap = cfg.session_gap_ms();
+        let mut parts: BTreeMap<i32, ReferencePartition> = ends
+            .iter()
+            .map(|(p, e)| {
+                (
+                    *p,
+                    ReferencePartition {
+                        next_offset: *e,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        let mut by_part: BTreeMap<i32, Vec<&ClickEvent>> = BTreeMap::new();
+        for (p, _, e) in &sorted {
+            by_part.entry(*p).or_default().push(e);
+        }
+        let mut users: HashMap<UserId, ReferenceUser> = HashMap::new();
+        for (p, evs) in by_part {
+            let part = parts.entry(p).or_default();
+            let wm = evs.iter().map(|e| e.ts).max();
+            part.watermark = wm;
+            let Some(wm) = wm else { continue };
+            for w in cfg.windows() {
+                let counts = part.windows.entry(w.label()).or_default();
+                for e in &evs {
+                    if in_window(bucket_of(e.ts, b), wm, w.duration_ms(), b) {
+                        *counts.entry(e.page.clone()).or_default() += 1;
+                    }
+                }
+            }
+            for e in &evs {
+                *part.trending.entry(e.page.clone()).or_default() +=
+                    ((e.ts - wm) as f64 / hl).exp2();
+            }
+            let mut last_by_user: HashMap<&UserId, &ClickEvent> = HashMap::new();
+            for e in &evs {
+                if let Some(prev) = last_by_user.insert(&e.user_id, e) {
+                    let (sa, sb) = (
+                        prev.session_id.as_deref().unwrap_or(""),
+                        e.session_id.as_deref().unwrap_or(""),
+                    );
+                    if prev.page != e.page && same_session(prev.ts, sa, e.ts, sb, gap) {
+                        *part
+                            .covisit
+                            .entry(prev.page.clone())
+                            .or_default()
+                            .entry(e.page.clone())
+                            .or_default() += 1;
+                    }
+                }
+                let u = users
+                    .entry(e.user_id.clone())
+                    .or_insert_with(|| ReferenceUser {
+                        aggregates: UserAggregates::default(),
+                        last: (*e).clone(),
+                        history: Vec::new(),
+                    });
+                u.aggregates.add(&e.engagement(), e.ts);
+                u.last = (*e).clone();
+                u.history.insert(0, e.page.clone());
+                u.history.truncate(cfg.history_len);
+            }
+        }
+        Self {
+            partitions: parts,
+            users,
+        }
+    }
+
+    /// Compares `store` with the reference; returns every difference found (empty: equal).
+    pub async fn diff(&self, store: &dyn FeatureStore) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let parts: Vec<i32> = self.partitions.keys().copied().collect();
+        let offsets = store.next_offsets(&parts).await?;
+        for ((p, want), got) in self.partitions.iter().zip(offsets) {
+            if got != Some(want.next_offset) {
+                out.push(format!(
+                    "partition {p}: next offset {got:?}, want {}",
+                    want.next_offset
+                ));
+            }
+            let snap = store.snapshot(*p).await?;
+            if snap.watermark != want.watermark {
+                out.push(format!(
+                    "partition {p}: watermark {:?}, want {:?}",
+                    snap.watermark, want.watermark
+                ));
+            }
+            for (w, counts) in &snap.windows {
+                let empty = BTreeMap::new();
+                let expect = want.windows.get(&w.label()).unwrap_or(&empty);
+                if counts != expect {
+                    out.push(format!(
+                        "partition {p}: window {w}: {} pages / {} reads, want {} / {}",
+                        counts.len(),
+                        counts.values().sum::<u64>(),
+                        expect.len(),
+                        expect.values().sum::<u64>()
+                    ));
+                }
+            }
+            if snap.covisit != want.covisit {
+                out.push(format!(
+                    "partition {p}: read-next lists differ ({} vs {} pages)",
+                    snap.covisit.len(),
+                    want.covisit.len()
+                ));
+            }
+            let top = want.trending.values().fold(0.0f64, |a, b| a.max(*b));
+            for (page, score) in &want.trending {
+                if *score < 1e-3 * top {
+                    continue;
+                }
+                let got = snap.trending.get(page).copied().unwrap_or(0.0);
+                if (got - score).abs() > 1e-6 * score.abs() {
+                    out.push(format!(
+                        "partition {p}: trending {page}: {got}, want {score}"
+                    ));
+                }
+            }
+        }
+        let mut users: Vec<&UserId> = self.users.keys().collect();
+        users.sort();
+        for id in users {
+            let want = &self.users[id];
+            let Some(got) = store.user(id).await? else {
+                out.push(format!("user {id}: missing"));
+                continue;
+            };
+            let (a, b) = (&got.aggregates, &want.aggregates);
+            let close = |x: f64, y: f64| (x - y).abs() <= REL_TOL * (1.0 + y.abs());
+            if a.interactions != b.interactions
+                || a.first_ts != b.first_ts
+                || a.last_ts != b.last_ts
+                || !close(a.clicks, b.clicks)
+                || !close(a.time_min, b.time_min)
+                || !close(a.scroll, b.scroll)
+                || !close(a.visits, b.visits)
+                || !close(a.engagement, b.engagement)
+            {
+                out.push(format!("user {id}: aggregates {a:?}, want {b:?}"));
+            }
+            if got.user_type != want.last.user_type
+                || got.tier != route_tier(Some(want.last.user_type), b.interactions)
+                || got.last_page != want.last.page
+                || got.last_session != want.last.session_id.clone().filter(|s| !s.is_empty())
+                || got.history != want.history
+            {
+                out.push(format!(
+                    "user {id}: type/tier/last page/session/history differ"
+                ));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,67 @@
+//! The feature store interface, implemented by [`crate::RedisStore`] and
+//! [`crate::MemoryStore`].
+
+use async_trait::async_trait;
+use newsrec_core::{PageId, UserId};
+
+use crate::config::StoreConfig;
+use crate::error::StoreError;
+use crate::model::{ApplyOutcome, PartitionBatch, PartitionSnapshot, ScoredPage, UserState};
+use crate::window::Window;
+
+/// Live features: the consumer writes them ([`apply`](FeatureStore::apply)), the API
+/// reads them. Object safe: the API holds an `Arc<dyn FeatureStore>`.
+#[async_trait]
+pub trait FeatureStore: Send + Sync {
+    /// The settings the store was built with (windows, session gap, …).
+    fn config(&self) -> &StoreConfig;
+
+    // ---- read side (the API) ----
+
+    /// One user's state, `None` when never seen. One round trip.
+    async fn user(&self, user: &UserId) -> Result<Option<UserState>, StoreError>;
+
+    /// The `k` most read pages in `window`, counts summed over partitions.
+    async fn popular(&self, window: Window, k: usize) -> Result<Vec<ScoredPage>, StoreError>;
+
+    /// The `k` pages with the highest decayed read score, at the global watermark.
+    async fn trending(&self, k: usize) -> Result<Vec<ScoredPage>, StoreError>;
+
+    /// The `k` pages most often read right after `page` in one session.
+    async fn read_next(&self, page: &PageId, k: usize) -> Result<Vec<ScoredPage>, StoreError>;
+
+    /// Each page's recency time (epoch ms): its `issued` time when known, else when it
+    /// was first read; `None` for pages never seen. Same order as `pages`.
+    async fn recency(&self, pages: &[PageId]) -> Result<Vec<Option<i64>>, StoreError>;
+
+    /// The latest event time applied in any partition (`None` before the first event).
+    async fn watermark(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // ---- write side (the consumer) ----
+
+    /// Applies one partition batch exactly once: atomically with its end offset, skipping
+    /// whatever part the store already holds. Fails with [`StoreError::OffsetGap`] when the
+    /// batch starts after the stored offset.
+    async fn apply(&self, batch: &PartitionBatch) -> Result<ApplyOutcome, StoreError>;
+
+    /// The next offset to consume for each partition (`None`: nothing applied yet, start
+    /// from the beginning of the log). Same order as `partitions`.
+    async fn next_offsets(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError>;
+
+    /// [`next_offsets`](FeatureStore::next_offsets) without async: for the log client's
+    /// rebalance callback, which is synchronous and must position newly assigned
+    /// partitions before their first fetch. Blocks the calling thread for one round trip.
+    fn next_offsets_blocking(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError>;
+
+    /// Records articles' publication times (from the item catalogue).
+    async fn set_issued(&self, items: &[(PageId, i64)]) -> Result<(), StoreError>;
+
+    /// The partitions that have state.
+    async fn partitions(&self) -> Result<Vec<i32>, StoreError>;
+
+    /// Everything stored for one partition.
+    async fn snapshot(&self, partition: i32) -> Result<PartitionSnapshot, StoreError>;
+}

@@ -1,0 +1,421 @@
+//! One conformance suite for both feature stores: every check runs against the
+//! in-process store and against the real Redis (`NEWSREC_REDIS_URL`, default
+//! redis://127.0.0.1:6379) under a random key prefix.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use newsrec_core::time::{HOUR_MS, MIN_PLAUSIBLE_MS};
+use newsrec_core::{ClickEvent, EventId, PageId, Tier, UserAggregates, UserId, UserType};
+use newsrec_features::reference::Reference;
+use newsrec_features::{
+    BatchEvent, FeatureStore, MemoryStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig,
+    StoreError, Window,
+};
+use rand::{Rng, SeedableRng};
+
+const T0: i64 = 1_656_644_400_000;
+const MIN: i64 = 60_000;
+
+fn cfg(prefix: &str) -> StoreConfig {
+    StoreConfig {
+        history_len: 3,
+        covisit_ttl_hours: 24 * 365,
+        ..StoreConfig::with_prefix(prefix)
+    }
+}
+
+fn redis_url() -> String {
+    std::env::var("NEWSREC_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn prefix() -> String {
+    format!("test:{:016x}:", rand::rng().random::<u64>())
+}
+
+/// A store under test, cleaned up by `finish`.
+enum Subject {
+    Memory(Arc<MemoryStore>),
+    Redis(Arc<RedisStore>),
+}
+
+impl Subject {
+    async fn new(kind: &str, cfg: StoreConfig) -> Self {
+        match kind {
+            "memory" => Subject::Memory(Arc::new(MemoryStore::new(cfg).unwrap())),
+            _ => Subject::Redis(Arc::new(
+                RedisStore::connect(&RedisTarget::Single(redis_url()), cfg)
+                    .await
+                    .expect("Redis must be running (scripts/services.sh start)"),
+            )),
+        }
+    }
+
+    fn store(&self) -> &dyn FeatureStore {
+        match self {
+            Subject::Memory(s) => s.as_ref(),
+            Subject::Redis(s) => s.as_ref(),
+        }
+    }
+
+    async fn finish(self) {
+        if let Subject::Redis(s) = self {
+            s.delete_all().await.unwrap();
+        }
+    }
+}
+
+fn ev(user: &str, ty: UserType, page: &str, ts: i64, sid: Option<&str>) -> ClickEvent {
+    ClickEvent {
+        event_id: EventId::parse(&format!("{user}-{ts}")).unwrap(),
+        user_id: UserId::parse(user).unwrap(),
+        user_type: ty,
+        page: PageId::parse(page).unwrap(),
+        ts,
+        session_id: sid.map(str::to_owned),
+        clicks: Some((ts % 7) as u32),
+        time_on_page_ms: Some(30_000 + (ts % 11) as u64 * 1000),
+        scroll_pct: Some((ts % 97) as f64 + 0.25),
+        page_visits: Some(1 + (ts % 2) as u32),
+    }
+}
+
+fn batch(partition: i32, start: i64, events: &[ClickEvent]) -> PartitionBatch {
+    PartitionBatch {
+        partition,
+        start,
+        end: start + events.len() as i64,
+        events: events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| BatchEvent {
+                offset: start + i as i64,
+                event: e.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn page(s: &str) -> PageId {
+    PageId::parse(s).unwrap()
+}
+
+async fn user_features_and_tiers(s: &dyn FeatureStore) {
+    let nl = UserType::NonLogged;
+    let u = UserId::parse("reader").unwrap();
+    assert_eq!(s.user(&u).await.unwrap(), None);
+    let e1 = ev("reader", nl, "a", T0, None);
+    s.apply(&batch(0, 0, std::slice::from_ref(&e1)))
+        .await
+        .unwrap();
+    let st = s.user(&u).await.unwrap().unwrap();
+    assert_eq!((st.tier, st.interactions()), (Tier::Anonymous, 1));
+    let mut want = UserAggregates::default();
+    want.add(&e1.engagement(), e1.ts);
+    assert_eq!(st.aggregates, want);
+
+    let more = [
+        ev("reader", nl, "b", T0 + MIN, Some("s1")),
+        ev("reader", nl, "c", T0 + 2 * MIN, Some("s1")),
+        ev("reader", UserType::Logged, "d", T0 + 3 * MIN, Some("s2")),
+    ];
+    s.apply(&batch(0, 1, &more[..2])).await.unwrap();
+    let st = s.user(&u).await.unwrap().unwrap();
+    assert_eq!(st.tier, Tier::SemiLogged);
+    assert_eq!(st.history, vec![page("c"), page("b"), page("a")]);
+    assert_eq!(st.last_session.as_deref(), Some("s1"));
+    s.apply(&batch(0, 3, &more[2..])).await.unwrap();
+    let st = s.user(&u).await.unwrap().unwrap();
+    assert_eq!((st.tier, st.user_type), (Tier::Logged, UserType::Logged));
+    // Bounded history, newest first.
+    assert_eq!(st.history, vec![page("d"), page("c"), page("b")]);
+    assert_eq!(st.last_page, page("d"));
+    assert_eq!((st.aggregates.first_ts, st.last_ts()), (T0, T0 + 3 * MIN));
+    assert!(st.session_open(T0 + 20 * MIN, 30 * MIN));
+    assert!(!st.session_open(T0 + 40 * MIN, 30 * MIN));
+}
+
+async fn windows_slide_and_expire(s: &dyn FeatureStore) {
+    let nl = UserType::NonLogged;
+    let w1 = Window::hours(1);
+    let w24 = Window::hours(24);
+    let first = [
+        ev("u1", nl, "old", T0, None),
+        ev("u2", nl, "old", T0 + MIN, None),
+        ev("u3", nl, "new", T0 + 2 * MIN, None),
+    ];
+    s.apply(&batch(0, 0, &first)).await.unwrap();
+    let top = s.popular(w1, 10).await.unwrap();
+    assert_eq!(top[0].page, page("old"));
+    assert_eq!(top[0].score, 2.0);
+    // Two hours later "old" has left the 1h window but not the 24h one.
+    let later = [ev("u4", nl, "new", T0 + 2 * HOUR_MS, None)];
+    s.apply(&batch(0, 3, &later)).await.unwrap();
+    let top = s.popular(w1, 10).await.unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!((top[0].page.as_str(), top[0].score), ("new", 1.0));
+    let top = s.popular(w24, 10).await.unwrap();
+    assert_eq!(top.iter().map(|p| p.score).sum::<f64>(), 4.0);
+    // Two days later everything old is gone from every window.
+    let much_later = [ev("u5", nl, "x", T0 + 50 * HOUR_MS, None)];
+    s.apply(&batch(0, 4, &much_later)).await.unwrap();
+    let top = s.popular(w24, 10).await.unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].page, page("x"));
+    assert_eq!(s.watermark().await.unwrap(), Some(T0 + 50 * HOUR_MS));
+    assert!(s.popular(Window::hours(5), 10).await.unwrap().is_empty());
+}
+
+async fn replays_apply_once(s: &dyn FeatureStore) {
+    let nl = UserType::NonLogged;
+    let events: Vec<ClickEvent> = (0..20)
+        .map(|i| {
+            ev(
+                &format!("u{}", i % 4),
+                nl,
+                &format!("p{}", i % 5),
+                T0 + i * MIN,
+                None,
+            )
+        })
+        .collect();
+    let first = s.apply(&batch(1, 0, &events[..10])).await.unwrap();
+    assert_eq!(
+        (first.applied, first.duplicates, first.next_offset),
+        (10, 0, 10)
+    );
+    let again = s.apply(&batch(1, 0, &events[..10])).await.unwrap();
+    assert_eq!(
+        (again.applied, again.duplicates, again.next_offset),
+        (0, 10, 10)
+    );
+    // Other bounds than the first attempt: only the new tail counts.
+    let overlap = s.apply(&batch(1, 5, &events[5..15])).await.unwrap();
+    assert_eq!(
+        (overlap.applied, overlap.duplicates, overlap.next_offset),
+        (5, 5, 15)
+    );
+    let gap = s.apply(&batch(1, 17, &events[17..])).await;
+    assert!(
+        matches!(
+            gap,
+            Err(StoreError::OffsetGap {
+                stored: 15,
+                start: 17,
+                ..
+            })
+        ),
+        "{gap:?}"
+    );
+    s.apply(&batch(1, 15, &events[15..])).await.unwrap();
+    let all: Vec<(i32, i64, ClickEvent)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (1, i as i64, e.clone()))
+        .collect();
+    let reference = Reference::build(s.config(), &all, &BTreeMap::from([(1, 20)]));
+    assert_eq!(reference.diff(s).await.unwrap(), Vec::<String>::new());
+    assert_eq!(s.next_offsets(&[1, 2]).await.unwrap(), vec![Some(20), None]);
+    assert_eq!(
+        s.next_offsets_blocking(&[1, 2]).unwrap(),
+        vec![Some(20), None]
+    );
+}
+
+async fn read_next_follows_sessions(s: &dyn FeatureStore) {
+    let nl = UserType::NonLogged;
+    let a = [
+        ev("x", nl, "home", T0, None),
+        ev("x", nl, "story", T0 + 5 * MIN, None),
+        ev("y", nl, "home", T0 + 6 * MIN, Some("s")),
+    ];
+    let b = [
+        // Continues x's session across the batch boundary.
+        ev("x", nl, "sport", T0 + 10 * MIN, None),
+        // y switched sessions: no pair.
+        ev("y", nl, "story", T0 + 7 * MIN, Some("t")),
+        // x after a 40-minute gap: a new session.
+        ev("x", nl, "home", T0 + 50 * MIN, None),
+        ev("z", nl, "home", T0 + 51 * MIN, None),
+        ev("z", nl, "story", T0 + 52 * MIN, None),
+        ev("z", nl, "story", T0 + 53 * MIN, None),
+    ];
+    s.apply(&batch(0, 0, &a)).await.unwrap();
+    s.apply(&batch(0, 3, &b)).await.unwrap();
+    let next = s.read_next(&page("home"), 5).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0].page.as_str(), next[0].score), ("story", 2.0));
+    let next = s.read_next(&page("story"), 5).await.unwrap();
+    assert_eq!(
+        next.iter().map(|p| p.page.as_str()).collect::<Vec<_>>(),
+        vec!["sport"]
+    );
+    assert!(s.read_next(&page("sport"), 5).await.unwrap().is_empty());
+}
+
+async fn recency_prefers_issued(s: &dyn FeatureStore) {
+    let nl = UserType::NonLogged;
+    s.apply(&batch(
+        0,
+        0,
+        &[
+            ev("u", nl, "a", T0 + 10, None),
+            ev("v", nl, "b", T0 + 20, None),
+        ],
+    ))
+    .await
+    .unwrap();
+    s.apply(&batch(2, 0, &[ev("w", nl, "a", T0 + 5, None)]))
+        .await
+        .unwrap();
+    s.set_issued(&[(page("b"), MIN_PLAUSIBLE_MS)])
+        .await
+        .unwrap();
+    let r = s.recency(&[page("a"), page("b"), page("c")]).await.unwrap();
+    assert_eq!(r, vec![Some(T0 + 5), Some(MIN_PLAUSIBLE_MS), None]);
+    assert_eq!(s.partitions().await.unwrap(), vec![0, 2]);
+}
+
+async fn trending_decays_and_merges(s: &dyn FeatureStore) {
+    let nl = UserType::NonLogged;
+    let hl = s.config().half_life_ms();
+    // "old": 3 reads one half-life before "fresh"'s 2 reads, in another partition.
+    s.apply(&batch(
+        0,
+        0,
+        &[
+            ev("a", nl, "old", T0, None),
+            ev("b", nl, "old", T0, None),
+            ev("c", nl, "old", T0, None),
+        ],
+    ))
+    .await
+    .unwrap();
+    s.apply(&batch(
+        1,
+        0,
+        &[
+            ev("d", nl, "fresh", T0 + 2 * hl, None),
+            ev("e", nl, "fresh", T0 + 2 * hl, None),
+        ],
+    ))
+    .await
+    .unwrap();
+    let t = s.trending(5).await.unwrap();
+    assert_eq!(t[0].page, page("fresh"));
+    assert!((t[0].score - 2.0).abs() < 1e-9);
+    assert!((t[1].score - 0.75).abs() < 1e-9, "{t:?}");
+    // Much later in one partition: the epoch moves, scores stay consistent.
+    let later = T0 + 40 * hl;
+    s.apply(&batch(1, 2, &[ev("f", nl, "late", later, None)]))
+        .await
+        .unwrap();
+    let t = s.trending(5).await.unwrap();
+    assert_eq!(t[0].page, page("late"));
+    assert!((t[0].score - 1.0).abs() < 1e-9);
+    let fresh = t.iter().find(|p| p.page == page("fresh")).map(|p| p.score);
+    let want = 2.0 * (-38.0f64).exp2();
+    assert!(fresh.is_none_or(|f| (f - want).abs() < 1e-12), "{t:?}");
+}
+
+async fn random_batches_match_reference(s: &dyn FeatureStore, seed: u64) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut all = Vec::new();
+    let mut ends = BTreeMap::new();
+    for p in 0..3i32 {
+        let mut ts = T0;
+        let events: Vec<ClickEvent> = (0..300)
+            .map(|_| {
+                ts += rng.random_range(0..20 * MIN);
+                let u = rng.random_range(0..15);
+                let ty = if u % 3 == 0 {
+                    UserType::Logged
+                } else {
+                    UserType::NonLogged
+                };
+                let sid = (u % 2 == 0).then(|| format!("s{}", ts / (3 * HOUR_MS)));
+                ev(
+                    &format!("p{p}u{u}"),
+                    ty,
+                    &format!("pg{}", rng.random_range(0..12)),
+                    ts,
+                    sid.as_deref(),
+                )
+            })
+            .collect();
+        // Apply in random slices, sometimes replaying an earlier range (a restart).
+        let mut at = 0usize;
+        while at < events.len() {
+            let n = rng.random_range(1..60).min(events.len() - at);
+            if at > 0 && rng.random_bool(0.2) {
+                let back = rng.random_range(0..at.min(40));
+                let from = at - back;
+                let out = s
+                    .apply(&batch(p, from as i64, &events[from..at + n]))
+                    .await
+                    .unwrap();
+                assert_eq!(out.applied, n);
+            } else {
+                s.apply(&batch(p, at as i64, &events[at..at + n]))
+                    .await
+                    .unwrap();
+            }
+            at += n;
+        }
+        all.extend(
+            events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| (p, i as i64, e)),
+        );
+        ends.insert(p, 300);
+    }
+    let reference = Reference::build(s.config(), &all, &ends);
+    assert_eq!(reference.diff(s).await.unwrap(), Vec::<String>::new());
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let s = Subject::new("memory", cfg(&prefix())).await;
+                    super::$name(s.store()).await;
+                    s.finish().await;
+                }
+            )*
+        }
+        mod redis {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let s = Subject::new("redis", cfg(&prefix())).await;
+                    super::$name(s.store()).await;
+                    s.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+async fn random_batches_seed_1(s: &dyn FeatureStore) {
+    random_batches_match_reference(s, 1).await;
+}
+
+async fn random_batches_seed_2(s: &dyn FeatureStore) {
+    random_batches_match_reference(s, 2).await;
+}
+
+conformance!(
+    user_features_and_tiers,
+    windows_slide_and_expire,
+    replays_apply_once,
+    read_next_follows_sessions,
+    recency_prefers_issued,
+    trending_decays_and_merges,
+    random_batches_seed_1,
+    random_batches_seed_2,
+);
