@@ -1,1 +1,65 @@
-//! The recommendation HTTP API.
+//! The recommendation HTTP API of newsrec (axum).
+//!
+//! Users are routed per request from their LIVE features in the feature store
+//! (anonymous → semi-logged → logged as their clicks arrive); the served model's shared
+//! recommend path ([`newsrec_train::ModelSet::recommend`]) mixes the tier's candidates
+//! with live popularity, trend, "read next" and recency, excludes read pages and fills a
+//! short tier from the next. When Redis is unreachable the API keeps answering from the
+//! model and an in-process popularity snapshot, flagged `"degraded": true`, and
+//! recovers by itself. New model versions are picked up without a restart.
+//!
+//! # Layout
+//! - `app`: [`Application`] (build, bind, `port()`, serve until a shutdown signal), the
+//!   router and its layers, background tasks.
+//! - `config`: [`ServeConfig`] and the masked [`AdminToken`].
+//! - `error`: [`AppError`] (JSON error responses) and [`ServeError`] (start-up).
+//! - `state`: [`AppState`], what handlers share.
+//! - `store`: [`StoreGate`], the feature store behind a deadline and back-off.
+//! - `snapshot`: [`SnapshotCache`], live popularity read once a second; the degraded
+//!   fallback and the source of the top-N gauges.
+//! - `models`: [`Models`], the served model and its hot reload.
+//! - `tiers`: [`TierMemory`], last tier per recent user for transition counting.
+//! - `query`: parsing query parameters into domain types.
+//! - `routes`: one module per endpoint group.
+//! - `sink`: [`EventSink`], where `POST /events` publishes (Kafka, provided by the
+//!   binary).
+//! - `metrics`: [`ServeMetrics`] and the request-tracking middleware;
+//!   `metrics::consumer`: the Prometheus exporter of the consumer's statistics.
+//! - `openapi`: the OpenAPI document and the offline `/docs` page.
+//! - `loadgen`: [`load`], the loopback load generator.
+//! - `bench`: [`bench`], `newsrec bench serve`: live state in Redis, the API and the
+//!   load generator in one process.
+
+mod app;
+mod bench;
+mod config;
+mod error;
+mod loadgen;
+mod metrics;
+mod models;
+mod openapi;
+mod query;
+mod routes;
+mod sink;
+mod snapshot;
+mod state;
+mod store;
+mod tiers;
+
+pub use app::{Application, router, shutdown_signal};
+pub use bench::{BenchError, BenchOptions, BenchReport, UserMix, run as bench};
+pub use config::{AdminToken, MAX_K, ServeConfig};
+pub use error::{AppError, ErrorBody, ErrorDetail, ServeError};
+pub use loadgen::{LoadError, LoadPlan, LoadReport, run as load};
+pub use metrics::consumer::{
+    ConsumerSnapshot, HistogramSnapshot, SnapshotSource, consumer_families,
+    consumer_metrics_router, render_consumer, serve_consumer_metrics,
+};
+pub use metrics::{LATENCY_BUCKETS, ServeMetrics};
+pub use models::{Models, ReloadError, ReloadOutcome};
+pub use query::DEFAULT_K;
+pub use sink::{EventSink, PublishFuture, SinkError};
+pub use snapshot::{Snapshot, SnapshotCache};
+pub use state::AppState;
+pub use store::{StoreGate, Unavailable};
+pub use tiers::TierMemory;

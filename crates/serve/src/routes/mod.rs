@@ -1,0 +1,10 @@
+//! One module per endpoint group; each handler parses its input into domain types,
+//! does its work and answers JSON (errors through [`crate::AppError`]).
+
+pub mod events;
+pub mod health;
+pub mod meta;
+pub mod models;
+pub mod popular;
+pub mod recommend;
+pub mod similar;

@@ -1,0 +1,115 @@
+//! `GET /popular`: the live top list of one window, from the in-process snapshot
+//! (refreshed about once a second), so it costs no store round trip.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use newsrec_features::Window;
+use serde::Serialize;
+
+use crate::error::AppError;
+use crate::query::{ListParams, extract, parse_k};
+use crate::routes::recommend::title_url;
+use crate::state::AppState;
+
+/// One entry of the list.
+#[derive(Serialize)]
+pub struct PopularItem {
+    /// The article.
+    pub page: String,
+    /// Clicks in the window (or, degraded, the model's popularity score).
+    pub clicks: f64,
+    /// Headline, when known.
+    pub title: Option<String>,
+    /// Address, when known.
+    pub url: Option<String>,
+}
+
+/// The response body.
+#[derive(Serialize)]
+pub struct PopularBody {
+    /// The window.
+    pub window: String,
+    /// Whether the list comes from a stale snapshot or the model instead of the live
+    /// store.
+    pub degraded: bool,
+    /// Event time the list is as of (epoch ms), when known.
+    pub watermark: Option<i64>,
+    /// Most read first.
+    pub items: Vec<PopularItem>,
+}
+
+/// `GET /popular?window=1h&k=10`.
+#[tracing::instrument(name = "popular", skip_all)]
+pub async fn popular(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<PopularBody>, AppError> {
+    let params = extract(query)?;
+    let k = parse_k(params.k.as_deref())?;
+    let window = match params.window.as_deref() {
+        None => state.windows.first().copied().unwrap_or(Window::hours(1)),
+        Some(raw) => Window::parse(raw.trim())
+            .filter(|w| state.windows.contains(w))
+            .ok_or_else(|| {
+                let known: Vec<String> = state.windows.iter().map(|w| w.label()).collect();
+                AppError::bad_request(
+                    "unknown_window",
+                    format!("window must be one of {}", known.join(", ")),
+                )
+            })?,
+    };
+    let model = state.models.get();
+    let snap = state.snapshot.get();
+    let mut degraded = state.gate.backing_off() || state.gate.store().is_none();
+    let items: Vec<PopularItem> = match snap.window(window) {
+        Some(list) if snap.taken_at.is_some() => list
+            .iter()
+            .take(k)
+            .map(|(page, clicks)| {
+                let (title, url) = model
+                    .as_deref()
+                    .map_or((None, None), |m| title_url(m, page));
+                PopularItem {
+                    page: page.to_string(),
+                    clicks: *clicks,
+                    title: title.map(str::to_string),
+                    url: url.map(str::to_string),
+                }
+            })
+            .collect(),
+        _ => {
+            degraded = true;
+            let Some(m) = model.as_deref() else {
+                return Err(AppError::Unavailable(
+                    "neither the feature store nor a model is available".into(),
+                ));
+            };
+            m.offline_signals(None)
+                .popular
+                .iter()
+                .take(k)
+                .map(|(page, clicks)| {
+                    let (title, url) = title_url(m, page);
+                    PopularItem {
+                        page: page.to_string(),
+                        clicks: *clicks,
+                        title: title.map(str::to_string),
+                        url: url.map(str::to_string),
+                    }
+                })
+                .collect()
+        }
+    };
+    if degraded {
+        state.metrics.degraded_response();
+    }
+    Ok(Json(PopularBody {
+        window: window.label(),
+        degraded,
+        watermark: snap.watermark,
+        items,
+    }))
+}

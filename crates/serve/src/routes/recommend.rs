@@ -1,0 +1,184 @@
+//! `GET /recommendations`: the hot path.
+//!
+//! Per request: one store round trip for the user's live state (plus one for "read
+//! next" when the user's session is still open), the popularity lists from the
+//! in-process snapshot, then the shared recommend path of the model
+//! ([`ModelSet::recommend`]), which routes, mixes, excludes read pages and fills short
+//! tiers. Serialisation borrows from the model; nothing scales with the catalogue.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use newsrec_core::{PageId, UserAggregates, UserId, UserType};
+use newsrec_features::UserState;
+use newsrec_train::{LiveSignals, ModelSet, UserContext};
+use serde::Serialize;
+
+use crate::error::AppError;
+use crate::query::{RecParams, extract};
+use crate::snapshot::Snapshot;
+use crate::state::AppState;
+
+/// One recommended article in the response.
+#[derive(Serialize)]
+struct Item<'a> {
+    page: &'a str,
+    score: f64,
+    title: Option<&'a str>,
+    url: Option<&'a str>,
+    reason: &'static str,
+}
+
+/// The response body.
+#[derive(Serialize)]
+struct Body<'a> {
+    user_id: &'a str,
+    tier: &'static str,
+    model_version: &'a str,
+    degraded: bool,
+    items: Vec<Item<'a>>,
+}
+
+/// Metadata of an article as the response shows it: `None` rather than empty strings
+/// for articles clicked but missing from the item files.
+pub(crate) fn title_url<'m>(
+    model: &'m ModelSet,
+    page: &PageId,
+) -> (Option<&'m str>, Option<&'m str>) {
+    let non_empty = |s: &'m str| (!s.is_empty()).then_some(s);
+    model.item(page).map_or((None, None), |it| {
+        (non_empty(&it.title), non_empty(&it.url))
+    })
+}
+
+/// `GET /recommendations?user_id=U&k=10`.
+#[tracing::instrument(name = "recommendations", skip_all)]
+pub async fn recommendations(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<RecParams>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let req = extract(query)?.parse()?;
+    let model = state
+        .models
+        .get()
+        .ok_or_else(|| AppError::Unavailable("no model loaded yet".into()))?;
+    let snap = state.snapshot.get();
+    let user = req.user.clone();
+    let (live_user, mut degraded) = match state.gate.call(|s| s.user(&user)).await {
+        Ok(u) => (u, false),
+        Err(e) => {
+            tracing::debug!(error = %e, "serving without live user features");
+            (None, true)
+        }
+    };
+    let read_next = match read_next(&state, &snap, live_user.as_ref()).await {
+        Ok(list) => list,
+        Err(()) => {
+            degraded = true;
+            Vec::new()
+        }
+    };
+    let live = if snap.taken_at.is_some() {
+        LiveSignals {
+            popular: snap
+                .window(state.config.live_window())
+                .map(<[_]>::to_vec)
+                .unwrap_or_default(),
+            trending: snap.trending.clone(),
+            read_next,
+            watermark: snap.watermark,
+        }
+    } else {
+        // No snapshot was ever read (Redis down since start-up): the model's own
+        // popularity as of its training data stands in.
+        degraded = true;
+        model.offline_signals(live_user.as_ref().map(|u| &u.last_page))
+    };
+    let ctx = context(&model, req.user, live_user);
+    let recs = model.recommend(&ctx, &live, req.k, &state.config.mix);
+    state.metrics.recommended(recs.tier, degraded);
+    if let Some(user) = &ctx.user_id
+        && let Some(previous) = state.tiers.observe(user, recs.tier)
+    {
+        state.metrics.tier_transition(previous, recs.tier);
+    }
+    let items = recs
+        .items
+        .iter()
+        .map(|r| {
+            let (title, url) = title_url(&model, &r.page);
+            Item {
+                page: r.page.as_str(),
+                score: r.score,
+                title,
+                url,
+                reason: r.reason.as_str(),
+            }
+        })
+        .collect();
+    let body = Body {
+        user_id: ctx.user_id.as_ref().map_or("", UserId::as_str),
+        tier: recs.tier.as_str(),
+        model_version: model.version(),
+        degraded,
+        items,
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(([(CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+/// "Read next" candidates after the user's last page, when their session is still open
+/// at the watermark; `Err` when the store could not be asked.
+async fn read_next(
+    state: &AppState,
+    snap: &Snapshot,
+    user: Option<&UserState>,
+) -> Result<Vec<(PageId, f64)>, ()> {
+    let (Some(user), Some(store)) = (user, state.gate.store()) else {
+        return Ok(Vec::new());
+    };
+    let watermark = snap.watermark.unwrap_or(user.last_ts());
+    if !user.session_open(watermark, store.config().session_gap_ms()) {
+        return Ok(Vec::new());
+    }
+    let n = state.config.mix.list_candidates;
+    match state.gate.call(|s| s.read_next(&user.last_page, n)).await {
+        Ok(list) => Ok(list.into_iter().map(|s| (s.page, s.score)).collect()),
+        Err(e) => {
+            tracing::debug!(error = %e, "serving without read-next");
+            Err(())
+        }
+    }
+}
+
+/// The user as the model sees them. Live state decides the tier; a user the store has
+/// never seen (or cannot be asked about) but whose factors the model holds is a `Logged`
+/// user from the training data and keeps the logged tier.
+fn context(model: &ModelSet, user: UserId, live: Option<UserState>) -> UserContext {
+    match live {
+        Some(u) => UserContext {
+            user_id: Some(user),
+            user_type: Some(u.user_type),
+            aggregates: u.aggregates,
+            history: u.history,
+            last_page: Some(u.last_page),
+        },
+        None if model.knows_user(&user) => UserContext {
+            user_id: Some(user),
+            user_type: Some(UserType::Logged),
+            aggregates: UserAggregates {
+                interactions: 1,
+                ..UserAggregates::default()
+            },
+            history: Vec::new(),
+            last_page: None,
+        },
+        None => UserContext {
+            user_id: Some(user),
+            ..UserContext::default()
+        },
+    }
+}

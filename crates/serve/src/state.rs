@@ -1,0 +1,36 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use newsrec_features::Window;
+use serde_json::Value;
+
+use crate::config::ServeConfig;
+use crate::metrics::ServeMetrics;
+use crate::models::Models;
+use crate::sink::EventSink;
+use crate::snapshot::SnapshotCache;
+use crate::store::StoreGate;
+use crate::tiers::TierMemory;
+
+/// The application state behind every handler (one `Arc`, cloned per request).
+pub struct AppState {
+    /// The validated configuration.
+    pub config: ServeConfig,
+    /// Every exported metric.
+    pub metrics: Arc<ServeMetrics>,
+    /// The served model and its registry.
+    pub models: Models,
+    /// The feature store, behind a deadline and back-off.
+    pub gate: StoreGate,
+    /// Live popularity, refreshed about once a second; the degraded-mode fallback.
+    pub snapshot: SnapshotCache,
+    /// Last served tier per recent user, for transition counting.
+    pub tiers: TierMemory,
+    /// Where `POST /events` publishes; `None` when no broker is configured.
+    pub sink: Option<Arc<dyn EventSink>>,
+    /// The store's popularity windows, shortest first.
+    pub windows: Vec<Window>,
+    /// The OpenAPI document, built once.
+    pub openapi: Value,
+}
