@@ -1,21 +1,256 @@
 //! `newsrec data …` and `newsrec bench data`.
 
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::{Args, Subcommand};
+use newsrec_ingest::download::{self, DownloadConfig, DownloadOutcome};
+use newsrec_ingest::refine::{self, ProcessConfig};
+use newsrec_ingest::synth::{self, SynthConfig};
 
 /// Data commands.
 #[derive(Subcommand)]
-pub enum DataCommand {}
+pub enum DataCommand {
+    /// Download the G1 zip and install its files (all or nothing).
+    Download(DownloadArgs),
+    /// Generate synthetic data in the exact G1 raw format.
+    Synth(SynthArgs),
+    /// Parse the raw files into refined Parquet, summary.json and report.md.
+    Process(ProcessArgs),
+}
+
+/// `newsrec data download` flags.
+#[derive(Args)]
+pub struct DownloadArgs {
+    /// Zip URL.
+    #[arg(long, default_value = download::DEFAULT_URL)]
+    url: String,
+    /// Raw data directory to install into.
+    #[arg(long, default_value = "data/raw")]
+    out: PathBuf,
+    /// Seconds to wait for the connection.
+    #[arg(long, default_value_t = 30)]
+    connect_timeout_secs: u64,
+    /// Seconds to wait for the response and for each read of the body.
+    #[arg(long, default_value_t = 60)]
+    read_timeout_secs: u64,
+}
+
+/// `newsrec data synth` flags.
+#[derive(Args)]
+pub struct SynthArgs {
+    /// Raw output directory.
+    #[arg(long, default_value = "data/raw")]
+    out: PathBuf,
+    /// Training users.
+    #[arg(long, default_value_t = 578_000)]
+    users: usize,
+    /// Articles.
+    #[arg(long, default_value_t = 255_000)]
+    items: usize,
+    /// RNG seed (same seed and sizes: same bytes).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Also write the layout as a zip (the shape of the G1 download).
+    #[arg(long)]
+    zip: Option<PathBuf>,
+}
+
+/// `newsrec data process` flags.
+#[derive(Args)]
+pub struct ProcessArgs {
+    /// Raw G1 directory.
+    #[arg(long, default_value = "data/raw")]
+    raw: PathBuf,
+    /// Output directory for Parquet, summary.json and report.md.
+    #[arg(long, default_value = "data/refined")]
+    out: PathBuf,
+}
 
 /// `newsrec bench data` flags.
 #[derive(Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Training users.
+    #[arg(long, default_value_t = 578_000)]
+    users: usize,
+    /// Articles.
+    #[arg(long, default_value_t = 255_000)]
+    items: usize,
+    /// RNG seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Keep the generated data here (default: a temporary directory, removed after).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
 
 /// Runs a data command.
 pub fn run(c: DataCommand) -> anyhow::Result<()> {
-    match c {}
+    let progress = std::io::stderr().is_terminal();
+    match c {
+        DataCommand::Download(a) => {
+            let config = DownloadConfig {
+                connect_timeout: Duration::from_secs(a.connect_timeout_secs),
+                read_timeout: Duration::from_secs(a.read_timeout_secs),
+                progress,
+                ..DownloadConfig::new(a.url, a.out.clone())
+            };
+            match download::download(&config)
+                .with_context(|| format!("downloading G1 into {}", a.out.display()))?
+            {
+                DownloadOutcome::AlreadyComplete => {
+                    println!(
+                        "{} already holds the complete G1 data; nothing to do",
+                        a.out.display()
+                    )
+                }
+                DownloadOutcome::Installed { zip_bytes, files } => println!(
+                    "installed {files} files from a {:.1} MB zip into {}",
+                    zip_bytes as f64 / 1e6,
+                    a.out.display()
+                ),
+            }
+        }
+        DataCommand::Synth(a) => {
+            let config = SynthConfig {
+                out: a.out.clone(),
+                users: a.users,
+                items: a.items,
+                seed: a.seed,
+                zip: a.zip,
+                progress,
+            };
+            let s = synth::generate(&config).with_context(|| {
+                format!("generating synthetic G1 data into {}", a.out.display())
+            })?;
+            println!(
+                "{} users ({} logged), {} interactions, {} items ({} unlisted), {} validation interactions of {} users -> {}",
+                s.users,
+                s.logged_users,
+                s.interactions,
+                s.items,
+                s.unlisted_items,
+                s.validation_interactions,
+                s.validation_users,
+                a.out.display()
+            );
+        }
+        DataCommand::Process(a) => {
+            let config = ProcessConfig {
+                progress,
+                ..ProcessConfig::new(a.raw.clone(), a.out.clone())
+            };
+            let s = refine::process(&config)
+                .with_context(|| format!("processing {}", a.raw.display()))?;
+            println!(
+                "{} interactions in: {} refined, {} cleaned, {} malformed; {} users, {} items, {} validation interactions -> {}",
+                s.interactions_in,
+                s.interactions_out,
+                s.cleaning.removed,
+                s.interactions_malformed,
+                s.users_out,
+                s.items_out,
+                s.validation_out,
+                a.out.display()
+            );
+        }
+    }
+    Ok(())
 }
 
-/// Runs the data benchmark.
-pub fn bench(_: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the data benchmark is not available in this build")
+/// Peak resident memory (VmHWM) of a running process, in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs this executable with `args` as a child, sampling its peak RSS until it exits.
+fn timed_child(args: &[String]) -> anyhow::Result<(Duration, u64)> {
+    let exe = std::env::current_exe().context("locating the newsrec executable")?;
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .args(args)
+        .spawn()
+        .with_context(|| format!("starting newsrec {}", args.join(" ")))?;
+    let mut peak = 0;
+    loop {
+        // VmHWM only grows, so the last sample before exit is the peak up to then.
+        if let Some(p) = peak_rss(child.id()) {
+            peak = peak.max(p);
+        }
+        if let Some(status) = child.try_wait().context("waiting for the child")? {
+            anyhow::ensure!(
+                status.success(),
+                "newsrec {} failed: {status}",
+                args.join(" ")
+            );
+            return Ok((started.elapsed(), peak));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the data benchmark: `data synth` then `data process` as child processes.
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let (root, temporary) = match &a.out {
+        Some(p) => (p.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("newsrec-bench-data-{}", std::process::id())),
+            true,
+        ),
+    };
+    let raw = root.join("raw");
+    let refined = root.join("refined");
+    let s = |p: &Path| p.display().to_string();
+    let synth_args: Vec<String> = [
+        "data",
+        "synth",
+        "--out",
+        &s(&raw),
+        "--users",
+        &a.users.to_string(),
+        "--items",
+        &a.items.to_string(),
+        "--seed",
+        &a.seed.to_string(),
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    let process_args: Vec<String> = ["data", "process", "--raw", &s(&raw), "--out", &s(&refined)]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+    let result = (|| {
+        let synth = timed_child(&synth_args)?;
+        let process = timed_child(&process_args)?;
+        anyhow::Ok((synth, process))
+    })();
+    if temporary {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    let ((st, sm), (pt, pm)) = result?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "\ndata bench: {} users, {} items, seed {}, {cores} cores",
+        a.users, a.items, a.seed
+    );
+    println!("| step | wall time | peak RSS | target |");
+    println!("|---|---:|---:|---|");
+    println!(
+        "| data synth | {:.1} s | {:.2} GB | ≤ 120 s |",
+        st.as_secs_f64(),
+        sm as f64 / 1e9
+    );
+    println!(
+        "| data process | {:.1} s | {:.2} GB | ≤ 60 s, ≤ 6 GB |",
+        pt.as_secs_f64(),
+        pm as f64 / 1e9
+    );
+    Ok(())
 }
