@@ -1,0 +1,451 @@
+//! The consumer loop: reads click events from the log and applies them to the feature
+//! store exactly once (the argument is in the `newsrec-features` crate doc).
+//!
+//! Each round polls up to `batch_max` messages, splits them by partition, sets invalid
+//! ones aside in the dead-letter topic, and applies each partition's batch atomically
+//! with its offsets. Offsets are never committed to the broker: on start and on every
+//! rebalance the log positions partitions at the offsets the store holds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use newsrec_core::{ClickEvent, Retryable};
+use newsrec_features::{BatchEvent, FeatureStore, PartitionBatch, StoreError};
+use tokio::sync::watch;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::eventlog::{EventLog, LogConsumer, LogError, LogMessage, Positioner, Record};
+use crate::stats::{ConsumerStats, RetryTarget};
+
+/// Consumer settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerConfig {
+    /// Topic to read.
+    pub topic: String,
+    /// Consumer group.
+    pub group: String,
+    /// Where invalid messages go.
+    pub dead_letter_topic: String,
+    /// Partitions for topics this consumer has to create.
+    pub partitions: i32,
+    /// Most messages per round.
+    pub batch_max: usize,
+    /// How long a round keeps collecting after its first message.
+    pub batch_linger: Duration,
+    /// How long one poll waits for a first message.
+    pub poll_wait: Duration,
+    /// First retry delay; doubles up to `retry_max`.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// How often the per-partition lag is refreshed.
+    pub lag_interval: Duration,
+}
+
+impl ConsumerConfig {
+    /// Defaults for `topic` and `group`; dead letters go to `<topic>.dead-letter`.
+    pub fn new(topic: impl Into<String>, group: impl Into<String>) -> Self {
+        let topic = topic.into();
+        Self {
+            dead_letter_topic: format!("{topic}.dead-letter"),
+            topic,
+            group: group.into(),
+            partitions: 4,
+            batch_max: 20_000,
+            batch_linger: Duration::from_millis(50),
+            poll_wait: Duration::from_millis(500),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(5),
+            lag_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the consumer stopped with an error (retryable failures never stop it).
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// The log failed in a way retrying cannot fix (configuration, authorisation).
+    #[error("event log: {0}")]
+    Log(#[from] LogError),
+    /// The store failed in a way retrying cannot fix.
+    #[error("feature store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl Retryable for ConsumeError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            ConsumeError::Log(e) => e.is_retryable(),
+            ConsumeError::Store(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// Totals of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConsumeSummary {
+    /// Events applied.
+    pub applied: u64,
+    /// Events skipped as already applied.
+    pub duplicates: u64,
+    /// Messages dead-lettered.
+    pub dead_letters: u64,
+    /// Rounds that applied something.
+    pub batches: u64,
+}
+
+/// Builds the positioner that starts partitions at the store's offsets.
+pub fn store_positioner(store: Arc<dyn FeatureStore>) -> Positioner {
+    Arc::new(move |parts: &[i32]| {
+        store
+            .next_offsets_blocking(parts)
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Retries `op` while it fails with a retryable error, with exponential backoff.
+/// `Ok(None)`: shutdown was requested while waiting.
+async fn retry<T, E, F, Fut>(
+    what: &str,
+    target: RetryTarget,
+    cfg: &ConsumerConfig,
+    stats: &ConsumerStats,
+    shutdown: &mut watch::Receiver<bool>,
+    mut op: F,
+) -> Result<Option<T>, E>
+where
+    E: Retryable + std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut delay = cfg.retry_initial;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(Some(v)),
+            Err(e) if e.is_retryable() => {
+                stats.record_retry(target);
+                warn!(what, error = %e, retry_in = ?delay, "transient failure, retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.wait_for(|s| *s) => return Ok(None),
+                }
+                delay = (delay * 2).min(cfg.retry_max);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn dead_letter(topic: &str, m: &LogMessage, reason: &newsrec_core::RejectReason) -> Record {
+    Record {
+        key: m.key.clone(),
+        payload: m.payload.clone().unwrap_or_default(),
+        headers: vec![
+            ("reason".into(), reason.code().as_bytes().to_vec()),
+            ("detail".into(), reason.to_string().into_bytes()),
+            ("source.topic".into(), topic.as_bytes().to_vec()),
+            (
+                "source.partition".into(),
+                m.partition.to_string().into_bytes(),
+            ),
+            ("source.offset".into(), m.offset.to_string().into_bytes()),
+        ],
+    }
+}
+
+/// The consumer: state shared by the rounds of one run.
+struct Loop<'a> {
+    log: &'a dyn EventLog,
+    store: &'a dyn FeatureStore,
+    cfg: &'a ConsumerConfig,
+    stats: &'a ConsumerStats,
+    shutdown: watch::Receiver<bool>,
+    /// Next offset per owned partition, as known from the store; cleared on rebalance.
+    expected: HashMap<i32, i64>,
+    generation: u64,
+}
+
+impl Loop<'_> {
+    /// Collects one round of messages. `None`: shutdown.
+    async fn collect(
+        &mut self,
+        consumer: &mut dyn LogConsumer,
+    ) -> Result<Option<Vec<LogMessage>>, ConsumeError> {
+        let (cfg, stats) = (self.cfg, self.stats);
+        let mut shutdown = self.shutdown.clone();
+        let first = tokio::select! {
+            r = consumer.poll(cfg.batch_max, cfg.poll_wait) => r,
+            _ = shutdown.wait_for(|s| *s) => return Ok(None),
+        };
+        let mut msgs = match first {
+            Ok(m) => m,
+            Err(e) if e.is_retryable() => {
+                stats.record_retry(RetryTarget::Kafka);
+                warn!(error = %e, "poll failed, retrying");
+                tokio::time::sleep(cfg.retry_initial).await;
+                return Ok(Some(Vec::new()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if msgs.is_empty() {
+            return Ok(Some(msgs));
+        }
+        let until = Instant::now() + cfg.batch_linger;
+        while msgs.len() < cfg.batch_max {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match consumer.poll(cfg.batch_max - msgs.len(), left).await {
+                Ok(more) if more.is_empty() => break,
+                Ok(more) => msgs.extend(more),
+                Err(e) => {
+                    debug!(error = %e, "poll failed while lingering; applying what we have");
+                    break;
+                }
+            }
+        }
+        Ok(Some(msgs))
+    }
+
+    /// Applies one partition's messages. `false`: shutdown interrupted it.
+    async fn partition(
+        &mut self,
+        consumer: &mut dyn LogConsumer,
+        partition: i32,
+        msgs: Vec<LogMessage>,
+    ) -> Result<bool, ConsumeError> {
+        let (cfg, stats, store, log) = (self.cfg, self.stats, self.store, self.log);
+        let mut shutdown = self.shutdown.clone();
+        let start = match self.expected.get(&partition) {
+            Some(o) => *o,
+            None => {
+                let parts = [partition];
+                let stored = retry(
+                    "read offsets",
+                    RetryTarget::Redis,
+                    cfg,
+                    stats,
+                    &mut shutdown,
+                    || store.next_offsets(&parts),
+                )
+                .await?;
+                let Some(stored) = stored else {
+                    return Ok(false);
+                };
+                match stored.first().copied().flatten() {
+                    Some(o) => o,
+                    None => msgs.first().map_or(0, |m| m.offset),
+                }
+            }
+        };
+        let before = msgs.len();
+        let msgs: Vec<LogMessage> = msgs.into_iter().filter(|m| m.offset >= start).collect();
+        stats.record_events(0, (before - msgs.len()) as u64);
+        let Some(last) = msgs.last().map(|m| m.offset) else {
+            return Ok(true);
+        };
+
+        let mut events = Vec::with_capacity(msgs.len());
+        let mut dead = Vec::new();
+        let mut codes = Vec::new();
+        for m in &msgs {
+            let decoded = match &m.payload {
+                Some(p) => ClickEvent::decode(p),
+                None => Err(newsrec_core::RejectReason::NotJson("empty message".into())),
+            };
+            match decoded {
+                Ok(event) => events.push(BatchEvent {
+                    offset: m.offset,
+                    event,
+                }),
+                Err(reason) => {
+                    codes.push(reason.code());
+                    dead.push(dead_letter(&cfg.topic, m, &reason));
+                }
+            }
+        }
+        if !dead.is_empty() {
+            let dlq = cfg.dead_letter_topic.as_str();
+            // Delivered before the offsets move past them: a crash in between re-sends
+            // them (at least once), never loses them.
+            let sent = retry(
+                "dead-letter",
+                RetryTarget::Kafka,
+                cfg,
+                stats,
+                &mut shutdown,
+                || log.produce(dlq, dead.clone()),
+            )
+            .await?;
+            if sent.is_none() {
+                return Ok(false);
+            }
+        }
+
+        let max_ts = events.iter().map(|e| e.event.ts).max();
+        let batch = PartitionBatch {
+            partition,
+            start,
+            end: last + 1,
+            events,
+        };
+        let outcome = retry(
+            "apply",
+            RetryTarget::Redis,
+            cfg,
+            stats,
+            &mut shutdown,
+            || store.apply(&batch),
+        )
+        .await;
+        match outcome {
+            Ok(Some(o)) => {
+                stats.record_events(o.applied as u64, o.duplicates as u64);
+                for c in codes {
+                    stats.record_dead_letter(c);
+                }
+                if let Some(ts) = max_ts {
+                    stats.observe_event_time(ts);
+                }
+                self.expected.insert(partition, o.next_offset);
+                if o.next_offset != batch.end {
+                    // The store is ahead (another member applied more): continue from there.
+                    consumer.seek(partition, o.next_offset).await?;
+                }
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(StoreError::OffsetGap { stored, .. }) => {
+                warn!(
+                    partition,
+                    stored, start, "store is behind this batch; seeking back"
+                );
+                consumer.seek(partition, stored).await?;
+                self.expected.insert(partition, stored);
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn refresh_lag(&self) {
+        match self.log.end_offsets(&self.cfg.topic).await {
+            Ok(ends) => self.stats.set_lag(
+                ends.into_iter()
+                    .filter_map(|(p, high)| self.expected.get(&p).map(|o| (p, (high - o).max(0)))),
+            ),
+            Err(e) => debug!(error = %e, "cannot read end offsets for lag"),
+        }
+    }
+}
+
+/// Runs the consumer until `shutdown` turns `true` (the round in progress is finished
+/// or, if it is waiting on a retry, abandoned: nothing half-applied is ever visible).
+pub async fn run(
+    log: Arc<dyn EventLog>,
+    store: Arc<dyn FeatureStore>,
+    cfg: ConsumerConfig,
+    stats: Arc<ConsumerStats>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<ConsumeSummary, ConsumeError> {
+    let span = info_span!("consume", topic = %cfg.topic, group = %cfg.group);
+    async move {
+        let mut sd = shutdown.clone();
+        for t in [&cfg.topic, &cfg.dead_letter_topic] {
+            let parts = if *t == cfg.topic { cfg.partitions } else { 1 };
+            if retry(
+                "create topic",
+                RetryTarget::Kafka,
+                &cfg,
+                &stats,
+                &mut sd,
+                || log.ensure_topic(t, parts),
+            )
+            .await?
+            .is_none()
+            {
+                return Ok(ConsumeSummary::default());
+            }
+        }
+        let positioner = store_positioner(Arc::clone(&store));
+        let Some(mut consumer) = retry(
+            "subscribe",
+            RetryTarget::Kafka,
+            &cfg,
+            &stats,
+            &mut sd,
+            || log.subscribe(&cfg.topic, &cfg.group, Arc::clone(&positioner)),
+        )
+        .await?
+        else {
+            return Ok(ConsumeSummary::default());
+        };
+        info!("consuming");
+        let start = stats.snapshot();
+        let mut lp = Loop {
+            log: log.as_ref(),
+            store: store.as_ref(),
+            cfg: &cfg,
+            stats: &stats,
+            shutdown,
+            expected: HashMap::new(),
+            generation: 0,
+        };
+        let mut last_lag = Instant::now() - cfg.lag_interval;
+        loop {
+            if *lp.shutdown.borrow() {
+                break;
+            }
+            let Some(msgs) = lp.collect(consumer.as_mut()).await? else {
+                break;
+            };
+            let assignment = consumer.assignment();
+            if assignment.generation != lp.generation {
+                lp.generation = assignment.generation;
+                lp.expected.clear();
+            }
+            if !msgs.is_empty() {
+                let t = Instant::now();
+                let mut by_part: BTreeMap<i32, Vec<LogMessage>> = BTreeMap::new();
+                for m in msgs {
+                    by_part.entry(m.partition).or_default().push(m);
+                }
+                let mut finished = true;
+                for (p, ms) in by_part {
+                    if !assignment.partitions.contains(&p) {
+                        debug!(partition = p, "dropping messages of a revoked partition");
+                        continue;
+                    }
+                    if !lp.partition(consumer.as_mut(), p, ms).await? {
+                        finished = false;
+                        break;
+                    }
+                }
+                stats.record_batch(t.elapsed());
+                if !finished {
+                    break;
+                }
+            }
+            if last_lag.elapsed() >= cfg.lag_interval {
+                lp.refresh_lag().await;
+                last_lag = Instant::now();
+            }
+        }
+        drop(consumer);
+        let end = stats.snapshot();
+        info!(
+            applied = end.events_applied - start.events_applied,
+            "consumer stopped"
+        );
+        Ok(ConsumeSummary {
+            applied: end.events_applied - start.events_applied,
+            duplicates: end.events_duplicate - start.events_duplicate,
+            dead_letters: end.events_dead_letter - start.events_dead_letter,
+            batches: end.batches - start.batches,
+        })
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,418 @@
+//! The Kafka log (rdkafka with its bundled librdkafka): works with Apache Kafka and with
+//! Kafka-protocol brokers such as Tansu, which does not auto-create topics.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::{Assignment, EventLog, LogConsumer, LogError, LogMessage, Positioner, Record};
+
+/// Timeout of metadata, watermark, admin and seek calls.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to reach the brokers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    /// librdkafka settings passed through to every client (SASL, TLS, tuning), applied
+    /// after newsrec's own defaults so they can override them.
+    pub options: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Brokers without extra options.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            options: Vec::new(),
+        }
+    }
+
+    /// Parses `key=value` options.
+    pub fn with_options<S: AsRef<str>>(mut self, opts: &[S]) -> Result<Self, LogError> {
+        for o in opts {
+            let (k, v) = o
+                .as_ref()
+                .split_once('=')
+                .ok_or_else(|| LogError::Config(format!("`{}` is not key=value", o.as_ref())))?;
+            self.options
+                .push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        Ok(self)
+    }
+
+    fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in defaults {
+            c.set(*k, *v);
+        }
+        for (k, v) in &self.options {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// An [`EventLog`] on Kafka.
+pub struct KafkaLog {
+    cfg: KafkaConfig,
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    /// A group-less consumer for metadata and watermarks.
+    meta: Arc<BaseConsumer>,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaLog")
+            .field("brokers", &self.cfg.brokers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaLog {
+    /// Creates the clients (connections are made lazily by librdkafka).
+    pub fn new(cfg: KafkaConfig) -> Result<Self, LogError> {
+        let producer: FutureProducer = cfg
+            .client(&[
+                // Retries inside librdkafka cannot duplicate or reorder a key's events.
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", "5"),
+                ("batch.num.messages", "10000"),
+                ("queue.buffering.max.messages", "500000"),
+                ("message.timeout.ms", "60000"),
+                // The Java client's partitioner: keys land where other producers put them.
+                ("partitioner", "murmur2_random"),
+            ])
+            .create()?;
+        let admin = cfg.client(&[]).create()?;
+        let meta = Arc::new(cfg.client(&[]).create()?);
+        Ok(Self {
+            cfg,
+            producer,
+            admin,
+            meta,
+        })
+    }
+
+    /// The configured brokers.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.cfg
+    }
+
+    /// Reads `count` messages of `topic` from the beginning with a plain consumer (no
+    /// decoding, no sink) and returns how long it took: the broker's own consume rate.
+    pub async fn drain(
+        &self,
+        topic: &str,
+        group: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Duration, LogError> {
+        let c: StreamConsumer = self.cfg.client(&consumer_defaults(group)).create()?;
+        c.subscribe(&[topic])?;
+        let start = std::time::Instant::now();
+        let mut n = 0usize;
+        while n < count {
+            let left = timeout.saturating_sub(start.elapsed());
+            match tokio::time::timeout(left, c.recv()).await {
+                Ok(Ok(_)) => n += 1,
+                Ok(Err(e)) => warn!(error = %e, "drain: consumer error"),
+                Err(_) => {
+                    return Err(LogError::Timeout(format!(
+                        "drained {n} of {count} messages"
+                    )));
+                }
+            }
+        }
+        Ok(start.elapsed())
+    }
+}
+
+fn consumer_defaults(group: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("group.id", group),
+        // Offsets live in the feature store, written with the state they cover.
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("enable.partition.eof", "false"),
+        ("session.timeout.ms", "10000"),
+        ("heartbeat.interval.ms", "1000"),
+    ]
+}
+
+#[async_trait]
+impl EventLog for KafkaLog {
+    async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<(), LogError> {
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let opts = AdminOptions::new().operation_timeout(Some(CALL_TIMEOUT));
+        for r in self.admin.create_topics([&new], &opts).await? {
+            match r {
+                Ok(_) => info!(topic, partitions, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(KafkaError::AdminOp(code).into()),
+            }
+        }
+        // Wait until the topic is visible in metadata, so producers and consumers started
+        // right after see its partitions.
+        let meta = Arc::clone(&self.meta);
+        let t = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + CALL_TIMEOUT;
+            loop {
+                let ok = meta
+                    .fetch_metadata(Some(&t), Duration::from_secs(2))
+                    .map(|m| {
+                        m.topics().iter().any(|x| {
+                            x.name() == t && !x.partitions().is_empty() && x.error().is_none()
+                        })
+                    })
+                    .unwrap_or(false);
+                if ok {
+                    return Ok(());
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(LogError::Timeout(format!("topic {t} not in metadata")));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+        .await
+        .map_err(|e| LogError::Timeout(e.to_string()))?
+    }
+
+    async fn produce(
+        &self,
+        topic: &str,
+        records: Vec<Record>,
+    ) -> Result<Vec<(i32, i64)>, LogError> {
+        let mut pending = Vec::with_capacity(records.len());
+        for r in &records {
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (k, v) in &r.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
+            }
+            let mut rec = FutureRecord::to(topic).payload(&r.payload).headers(headers);
+            if let Some(k) = &r.key {
+                rec = rec.key(k);
+            }
+            loop {
+                match self.producer.send_result(rec) {
+                    Ok(f) => {
+                        pending.push(f);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The local queue is full: let deliveries drain.
+                        rec = back;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    Err((e, _)) => return Err(e.into()),
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for f in pending {
+            match f.await {
+                Ok(Ok(d)) => out.push((d.partition, d.offset)),
+                Ok(Err((e, _))) => return Err(e.into()),
+                Err(_) => return Err(LogError::Kafka(KafkaError::Canceled)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError> {
+        let meta = Arc::clone(&self.meta);
+        let t = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let md = meta.fetch_metadata(Some(&t), CALL_TIMEOUT)?;
+            let parts: Vec<i32> = md
+                .topics()
+                .iter()
+                .filter(|x| x.name() == t)
+                .flat_map(|x| x.partitions().iter().map(|p| p.id()))
+                .collect();
+            if parts.is_empty() {
+                return Err(LogError::UnknownTopic(t.clone()));
+            }
+            let mut out = Vec::with_capacity(parts.len());
+            for p in parts {
+                let (_, high) = meta.fetch_watermarks(&t, p, CALL_TIMEOUT)?;
+                out.push((p, high));
+            }
+            out.sort_unstable();
+            Ok(out)
+        })
+        .await
+        .map_err(|e| LogError::Timeout(e.to_string()))?
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        group: &str,
+        positioner: Positioner,
+    ) -> Result<Box<dyn LogConsumer>, LogError> {
+        let ctx = PositionContext {
+            topic: topic.to_owned(),
+            positioner,
+            assignment: Mutex::new(Assignment::default()),
+        };
+        let consumer: StreamConsumer<PositionContext> = self
+            .cfg
+            .client(&consumer_defaults(group))
+            .create_with_context(ctx)?;
+        consumer.subscribe(&[topic])?;
+        Ok(Box::new(KafkaConsumer {
+            topic: topic.to_owned(),
+            consumer,
+        }))
+    }
+}
+
+/// Positions partitions in the rebalance callback itself, so their first fetch already
+/// starts at the offset the feature store holds.
+struct PositionContext {
+    topic: String,
+    positioner: Positioner,
+    assignment: Mutex<Assignment>,
+}
+
+impl PositionContext {
+    fn set_assignment(&self, partitions: Vec<i32>) {
+        let mut a = self.assignment.lock().unwrap_or_else(|p| p.into_inner());
+        a.generation += 1;
+        a.partitions = partitions;
+    }
+}
+
+impl ClientContext for PositionContext {}
+
+impl ConsumerContext for PositionContext {
+    fn rebalance(
+        &self,
+        base: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut parts: Vec<i32> = tpl
+                    .elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
+                parts.sort_unstable();
+                let starts = (self.positioner)(&parts).unwrap_or_else(|e| {
+                    warn!(error = %e, "cannot read stored offsets; starting from the beginning");
+                    vec![None; parts.len()]
+                });
+                for (p, start) in parts.iter().zip(starts) {
+                    let off = start.map_or(Offset::Beginning, Offset::Offset);
+                    if let Err(e) = tpl.set_partition_offset(&self.topic, *p, off) {
+                        warn!(partition = p, error = %e, "cannot set start offset");
+                    }
+                }
+                info!(partitions = ?parts, "partitions assigned");
+                if let Err(e) = base.assign(tpl) {
+                    warn!(error = %e, "assign failed");
+                }
+                self.set_assignment(parts);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!("partitions revoked");
+                if let Err(e) = base.unassign() {
+                    warn!(error = %e, "unassign failed");
+                }
+                self.set_assignment(Vec::new());
+            }
+            other => warn!(error = ?other, "rebalance error"),
+        }
+    }
+}
+
+/// A Kafka consumer group member.
+struct KafkaConsumer {
+    topic: String,
+    consumer: StreamConsumer<PositionContext>,
+}
+
+fn owned(m: &BorrowedMessage<'_>) -> LogMessage {
+    LogMessage {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().map(<[u8]>::to_vec),
+        headers: m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+#[async_trait]
+impl LogConsumer for KafkaConsumer {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<LogMessage>, LogError> {
+        let mut out = Vec::new();
+        match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(out),
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(m)) => out.push(owned(&m)),
+        }
+        while out.len() < max {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(m)) => out.push(owned(&m)),
+                Some(Err(e)) => {
+                    warn!(error = %e, "consumer error after a partial poll");
+                    break;
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn assignment(&self) -> Assignment {
+        self.consumer
+            .context()
+            .assignment
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn seek(&mut self, partition: i32, offset: i64) -> Result<(), LogError> {
+        self.consumer
+            .seek(&self.topic, partition, Offset::Offset(offset), CALL_TIMEOUT)?;
+        Ok(())
+    }
+}
