@@ -63,6 +63,25 @@ impl Application {
         config: ServeConfig,
         sink: Option<Arc<dyn EventSink>>,
     ) -> Result<Self, ServeError> {
+        Self::build_inner(config, None, sink).await
+    }
+
+    /// Like [`Application::build`] with a store the caller already holds (the demo's
+    /// in-process store, or a Redis store shared with an in-process consumer);
+    /// `redis_url` is then not used.
+    pub async fn build_with_store(
+        config: ServeConfig,
+        store: Arc<dyn FeatureStore>,
+        sink: Option<Arc<dyn EventSink>>,
+    ) -> Result<Self, ServeError> {
+        Self::build_inner(config, Some(store), sink).await
+    }
+
+    async fn build_inner(
+        config: ServeConfig,
+        store: Option<Arc<dyn FeatureStore>>,
+        sink: Option<Arc<dyn EventSink>>,
+    ) -> Result<Self, ServeError> {
         config.validate()?;
         let metrics = Arc::new(ServeMetrics::new()?);
         let models =
@@ -79,18 +98,22 @@ impl Application {
             config,
         });
         let mut tasks = Vec::new();
-        let target = RedisTarget::parse(&state.config.redis_url, state.config.redis_cluster);
-        match tokio::time::timeout(CONNECT_WAIT, connect(&target, &state)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "feature store not reachable; serving degraded until it is");
-                tasks.push(tokio::spawn(connect_until_done(target, state.clone())));
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "feature store did not answer in time; serving degraded until it does"
-                );
-                tasks.push(tokio::spawn(connect_until_done(target, state.clone())));
+        if let Some(store) = store {
+            state.gate.install(store);
+        } else {
+            let target = RedisTarget::parse(&state.config.redis_url, state.config.redis_cluster);
+            match tokio::time::timeout(CONNECT_WAIT, connect(&target, &state)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "feature store not reachable; serving degraded until it is");
+                    tasks.push(tokio::spawn(connect_until_done(target, state.clone())));
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "feature store did not answer in time; serving degraded until it does"
+                    );
+                    tasks.push(tokio::spawn(connect_until_done(target, state.clone())));
+                }
             }
         }
         match state.models.reload(false, &state.metrics).await {
