@@ -368,12 +368,9 @@ mod tests {
 
     /// Users in `groups` blocks each read only their block's items (a rank-`groups`
     /// structure), with a few items per user held out.
-    fn planted(
-        users: usize,
-        items: usize,
-        groups: usize,
-        seed: u64,
-    ) -> (Vec<(u32, u32, f32)>, Vec<(u32, u32)>) {
+    type Planted = (Vec<(u32, u32, f32)>, Vec<(u32, u32)>);
+
+    fn planted(users: usize, items: usize, groups: usize, seed: u64) -> Planted {
         let mut rng = StdRng::seed_from_u64(seed);
         let (mut train, mut held) = (Vec::new(), Vec::new());
         for u in 0..users {

@@ -423,26 +423,23 @@ impl EvaluationReport {
             "{:<12} {:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8}",
             "group", "system", "users", "recall", "ndcg", "hr", "mrr", "coverage", "novelty"
         );
-        let groups: [(&str, Box<dyn Fn(&SystemMetrics) -> Metrics>); 4] = [
-            ("overall", Box::new(|s: &SystemMetrics| s.overall)),
-            ("logged", Box::new(|s: &SystemMetrics| s.tiers.logged)),
-            (
-                "semi_logged",
-                Box::new(|s: &SystemMetrics| s.tiers.semi_logged),
-            ),
-            ("anonymous", Box::new(|s: &SystemMetrics| s.tiers.anonymous)),
+        let groups: [(&str, Option<Tier>); 4] = [
+            ("overall", None),
+            ("logged", Some(Tier::Logged)),
+            ("semi_logged", Some(Tier::SemiLogged)),
+            ("anonymous", Some(Tier::Anonymous)),
         ];
         let models = SystemMetrics {
             overall: self.overall,
             tiers: self.tiers,
         };
-        for (name, get) in &groups {
+        for (name, tier) in groups {
             for (sys, m) in [
                 ("model", &models),
                 ("popular_24h", &self.baselines.popular_24h),
                 ("popular_all", &self.baselines.popular_all),
             ] {
-                let m = get(m);
+                let m = tier.map_or(m.overall, |t| *m.tiers.get(t));
                 let _ = writeln!(
                     out,
                     "{:<12} {:<12} {:>8} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>9.5} {:>8.2}",

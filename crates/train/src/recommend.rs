@@ -127,7 +127,9 @@ pub struct MixWeights {
     pub trending: f64,
     /// Co-visitation with the last page read.
     pub read_next: f64,
-    /// Freshness of the article at the watermark.
+    /// How much freshness at the watermark matters, in [0, 1]: the mixed score is
+    /// multiplied by `1 − recency + recency·freshness` (freshness halves every
+    /// `recency_half_life_hours`).
     pub recency: f64,
     /// Half-life of freshness, hours.
     pub recency_half_life_hours: f64,
@@ -151,7 +153,7 @@ impl Default for MixWeights {
             popular: 0.3,
             trending: 0.15,
             read_next: 0.5,
-            recency: 0.2,
+            recency: 0.9,
             recency_half_life_hours: 24.0,
             cf_candidates: 200,
             history_window: 30,
@@ -305,14 +307,17 @@ impl<'m> Candidates<'m> {
                 *m = m.max(v);
             }
         }
+        // News relevance decays within hours: freshness multiplies the evidence instead
+        // of competing with it, so a strong but stale match cannot outrank fresh ones.
+        let fresh_w = w.recency.clamp(0.0, 1.0);
         let mut out: Vec<Recommended> = rows
             .into_iter()
             .map(|(page, c)| {
                 let mut score = 0.0;
-                let mut best = (RECENCY, f64::MIN);
-                for k in 0..COMPONENTS {
-                    let part = if max[k] > 0.0 {
-                        w.weight(k) * c.comp[k].max(0.0) / max[k]
+                let mut best = (RECENCY, 0.0);
+                for (k, (&m, &v)) in max.iter().zip(&c.comp).take(RECENCY).enumerate() {
+                    let part = if m > 0.0 {
+                        w.weight(k) * v.max(0.0) / m
                     } else {
                         0.0
                     };
@@ -321,6 +326,7 @@ impl<'m> Candidates<'m> {
                         best = (k, part);
                     }
                 }
+                let score = (score + 1e-3) * (1.0 - fresh_w + fresh_w * c.comp[RECENCY]);
                 Recommended {
                     page,
                     score,
@@ -400,16 +406,17 @@ impl ModelSet {
             if chosen.len() >= k {
                 break;
             }
-            if let Some(item) = self.item_at(i) {
-                if !read.contains(&item.page) && taken.insert(item.page.clone()) {
-                    chosen.push(Recommended {
-                        page: item.page.clone(),
-                        // Below everything ranked, still in descending order.
-                        score: last * 0.5 - chosen.len() as f64 * 1e-6,
-                        reason: Reason::Recent,
-                        tier: Tier::Anonymous,
-                    });
-                }
+            if let Some(item) = self.item_at(i)
+                && !read.contains(&item.page)
+                && taken.insert(item.page.clone())
+            {
+                chosen.push(Recommended {
+                    page: item.page.clone(),
+                    // Below everything ranked, still in descending order.
+                    score: last * 0.5 - chosen.len() as f64 * 1e-6,
+                    reason: Reason::Recent,
+                    tier: Tier::Anonymous,
+                });
             }
         }
     }
@@ -436,11 +443,9 @@ impl ModelSet {
             .and_then(|u| self.user_factors(u))
             .map(<[f32]>::to_vec)
             .or_else(|| self.fold_in(&recent));
-        if w.cf > 0.0 {
-            if let Some(u) = &user_vec {
-                for (i, s) in self.cf_top(u, w.cf_candidates) {
-                    c.add_item(i, CF, f64::from(s));
-                }
+        if let (Some(u), true) = (&user_vec, w.cf > 0.0) {
+            for (i, s) in self.cf_top(u, w.cf_candidates) {
+                c.add_item(i, CF, f64::from(s));
             }
         }
         let profile = (w.content > 0.0).then(|| {
@@ -461,10 +466,10 @@ impl ModelSet {
         // Every candidate, whatever brought it, is scored on both halves of the hybrid.
         for cand in c.map.values_mut() {
             let Some(i) = cand.idx else { continue };
-            if let (Some(u), true) = (&user_vec, w.cf > 0.0) {
-                if let Some(s) = self.cf_score(u, i) {
-                    cand.comp[CF] = f64::from(s);
-                }
+            if let (Some(u), true) = (&user_vec, w.cf > 0.0)
+                && let Some(s) = self.cf_score(u, i)
+            {
+                cand.comp[CF] = f64::from(s);
             }
             if let Some(p) = &profile {
                 cand.comp[CONTENT] = f64::from(self.content().score(p, i));

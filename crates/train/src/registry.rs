@@ -268,7 +268,7 @@ impl Registry {
         writeln!(f, "{line}").map_err(|e| TrainError::io(&path, e))?;
         let mpath = self.version_dir(&record.version).join(MANIFEST_FILE);
         let mut m = Manifest::read(&mpath)?;
-        m.metrics = Some(record.report.clone());
+        m.metrics = Some(record.report);
         m.evaluated = Some(record.evaluated.clone());
         m.write(&mpath)
     }

@@ -269,7 +269,7 @@ pub(crate) fn build(
         })
         .filter(|(i, _)| decayed[*i as usize] == 0.0)
         .collect();
-    fresh.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    fresh.sort_unstable_by_key(|&(_, t)| std::cmp::Reverse(t));
     pool.extend(fresh.into_iter().take(p.pool_size / 4).map(|(i, _)| i));
     sw.lap("popularity");
 

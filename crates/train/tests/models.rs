@@ -15,7 +15,7 @@ fn params() -> TrainParams {
     let mut p = TrainParams::default();
     p.als.factors = 12;
     p.als.iterations = 8;
-    p.cluster.clusters = 3;
+    p.cluster.clusters = 6;
     p.pool_size = 400;
     p
 }
@@ -55,7 +55,7 @@ fn trains_publishes_evaluates_and_beats_popularity() {
         Some(manifest.version.clone())
     );
     assert!(manifest.rows.logged_users > 0 && manifest.rows.semi_logged_users > 0);
-    assert_eq!(manifest.rows.clusters, 3);
+    assert_eq!(manifest.rows.clusters, 6);
     assert!(manifest.data.last_ts > manifest.data.first_ts);
     assert!(manifest.timings_ms.contains_key("als"));
 
@@ -278,7 +278,7 @@ fn unknown_users_are_placed_from_live_history_and_features() {
             model.end_ts() + t,
         );
     }
-    assert!(model.cluster_of(&semi).is_some_and(|c| c < 3));
+    assert!(model.cluster_of(&semi).is_some_and(|c| c < 6));
     let ctx = UserContext {
         user_type: Some(UserType::NonLogged),
         aggregates: semi,

@@ -22,6 +22,16 @@ const TOPIC_WORDS: [[&str; 5]; TOPICS] = [
     ["música", "show", "cantora", "festival", "álbum"],
 ];
 
+/// Engagement style of each topic's readers: (clicks, seconds on page, scroll %).
+const STYLE: [(u32, u64, f64); TOPICS] = [
+    (1, 20, 20.0),
+    (6, 240, 90.0),
+    (20, 60, 50.0),
+    (2, 120, 60.0),
+    (10, 400, 80.0),
+    (40, 40, 30.0),
+];
+
 pub struct Planted {
     pub items: usize,
     /// Topic of each article.
@@ -121,11 +131,14 @@ pub fn write_planted(dir: &Path, n_users: usize, n_items: usize, seed: u64) -> P
         let mut t = START + rng.random_range(0..days * 24 * HOUR_MS - 12 * HOUR_MS);
         for _ in 0..n {
             t = (t + rng.random_range(HOUR_MS / 10..8 * HOUR_MS)).min(end - 1);
+            // Each topic's readers have their own engagement style, so behaviour
+            // features say something about taste (as in real news portals).
+            let (clicks, secs, scroll) = STYLE[*topic];
             let e = Engagement {
-                clicks: rng.random_range(0..30),
-                time_on_page_ms: rng.random_range(5_000..400_000),
-                scroll_pct: rng.random_range(0.0..100.0),
-                page_visits: rng.random_range(1..3),
+                clicks: rng.random_range(clicks / 2..=clicks * 3 / 2),
+                time_on_page_ms: rng.random_range(secs * 500..secs * 1500),
+                scroll_pct: (scroll + rng.random_range(-10.0..10.0)).clamp(0.0, 100.0),
+                page_visits: 1,
             };
             rows.push((id.clone(), kind, page(pick(&mut rng, *topic, t)), t, e));
         }
