@@ -1,13 +1,255 @@
-//! `newsrec demo` area.
+//! `newsrec demo`: the whole pipeline and the API in one process, on synthetic G1 data.
+//!
+//! Without `--brokers`/`--redis` the in-process event log and the in-memory feature
+//! store stand in for Kafka and Redis (they implement the same traits); with them, the
+//! real services are used and the demo is a one-command tour of a real deployment.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::Args;
+use newsrec_core::{ClickEvent, Tier, UserId, route_tier};
+use newsrec_features::{FeatureStore, MemoryStore, RedisStore, RedisTarget, StoreConfig};
+use newsrec_ingest::consumer::{self, ConsumerConfig};
+use newsrec_ingest::refine::{self, ProcessConfig};
+use newsrec_ingest::replay::{self, ReplayConfig};
+use newsrec_ingest::synth::{self, SynthConfig};
+use newsrec_ingest::{ConsumerStats, EventLog, KafkaConfig, KafkaLog, MemoryLog, Record};
+use newsrec_serve::{Application, EventSink, PublishFuture, ServeConfig, SinkError};
+use newsrec_train::TrainParams;
+use tokio::sync::watch;
 
-/// `run` flags.
+/// `demo` flags.
 #[derive(Args)]
-pub struct DemoArgs {}
-
-/// Runs `run`.
-pub fn run(_: DemoArgs) -> anyhow::Result<()> {
-    anyhow::bail!("run is not available in this build")
+pub struct DemoArgs {
+    /// Address the API listens on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: String,
+    /// Working directory for the raw data, refined data and models.
+    #[arg(long, default_value = ".newsrec/demo")]
+    dir: PathBuf,
+    /// Synthetic training users.
+    #[arg(long, default_value_t = 20_000)]
+    users: usize,
+    /// Synthetic articles.
+    #[arg(long, default_value_t = 6_000)]
+    items: usize,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Kafka bootstrap servers; without, an in-process event log is used.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Redis URL; without, an in-memory feature store is used.
+    #[arg(long)]
+    redis: Option<String>,
+    /// Click topic.
+    #[arg(long, default_value = "clicks")]
+    topic: String,
+    /// Redis key prefix (with `--redis`).
+    #[arg(long, default_value = "newsrec:demo:")]
+    prefix: String,
 }
 
+/// `POST /events` of the demo publishes to the same event log the consumer reads.
+struct LogSink {
+    log: Arc<dyn EventLog>,
+    topic: String,
+}
+
+impl EventSink for LogSink {
+    fn publish(&self, event: ClickEvent) -> PublishFuture<'_> {
+        Box::pin(async move {
+            let record = Record::new(event.user_id.as_str().as_bytes().to_vec(), event.encode());
+            self.log
+                .produce(&self.topic, vec![record])
+                .await
+                .map(|_| ())
+                .map_err(|e| SinkError::Unavailable(e.to_string()))
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("event log:{}", self.topic)
+    }
+}
+
+/// Runs the demo until SIGTERM or Ctrl-C.
+pub fn run(a: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let raw = a.dir.join("raw");
+    let refined = a.dir.join("refined");
+    let models = a.dir.join("models");
+
+    step("generating synthetic G1 data", || {
+        if raw.exists() {
+            std::fs::remove_dir_all(&raw).with_context(|| format!("clearing {}", raw.display()))?;
+        }
+        let s = synth::generate(&SynthConfig {
+            out: raw.clone(),
+            users: a.users,
+            items: a.items,
+            seed: a.seed,
+            zip: None,
+            progress: true,
+        })?;
+        Ok(format!("{} users, {} interactions, {} articles", s.users, s.interactions, s.items))
+    })?;
+    step("processing into Parquet", || {
+        let s = refine::process(&ProcessConfig {
+            progress: true,
+            ..ProcessConfig::new(&raw, &refined)
+        })?;
+        Ok(format!("{} interactions kept", s.interactions_out))
+    })?;
+    step("training the tier models", || {
+        let m = newsrec_train::train(&refined, &models, &TrainParams::default())?;
+        Ok(format!("model {}", m.version))
+    })?;
+
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(serve_live(a, refined, models, started))
+}
+
+/// Runs one batch step with a heading and its duration.
+fn step(what: &str, f: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<()> {
+    eprintln!("==> {what}");
+    let t = Instant::now();
+    let detail = f()?;
+    eprintln!("    {detail} ({:.1} s)", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn serve_live(
+    a: DemoArgs,
+    refined: PathBuf,
+    models: PathBuf,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let log: Arc<dyn EventLog> = match &a.brokers {
+        Some(b) => Arc::new(KafkaLog::new(KafkaConfig::new(b))?),
+        None => Arc::new(MemoryLog::new()),
+    };
+    let store_cfg = StoreConfig::with_prefix(&a.prefix);
+    let store: Arc<dyn FeatureStore> = match &a.redis {
+        Some(url) => Arc::new(
+            RedisStore::connect(&RedisTarget::parse(url, false), store_cfg.clone())
+                .await
+                .context("connecting to Redis")?,
+        ),
+        None => Arc::new(MemoryStore::new(store_cfg.clone())?),
+    };
+    store.set_issued(&replay::load_issued(&refined)?).await?;
+
+    eprintln!("==> replaying the training clicks through the consumer");
+    let t = Instant::now();
+    let summary = replay::replay(log.as_ref(), &ReplayConfig::new(&refined, &a.topic)).await?;
+    let (stop, stopped) = watch::channel(false);
+    let consumer = tokio::spawn(consumer::run(
+        Arc::clone(&log),
+        Arc::clone(&store),
+        ConsumerConfig::new(&a.topic, "newsrec-demo"),
+        Arc::new(ConsumerStats::new()),
+        stopped,
+    ));
+    wait_caught_up(log.as_ref(), store.as_ref(), &a.topic).await?;
+    eprintln!(
+        "    {} events applied ({:.1} s)",
+        summary.events,
+        t.elapsed().as_secs_f64()
+    );
+
+    let mut cfg = ServeConfig {
+        models_dir: models,
+        addr: a.addr.clone(),
+        topic: a.topic.clone(),
+        ..ServeConfig::default()
+    };
+    cfg.store = store_cfg;
+    let sink: Arc<dyn EventSink> = Arc::new(LogSink {
+        log: Arc::clone(&log),
+        topic: a.topic.clone(),
+    });
+    let app = Application::build_with_store(cfg, Arc::clone(&store), Some(sink)).await?;
+    let base = format!("http://{}", app.local_addr());
+    let examples = example_users(&refined, store.as_ref()).await?;
+    print_tour(&base, &examples, started.elapsed());
+    app.run_until_stopped(newsrec_serve::shutdown_signal()).await?;
+    let _ = stop.send(true);
+    consumer.await??;
+    Ok(())
+}
+
+/// Waits until the store holds every offset the log has, i.e. the replay is applied.
+async fn wait_caught_up(
+    log: &dyn EventLog,
+    store: &dyn FeatureStore,
+    topic: &str,
+) -> anyhow::Result<()> {
+    let ends = log.end_offsets(topic).await?;
+    let parts: Vec<i32> = ends.iter().map(|e| e.0).collect();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let got = store.next_offsets(&parts).await?;
+        if ends
+            .iter()
+            .zip(&got)
+            .all(|((_, end), g)| *end == 0 || g.is_some_and(|g| g >= *end))
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the consumer did not catch up with the replay"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A validation user of each personalised tier (logged, semi-logged), as the live store
+/// routes them now.
+async fn example_users(
+    refined: &Path,
+    store: &dyn FeatureStore,
+) -> anyhow::Result<Vec<(Tier, UserId)>> {
+    let rows = newsrec_train::read_validation(refined)?;
+    let mut found: Vec<(Tier, UserId)> = Vec::new();
+    for row in rows.iter().take(20_000) {
+        let Some(u) = store.user(&row.user).await? else {
+            continue;
+        };
+        let tier = route_tier(Some(u.user_type), u.interactions());
+        if tier != Tier::Anonymous && !found.iter().any(|(t, _)| *t == tier) {
+            found.push((tier, row.user.clone()));
+            if found.len() == 2 {
+                break;
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn print_tour(base: &str, examples: &[(Tier, UserId)], took: Duration) {
+    println!();
+    println!("newsrec demo ready in {:.0} s: {base}", took.as_secs_f64());
+    println!();
+    for (tier, user) in examples.iter().rev() {
+        println!("  {tier:<12} {base}/recommendations?user_id={user}&k=10");
+    }
+    println!("  {:<12} {base}/recommendations?user_id=someone-new&k=10", "anonymous");
+    println!("  {:<12} {base}/popular?window=1h&k=10", "popular");
+    println!("  {:<12} {base}/models/current", "model");
+    println!("  {:<12} {base}/evaluation/metrics", "evaluation");
+    println!("  {:<12} {base}/metrics", "prometheus");
+    println!("  {:<12} {base}/docs", "api docs");
+    println!();
+    println!("Publish a click (the user moves up a tier as clicks arrive):");
+    println!(
+        "  curl -X POST {base}/events -H 'content-type: application/json' \\\n    -d '{{\"event_id\":\"e1\",\"user_id\":\"someone-new\",\"user_type\":\"Non-Logged\",\"page\":\"<page from /popular>\",\"ts\":1660500000000}}'"
+    );
+    println!();
+    println!("Ctrl-C stops the demo.");
+}
