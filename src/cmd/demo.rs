@@ -95,7 +95,10 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
             zip: None,
             progress: true,
         })?;
-        Ok(format!("{} users, {} interactions, {} articles", s.users, s.interactions, s.items))
+        Ok(format!(
+            "{} users, {} interactions, {} articles",
+            s.users, s.interactions, s.items
+        ))
     })?;
     step("processing into Parquet", || {
         let s = refine::process(&ProcessConfig {
@@ -176,7 +179,8 @@ async fn serve_live(
     let base = format!("http://{}", app.local_addr());
     let examples = example_users(&refined, store.as_ref()).await?;
     print_tour(&base, &examples, started.elapsed());
-    app.run_until_stopped(newsrec_serve::shutdown_signal()).await?;
+    app.run_until_stopped(newsrec_serve::shutdown_signal())
+        .await?;
     let _ = stop.send(true);
     consumer.await??;
     Ok(())
@@ -237,9 +241,15 @@ fn print_tour(base: &str, examples: &[(Tier, UserId)], took: Duration) {
     println!("newsrec demo ready in {:.0} s: {base}", took.as_secs_f64());
     println!();
     for (tier, user) in examples.iter().rev() {
-        println!("  {tier:<12} {base}/recommendations?user_id={user}&k=10");
+        println!(
+            "  {:<12} {base}/recommendations?user_id={user}&k=10",
+            tier.as_str()
+        );
     }
-    println!("  {:<12} {base}/recommendations?user_id=someone-new&k=10", "anonymous");
+    println!(
+        "  {:<12} {base}/recommendations?user_id=someone-new&k=10",
+        "anonymous"
+    );
     println!("  {:<12} {base}/popular?window=1h&k=10", "popular");
     println!("  {:<12} {base}/models/current", "model");
     println!("  {:<12} {base}/evaluation/metrics", "evaluation");
