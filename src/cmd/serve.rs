@@ -1,22 +1,227 @@
-//! `newsrec serve` area.
+//! `newsrec serve` and `newsrec bench serve`.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::Args;
+use newsrec_core::ClickEvent;
+use newsrec_ingest::{EventLog, KafkaConfig, KafkaLog, Record};
+use newsrec_serve::{Application, BenchOptions, EventSink, PublishFuture, ServeConfig, SinkError};
 
-/// `run` flags.
+/// `newsrec serve` flags; each overrides the config file and `NEWSREC_*` variables.
 #[derive(Args)]
-pub struct ServeArgs {}
-
-/// Runs `run`.
-pub fn run(_: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("run is not available in this build")
+pub struct ServeArgs {
+    /// Model registry directory (versioned models and `current`).
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Refined data directory. The models carry all item metadata the API shows, so it
+    /// is only checked to exist (a typo in a deployment script shows up at start).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Redis URL, or comma-separated cluster seed nodes.
+    #[arg(long)]
+    redis: Option<String>,
+    /// Treat a single --redis URL as a Redis Cluster seed.
+    #[arg(long)]
+    redis_cluster: bool,
+    /// Feature store key prefix (must match the consumer's).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Kafka bootstrap servers for `POST /events` (disabled without).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Topic `POST /events` publishes to.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Listen address, e.g. 0.0.0.0:8080 (port 0: any free port).
+    #[arg(long)]
+    addr: Option<String>,
+    /// TOML config file (see `ServeConfig`); the admin token belongs here or in
+    /// `NEWSREC_ADMIN_TOKEN`, never on the command line.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
-/// `bench` flags.
-#[derive(Args)]
-pub struct BenchArgs {}
-
-/// Runs `bench`.
-pub fn bench(_: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("bench is not available in this build")
+/// Publishes accepted events to Kafka, keyed by user id.
+struct KafkaSink {
+    log: KafkaLog,
+    topic: String,
 }
 
+/// How long `POST /events` waits for the broker's acknowledgement.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl EventSink for KafkaSink {
+    fn publish(&self, event: ClickEvent) -> PublishFuture<'_> {
+        Box::pin(async move {
+            let record = Record::new(event.user_id.as_str().as_bytes().to_vec(), event.encode());
+            match tokio::time::timeout(PUBLISH_TIMEOUT, self.log.produce(&self.topic, vec![record]))
+                .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => {
+                    use newsrec_core::Retryable;
+                    if e.is_retryable() {
+                        Err(SinkError::Unavailable(e.to_string()))
+                    } else {
+                        Err(SinkError::Refused(e.to_string()))
+                    }
+                }
+                Err(_) => Err(SinkError::Unavailable(format!(
+                    "no acknowledgement within {PUBLISH_TIMEOUT:?}"
+                ))),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("kafka:{}", self.topic)
+    }
+}
+
+/// Runs the API until SIGTERM or Ctrl-C.
+pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg: ServeConfig = newsrec_core::load_config(a.config.as_deref())?;
+    if let Some(v) = a.models {
+        cfg.models_dir = v;
+    }
+    if let Some(v) = a.redis {
+        cfg.redis_url = v;
+    }
+    if a.redis_cluster {
+        cfg.redis_cluster = true;
+    }
+    if let Some(v) = a.prefix {
+        cfg.store.prefix = v;
+    }
+    if let Some(v) = a.brokers {
+        cfg.brokers = v;
+    }
+    if let Some(v) = a.topic {
+        cfg.topic = v;
+    }
+    if let Some(v) = a.addr {
+        cfg.addr = v;
+    }
+    cfg.validate()?;
+    if let Some(d) = &a.data
+        && !d.is_dir()
+    {
+        anyhow::bail!("data directory {} does not exist", d.display());
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let sink: Option<Arc<dyn EventSink>> = if cfg.brokers.trim().is_empty() {
+            None
+        } else {
+            let log = KafkaLog::new(KafkaConfig::new(cfg.brokers.clone()))
+                .context("creating the Kafka producer")?;
+            Some(Arc::new(KafkaSink {
+                log,
+                topic: cfg.topic.clone(),
+            }))
+        };
+        let app = Application::build(cfg, sink).await?;
+        // Scripts and tests read the resolved address from this line.
+        println!("listening on http://{}", app.local_addr());
+        app.run_until_stopped(newsrec_serve::shutdown_signal())
+            .await?;
+        Ok(())
+    })
+}
+
+/// `newsrec bench serve` flags.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Model registry with a `current` version.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// Refined data the model was trained on (its newest interactions become live state).
+    #[arg(long, default_value = "data/refined")]
+    data: PathBuf,
+    /// Redis URL (a random key prefix is used and deleted afterwards).
+    #[arg(
+        long,
+        env = "NEWSREC_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis: String,
+    /// Fixed request rates, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "500,2000,5000")]
+    rates: Vec<f64>,
+    /// Seconds per fixed-rate run.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Seconds of the peak run.
+    #[arg(long, default_value_t = 10.0)]
+    peak_seconds: f64,
+    /// Connections of the fixed-rate runs.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Connections of the peak run.
+    #[arg(long, default_value_t = 32)]
+    peak_connections: usize,
+    /// Newest training interactions applied to the store as live events.
+    #[arg(long, default_value_t = 200_000)]
+    live_events: usize,
+    /// Worker threads of the API's runtime.
+    #[arg(long, default_value_t = 2)]
+    server_threads: usize,
+    /// Most requests of any one run.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_requests: u64,
+}
+
+/// Runs the load test and prints a Markdown table.
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let opts = BenchOptions {
+        models_dir: a.models,
+        data_dir: a.data,
+        redis_url: a.redis,
+        rates: a.rates,
+        rate_seconds: a.seconds,
+        peak_seconds: a.peak_seconds,
+        connections: a.connections,
+        peak_connections: a.peak_connections,
+        live_events: a.live_events,
+        k: 10,
+        server_threads: a.server_threads,
+        max_requests: a.max_requests,
+    };
+    let r = newsrec_serve::bench(&opts)?;
+    println!(
+        "model {} · {} live events · users in the mix: {} logged, {} semi-logged, {} seen once, {} new · k = {}",
+        r.model_version,
+        r.live_events,
+        r.mix.logged,
+        r.mix.semi_logged,
+        r.mix.seen_once,
+        r.mix.new,
+        opts.k
+    );
+    println!();
+    println!(
+        "| target req/s | achieved req/s | requests | errors | degraded | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for run in &r.runs {
+        let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            run.target_rate
+                .map_or("peak".to_string(), |t| format!("{t:.0}")),
+            run.throughput,
+            run.requests,
+            run.errors,
+            run.degraded,
+            ms(run.p50_us),
+            ms(run.p90_us),
+            ms(run.p99_us),
+            ms(run.p999_us),
+            ms(run.max_us),
+        );
+    }
+    Ok(())
+}

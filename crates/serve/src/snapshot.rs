@@ -107,6 +107,16 @@ async fn read_all(
     windows: &[Window],
     depth: usize,
 ) -> Result<Snapshot, StoreError> {
+    // A store nothing was applied to yet has no partitions; its lists are empty (and
+    // asking for them would send Redis empty pipelines).
+    if store.partitions().await?.is_empty() {
+        return Ok(Snapshot {
+            taken_at: Some(Instant::now()),
+            watermark: None,
+            windows: windows.iter().map(|w| (*w, Vec::new())).collect(),
+            trending: Vec::new(),
+        });
+    }
     let lists = futures::future::try_join_all(windows.iter().map(|w| store.popular(*w, depth)));
     let (lists, trending, watermark) =
         futures::try_join!(lists, store.trending(depth), store.watermark())?;

@@ -19,7 +19,7 @@ use crate::state::AppState;
 pub struct PopularItem {
     /// The article.
     pub page: String,
-    /// Clicks in the window (or, degraded, the model's popularity score).
+    /// Clicks in the window (with `source = model`: the model's popularity score).
     pub clicks: f64,
     /// Headline, when known.
     pub title: Option<String>,
@@ -35,6 +35,9 @@ pub struct PopularBody {
     /// Whether the list comes from a stale snapshot or the model instead of the live
     /// store.
     pub degraded: bool,
+    /// `live` (the feature store's window) or `model` (no live clicks in the window:
+    /// the model's popularity as of its training data).
+    pub source: &'static str,
     /// Event time the list is as of (epoch ms), when known.
     pub watermark: Option<i64>,
     /// Most read first.
@@ -64,8 +67,10 @@ pub async fn popular(
     let model = state.models.get();
     let snap = state.snapshot.get();
     let mut degraded = state.gate.backing_off() || state.gate.store().is_none();
-    let items: Vec<PopularItem> = match snap.window(window) {
-        Some(list) if snap.taken_at.is_some() => list
+    let live = snap.window(window).filter(|l| !l.is_empty());
+    let source = if live.is_some() { "live" } else { "model" };
+    let items: Vec<PopularItem> = match live {
+        Some(list) => list
             .iter()
             .take(k)
             .map(|(page, clicks)| {
@@ -80,8 +85,10 @@ pub async fn popular(
                 }
             })
             .collect(),
-        _ => {
-            degraded = true;
+        // Nothing live (Redis down since start-up, or no clicks in the window yet): the
+        // model's popularity as of its training data.
+        None => {
+            degraded |= snap.taken_at.is_none();
             let Some(m) = model.as_deref() else {
                 return Err(AppError::Unavailable(
                     "neither the feature store nor a model is available".into(),
@@ -109,6 +116,7 @@ pub async fn popular(
     Ok(Json(PopularBody {
         window: window.label(),
         degraded,
+        source,
         watermark: snap.watermark,
         items,
     }))

@@ -61,11 +61,17 @@ pub async fn similar(
         .map(|r| (r.page, r.score))
         .collect();
     let mut degraded = false;
-    let covisit: Vec<(PageId, f64)> = match state.gate.call(|s| s.read_next(&page, k)).await {
-        Ok(list) => list.into_iter().map(|s| (s.page, s.score)).collect(),
-        Err(_) => {
-            degraded = true;
-            model.offline_signals(Some(&page)).read_next
+    let snap = state.snapshot.get();
+    let covisit: Vec<(PageId, f64)> = if snap.taken_at.is_some() && snap.watermark.is_none() {
+        // The store is reachable and nothing was applied to it yet: no co-visitation.
+        Vec::new()
+    } else {
+        match state.gate.call(|s| s.read_next(&page, k)).await {
+            Ok(list) => list.into_iter().map(|s| (s.page, s.score)).collect(),
+            Err(_) => {
+                degraded = true;
+                model.offline_signals(Some(&page)).read_next
+            }
         }
     };
     if model.item(&page).is_none() && covisit.is_empty() {
@@ -77,8 +83,7 @@ pub async fn similar(
     if degraded {
         state.metrics.degraded_response();
     }
-    let mix = &state.config.mix;
-    let merged = merge(&page, &content, mix.content, &covisit, mix.read_next, k);
+    let merged = merge(&page, &content, &covisit, k);
     let items = merged
         .into_iter()
         .map(|(p, score, reason)| {
@@ -99,30 +104,27 @@ pub async fn similar(
     }))
 }
 
-/// Weighted sum of the two lists, each scaled to [0, 1] by its best score; the page
-/// itself is left out. A zero weight still lets a list contribute (at a tiny weight)
-/// so the answer is never empty while either list has entries.
+/// Sum of the two lists' scores, each scaled to [0, 1] by its best score, so the best
+/// of either list competes on equal terms and an article in both ranks first; the page
+/// itself is left out.
 fn merge(
     page: &PageId,
     content: &[(PageId, f64)],
-    w_content: f64,
     covisit: &[(PageId, f64)],
-    w_covisit: f64,
     k: usize,
 ) -> Vec<(PageId, f64, &'static str)> {
     let mut acc: HashMap<&PageId, (f64, f64)> =
         HashMap::with_capacity(content.len() + covisit.len());
     let max = |l: &[(PageId, f64)]| l.iter().map(|x| x.1).fold(0.0, f64::max);
     let (mc, mv) = (max(content), max(covisit));
-    let (wc, wv) = (w_content.max(1e-6), w_covisit.max(1e-6));
     for (p, s) in content.iter().filter(|(p, _)| p != page) {
         if mc > 0.0 {
-            acc.entry(p).or_default().0 = wc * s / mc;
+            acc.entry(p).or_default().0 = s / mc;
         }
     }
     for (p, s) in covisit.iter().filter(|(p, _)| p != page) {
         if mv > 0.0 {
-            acc.entry(p).or_default().1 = wv * s / mv;
+            acc.entry(p).or_default().1 = s / mv;
         }
     }
     let mut out: Vec<(PageId, f64, &'static str)> = acc
@@ -149,12 +151,12 @@ mod tests {
     fn merges_both_lists_without_the_page_itself() {
         let content = vec![(p("a"), 0.9), (p("b"), 0.45), (p("x"), 1.0)];
         let covisit = vec![(p("c"), 10.0), (p("b"), 10.0)];
-        let out = merge(&p("x"), &content, 1.0, &covisit, 1.0, 10);
+        let out = merge(&p("x"), &content, &covisit, 10);
         let pages: Vec<&str> = out.iter().map(|x| x.0.as_str()).collect();
         assert_eq!(pages, ["b", "c", "a"]);
         assert_eq!(out[0].2, "read-next");
         assert_eq!(out[2].2, "content");
-        assert_eq!(merge(&p("x"), &content, 1.0, &covisit, 1.0, 1).len(), 1);
-        assert_eq!(merge(&p("x"), &[], 1.0, &[], 1.0, 5).len(), 0);
+        assert_eq!(merge(&p("x"), &content, &covisit, 1).len(), 1);
+        assert_eq!(merge(&p("x"), &[], &[], 5).len(), 0);
     }
 }
