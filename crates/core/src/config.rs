@@ -31,7 +31,10 @@ where
     let mut fig = Figment::from(Serialized::defaults(T::default()));
     if let Some(path) = file {
         if !path.is_file() {
-            return Err(ConfigError(format!("config file {} not found", path.display())));
+            return Err(ConfigError(format!(
+                "config file {} not found",
+                path.display()
+            )));
         }
         fig = fig.merge(Toml::file(path));
     }

@@ -132,11 +132,18 @@ impl ClickEvent {
             serde_json::error::Category::Data => RejectReason::WrongType(e.to_string()),
             _ => RejectReason::NotJson(e.to_string()),
         })?;
-        let event_id = EventId::parse(&wire.event_id.ok_or(RejectReason::MissingField("event_id"))?)?;
+        let event_id = EventId::parse(
+            &wire
+                .event_id
+                .ok_or(RejectReason::MissingField("event_id"))?,
+        )?;
         let user_id = UserId::parse(&wire.user_id.ok_or(RejectReason::MissingField("user_id"))?)?;
-        let user_type_raw = wire.user_type.ok_or(RejectReason::MissingField("user_type"))?;
-        let user_type = UserType::parse(&user_type_raw)
-            .ok_or_else(|| RejectReason::UnknownUserType(user_type_raw.chars().take(64).collect()))?;
+        let user_type_raw = wire
+            .user_type
+            .ok_or(RejectReason::MissingField("user_type"))?;
+        let user_type = UserType::parse(&user_type_raw).ok_or_else(|| {
+            RejectReason::UnknownUserType(user_type_raw.chars().take(64).collect())
+        })?;
         let page = PageId::parse(&wire.page.ok_or(RejectReason::MissingField("page"))?)?;
         let ts = wire.ts.ok_or(RejectReason::MissingField("ts"))?;
         if !time::is_plausible(ts) {
@@ -216,13 +223,42 @@ mod tests {
         let code = |s: &str| ClickEvent::decode(s.as_bytes()).unwrap_err().code();
         assert_eq!(code("not json"), "not_json");
         assert_eq!(code("[1,2]"), "wrong_type");
-        assert_eq!(code(r#"{"user_id":"u","user_type":"Logged","page":"p","ts":1657146417045}"#), "missing_field");
-        assert_eq!(code(r#"{"event_id":"e","user_id":"u","user_type":"Logged","page":"p","ts":"x"}"#), "wrong_type");
-        assert_eq!(code(r#"{"event_id":"e","user_id":"u","user_type":"Guest","page":"p","ts":1657146417045}"#), "unknown_user_type");
-        assert_eq!(code(r#"{"event_id":"e","user_id":"u","user_type":"Logged","page":"p","ts":5}"#), "absurd_timestamp");
-        assert_eq!(code(r#"{"event_id":"e","user_id":"a b","user_type":"Logged","page":"p","ts":1657146417045}"#), "bad_id");
-        assert_eq!(code(r#"{"event_id":"e","user_id":"u","user_type":"Logged","page":"p","ts":1657146417045,"scroll_pct":-1}"#), "bad_value");
-        assert_eq!(code(r#"{"event_id":"e","user_id":"u","user_type":"Logged","page":"p","ts":1657146417045,"clicks":-1}"#), "wrong_type");
+        assert_eq!(
+            code(r#"{"user_id":"u","user_type":"Logged","page":"p","ts":1657146417045}"#),
+            "missing_field"
+        );
+        assert_eq!(
+            code(r#"{"event_id":"e","user_id":"u","user_type":"Logged","page":"p","ts":"x"}"#),
+            "wrong_type"
+        );
+        assert_eq!(
+            code(
+                r#"{"event_id":"e","user_id":"u","user_type":"Guest","page":"p","ts":1657146417045}"#
+            ),
+            "unknown_user_type"
+        );
+        assert_eq!(
+            code(r#"{"event_id":"e","user_id":"u","user_type":"Logged","page":"p","ts":5}"#),
+            "absurd_timestamp"
+        );
+        assert_eq!(
+            code(
+                r#"{"event_id":"e","user_id":"a b","user_type":"Logged","page":"p","ts":1657146417045}"#
+            ),
+            "bad_id"
+        );
+        assert_eq!(
+            code(
+                r#"{"event_id":"e","user_id":"u","user_type":"Logged","page":"p","ts":1657146417045,"scroll_pct":-1}"#
+            ),
+            "bad_value"
+        );
+        assert_eq!(
+            code(
+                r#"{"event_id":"e","user_id":"u","user_type":"Logged","page":"p","ts":1657146417045,"clicks":-1}"#
+            ),
+            "wrong_type"
+        );
         let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_EVENT_BYTES));
         assert_eq!(code(&big), "oversized");
     }

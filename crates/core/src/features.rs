@@ -111,8 +111,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn engagement() -> impl Strategy<Value = (Engagement, i64)> {
-        (0u32..500, 0u64..4_000_000, 0.0f64..300.0, 1u32..20, 0i64..10_000_000).prop_map(
-            |(clicks, t, s, v, ts)| {
+        (
+            0u32..500,
+            0u64..4_000_000,
+            0.0f64..300.0,
+            1u32..20,
+            0i64..10_000_000,
+        )
+            .prop_map(|(clicks, t, s, v, ts)| {
                 (
                     Engagement {
                         clicks,
@@ -122,8 +128,7 @@ mod tests {
                     },
                     ts,
                 )
-            },
-        )
+            })
     }
 
     proptest! {

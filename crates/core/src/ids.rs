@@ -139,16 +139,25 @@ mod tests {
 
     #[test]
     fn accepts_g1_shapes() {
-        assert!(UserId::parse("f98d1132f60d4688a6b0a6b8c9c0e3f1f98d1132f60d4688a6b0a6b8c9c0e3f1").is_ok());
+        assert!(
+            UserId::parse("f98d1132f60d4688a6b0a6b8c9c0e3f1f98d1132f60d4688a6b0a6b8c9c0e3f1")
+                .is_ok()
+        );
         assert!(PageId::parse("c8aab885-433d-4e46-8066-479f40ba7fb2").is_ok());
-        assert_eq!(PageId::parse("  a-b ").map(|p| p.to_string()), Ok("a-b".into()));
+        assert_eq!(
+            PageId::parse("  a-b ").map(|p| p.to_string()),
+            Ok("a-b".into())
+        );
     }
 
     #[test]
     fn rejects_bad_ids() {
         assert!(matches!(UserId::parse(""), Err(IdError::Empty { .. })));
         assert!(matches!(UserId::parse("a b"), Err(IdError::BadChar { .. })));
-        assert!(matches!(UserId::parse("{tag}"), Err(IdError::BadChar { .. })));
+        assert!(matches!(
+            UserId::parse("{tag}"),
+            Err(IdError::BadChar { .. })
+        ));
         assert!(matches!(
             UserId::parse(&"x".repeat(129)),
             Err(IdError::TooLong { .. })
