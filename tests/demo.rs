@@ -1,0 +1,142 @@
+//! `newsrec demo`, the README's first command: from nothing to an answering API in one
+//! process. The test runs the built binary on a random loopback port, waits for the
+//! API, and asks it for recommendations.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::Value;
+use tokio::process::Command;
+
+/// Generous for a debug build on two cores; the release binary is ready far sooner.
+const READY_WITHIN: Duration = Duration::from_secs(600);
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
+    let resp = http.get(url).send().await?;
+    let status = resp.status();
+    let body = resp.text().await?;
+    ensure!(status.is_success(), "GET {url}: {status}: {body}");
+    serde_json::from_str(&body).with_context(|| format!("GET {url}: not JSON: {body}"))
+}
+
+/// Checks one recommendations answer: exactly `k` distinct pages, each with a score.
+fn check_recommendations(v: &Value, k: usize) -> anyhow::Result<()> {
+    let items = v["items"].as_array().context("no items array")?;
+    ensure!(
+        items.len() == k,
+        "asked for {k} items, got {}: {v}",
+        items.len()
+    );
+    let mut pages: Vec<&str> = items.iter().filter_map(|i| i["page"].as_str()).collect();
+    ensure!(pages.len() == k, "items without a page: {v}");
+    pages.sort_unstable();
+    pages.dedup();
+    ensure!(pages.len() == k, "duplicate pages: {v}");
+    ensure!(
+        items.iter().all(|i| i["score"].is_number()),
+        "items without a score: {v}"
+    );
+    ensure!(
+        ["anonymous", "semi_logged", "logged"].contains(&v["tier"].as_str().unwrap_or("")),
+        "unknown tier: {v}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_recommendations() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = dir.path().join("demo.log");
+    let out = File::create(&log)?;
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_newsrec"))
+        .args(["demo", "--addr", &format!("127.0.0.1:{port}")])
+        .arg("--dir")
+        .arg(dir.path().join("demo"))
+        // A tenth of the default world: the same path through every stage, in a test's
+        // time budget on a debug build.
+        .args(["--users", "2000", "--items", "600"])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+
+    let started = Instant::now();
+    loop {
+        if let Some(status) = demo.try_wait()? {
+            bail!("demo exited with {status} before serving:\n{}", tail(&log));
+        }
+        if let Ok(resp) = http.get(format!("{base}/health/ready")).send().await
+            && resp.status().is_success()
+        {
+            break;
+        }
+        ensure!(
+            started.elapsed() < READY_WITHIN,
+            "demo not ready within {READY_WITHIN:?}:\n{}",
+            tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("demo ready in {:.1} s", started.elapsed().as_secs_f64());
+    let printed = std::fs::read_to_string(&log)?;
+    ensure!(
+        printed.contains(&base),
+        "the demo does not print the URLs to try:\n{}",
+        tail(&log)
+    );
+
+    // A reader the demo has never seen: live popularity must still fill all K slots.
+    let k = 7;
+    let v = get_json(
+        &http,
+        &format!("{base}/recommendations?user_id=demo-visitor-1&k={k}"),
+    )
+    .await?;
+    check_recommendations(&v, k)?;
+
+    // Every recommendations URL the demo suggests answers with a full list too.
+    let suggested: Vec<String> = printed
+        .split_whitespace()
+        .filter(|w| w.starts_with(&base) && w.contains("/recommendations?"))
+        .map(|w| w.trim_end_matches(['.', ',', ')', '"', '\'']).to_string())
+        .collect();
+    eprintln!("{} suggested recommendation URLs", suggested.len());
+    for url in &suggested {
+        let v = get_json(&http, url).await?;
+        let asked = url
+            .split(['?', '&'])
+            .find_map(|kv| {
+                kv.strip_prefix("k=")
+                    .or_else(|| kv.strip_prefix("num_recs="))
+            })
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(newsrec_serve::DEFAULT_K);
+        check_recommendations(&v, asked).with_context(|| url.clone())?;
+    }
+
+    // The live signals behind it: popularity from the replayed clicks.
+    let popular = get_json(&http, &format!("{base}/popular?k=5")).await?;
+    ensure!(
+        popular["items"].as_array().is_some_and(|i| !i.is_empty()),
+        "no live popularity after the replay: {popular}"
+    );
+    demo.start_kill()?;
+    let _ = demo.wait().await;
+    Ok(())
+}

@@ -1,0 +1,646 @@
+//! The Grafana dashboards against a real Prometheus that scraped a running newsrec.
+//!
+//! The test builds a small synthetic data set and a model with the `newsrec` binary,
+//! starts `newsrec consume` and `newsrec serve` on random loopback ports against the real
+//! Redis and Kafka-protocol broker (random topic and key prefix), replays the clicks
+//! through the broker while it sends API traffic, and lets a real Prometheus (the Debian
+//! binary, on a random port) scrape both every second. Then every PromQL expression of
+//! every dashboard, with its template variables substituted the way Grafana does, is
+//! sent to Prometheus' HTTP API: each must return data, as an instant query and (for
+//! time-series panels) as a range query. Label-values variables must list values.
+
+mod ops_support;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail, ensure};
+use ops_support::{
+    Builtins, PanelQuery, load_dashboards, panel_queries, parse_label_values, substitute,
+    template_vars,
+};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_newsrec");
+
+/// Grafana's built-ins as a dashboard opened on a short range would send them with a
+/// 1 s scrape interval (`$__rate_interval` = 4 × scrape interval at least).
+const BUILTINS: Builtins = Builtins {
+    rate_interval: "10s",
+    interval: "1s",
+    range: "5m",
+};
+
+/// How long the queries may take to all return data once Prometheus scrapes.
+const SETTLE: Duration = Duration::from_secs(90);
+
+fn brokers() -> String {
+    std::env::var("NEWSREC_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("NEWSREC_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn random_suffix() -> String {
+    let mut rng = rand::rng();
+    (0..10)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect()
+}
+
+/// A background process of the test, killed when dropped; its output goes to a log
+/// file that failures quote.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(
+        name: &'static str,
+        program: &str,
+        args: &[String],
+        logs: &Path,
+    ) -> anyhow::Result<Self> {
+        let log = logs.join(format!("{name}.log"));
+        let out = File::create(&log)?;
+        let child = Command::new(program)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {name} ({program})"))?;
+        Ok(Self { name, child, log })
+    }
+
+    /// Fails with the log's tail if the process has already exited.
+    fn ensure_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} exited with {status}:\n{}", self.name, tail(&self.log));
+        }
+        Ok(())
+    }
+}
+
+/// The last lines of a log file, for failure messages.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Runs a one-shot `newsrec` command to completion.
+async fn run_newsrec(name: &str, args: &[&str], logs: &Path) -> anyhow::Result<()> {
+    let log = logs.join(format!("{name}.log"));
+    let out = File::create(&log)?;
+    let status = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .kill_on_drop(true)
+        .status()
+        .await?;
+    ensure!(
+        status.success(),
+        "`newsrec {}` failed ({status}):\n{}",
+        args.join(" "),
+        tail(&log)
+    );
+    Ok(())
+}
+
+/// Polls `check` until it succeeds or `timeout` passes, returning its last error.
+async fn wait_for<F>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: AsyncFnMut() -> anyhow::Result<()>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e.context(format!("{what} within {timeout:?}")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+async fn get_ok(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    let resp = http.get(url).send().await?;
+    let status = resp.status();
+    let body = resp.text().await?;
+    ensure!(status.is_success(), "GET {url}: {status}: {body}");
+    Ok(body)
+}
+
+/// Training users from the synthetic raw files: `(user_id, user_type)`.
+fn raw_users(raw: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let dir = raw.join("files").join("treino");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
+    let first = files.first().context("no training files")?;
+    let text = std::fs::read_to_string(first)?;
+    let mut users = Vec::new();
+    for line in text.lines().skip(1) {
+        let mut fields = line.split(',');
+        let (Some(id), Some(kind)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let id = id.trim_matches('"');
+        if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            users.push((id.to_string(), kind.trim_matches('"').to_string()));
+        }
+    }
+    ensure!(
+        !users.is_empty(),
+        "no users parsed from {}",
+        first.display()
+    );
+    Ok(users)
+}
+
+/// A page id the API knows, taken from its live popularity list.
+async fn some_popular_page(http: &reqwest::Client, api: &str) -> Option<String> {
+    let body = get_ok(http, &format!("{api}/popular?window=24h&k=5"))
+        .await
+        .ok()?;
+    let v: Value = serde_json::from_str(&body).ok()?;
+    v["items"][0]["page"].as_str().map(str::to_string)
+}
+
+/// API traffic of several kinds, so every route, tier and status shows in the metrics:
+/// known users of both types, a new user who then clicks (anonymous → semi-logged),
+/// popularity and similar-article lookups, a malformed request and an unknown path.
+async fn drive_traffic(
+    http: reqwest::Client,
+    api: String,
+    users: Vec<(String, String)>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let newcomer = format!("ops{}", random_suffix());
+    let mut round = 0u64;
+    while !*stop.borrow() {
+        for (user, _) in users.iter().take(12) {
+            let _ = http
+                .get(format!("{api}/recommendations?user_id={user}&k=10"))
+                .send()
+                .await;
+        }
+        let _ = http
+            .get(format!("{api}/recommendations?user_id={newcomer}&k=10"))
+            .send()
+            .await;
+        for window in ["1h", "24h"] {
+            let _ = http
+                .get(format!("{api}/popular?window={window}&k=10"))
+                .send()
+                .await;
+        }
+        if let Some(page) = some_popular_page(&http, &api).await {
+            let _ = http
+                .get(format!("{api}/articles/{page}/similar?k=5"))
+                .send()
+                .await;
+            if round < 3 {
+                let now_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or_default();
+                let event = json!({
+                    "event_id": format!("{newcomer}-{round}"),
+                    "user_id": newcomer,
+                    "user_type": "Non-Logged",
+                    "page": page,
+                    "ts": now_ms,
+                });
+                let _ = http.post(format!("{api}/events")).json(&event).send().await;
+            }
+        }
+        let _ = http.get(format!("{api}/recommendations?k=10")).send().await;
+        let _ = http.get(format!("{api}/no-such-route")).send().await;
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Prometheus' HTTP API.
+struct Prom {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Prom {
+    async fn api(&self, path: &str, params: &[(&str, String)]) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(params)
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        ensure!(
+            status.is_success() && body["status"] == "success",
+            "{path} {params:?}: {status}: {body}"
+        );
+        Ok(body["data"].clone())
+    }
+
+    /// An instant query; fails unless it returns at least one sample.
+    async fn instant_has_data(&self, expr: &str) -> anyhow::Result<()> {
+        let data = self
+            .api("/api/v1/query", &[("query", expr.to_string())])
+            .await?;
+        match data["resultType"].as_str() {
+            Some("scalar") | Some("string") => Ok(()),
+            _ => {
+                ensure!(
+                    data["result"].as_array().is_some_and(|r| !r.is_empty()),
+                    "instant query returned no data"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// A range query over the last 30 s at 1 s steps; fails unless a series comes back.
+    async fn range_has_data(&self, expr: &str) -> anyhow::Result<()> {
+        let end = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
+        let data = self
+            .api(
+                "/api/v1/query_range",
+                &[
+                    ("query", expr.to_string()),
+                    ("start", format!("{:.3}", end - 30.0)),
+                    ("end", format!("{end:.3}")),
+                    ("step", "1".to_string()),
+                ],
+            )
+            .await?;
+        ensure!(
+            data["result"].as_array().is_some_and(|r| !r.is_empty()),
+            "range query returned no data"
+        );
+        Ok(())
+    }
+
+    /// Values of `label` on series of `metric` (Grafana's `label_values(metric, label)`).
+    async fn label_values(&self, metric: &str, label: &str) -> anyhow::Result<Vec<String>> {
+        let mut params = Vec::new();
+        if !metric.is_empty() {
+            params.push(("match[]", metric.to_string()));
+        }
+        let data = self
+            .api(&format!("/api/v1/label/{label}/values"), &params)
+            .await?;
+        Ok(data
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect())
+    }
+}
+
+/// Escapes a value the way Grafana's Prometheus datasource formats a single variable
+/// value for `=~`: regex metacharacters get a backslash, itself doubled because the
+/// regex sits inside a PromQL string literal.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if r"\.+*?()|[]{}^$".contains(c) {
+            out.push_str("\\\\");
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The queries to run: every panel expression once with each variable at "All", and
+/// once with each variable at its first listed value.
+async fn expand_queries(prom: &Prom) -> anyhow::Result<Vec<(PanelQuery, String)>> {
+    let mut out = Vec::new();
+    for d in load_dashboards()? {
+        let vars = template_vars(&d);
+        let mut all = BTreeMap::new();
+        let mut first = BTreeMap::new();
+        for v in &vars {
+            let all_value = v
+                .all_value
+                .clone()
+                .or(v.current.clone())
+                .with_context(|| format!("{}: variable {} has no value", d.name(), v.name))?;
+            all.insert(v.name.clone(), all_value.clone());
+            let one = match parse_label_values(&v.query) {
+                Some((metric, label)) if v.kind == "query" => {
+                    let values = prom.label_values(&metric, &label).await?;
+                    let value = values.first().with_context(|| {
+                        format!(
+                            "{}: variable {} ({}) lists no values",
+                            d.name(),
+                            v.name,
+                            v.query
+                        )
+                    })?;
+                    regex_escape(value)
+                }
+                _ => all_value,
+            };
+            first.insert(v.name.clone(), one);
+        }
+        for q in panel_queries(&d) {
+            let with_all = substitute(&q.expr, &BUILTINS, &all)?;
+            let with_first = substitute(&q.expr, &BUILTINS, &first)?;
+            if with_first != with_all {
+                out.push((q.clone(), with_first));
+            }
+            out.push((q, with_all));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs every query; the failures, described.
+async fn failing_queries(prom: &Prom, queries: &[(PanelQuery, String)]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (q, expr) in queries {
+        if let Err(e) = prom.instant_has_data(expr).await {
+            failures.push(format!("{q}: `{expr}`: {e:#}"));
+            continue;
+        }
+        if !q.instant
+            && let Err(e) = prom.range_has_data(expr).await
+        {
+            failures.push(format!("{q}: `{expr}` (range): {e:#}"));
+        }
+    }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_returns_data_from_a_live_stack() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let phase = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
+    let tmp = tempfile::tempdir()?;
+    let root = tmp.path();
+    let (raw, data, models, logs) = (
+        root.join("raw"),
+        root.join("data"),
+        root.join("models"),
+        root.join("logs"),
+    );
+    std::fs::create_dir_all(&logs)?;
+    let path = |p: &Path| p.display().to_string();
+    let suffix = random_suffix();
+    let topic = format!("ops-clicks-{suffix}");
+    let prefix = format!("ops-{suffix}");
+    let group = format!("ops-consume-{suffix}");
+    let (brokers, redis) = (brokers(), redis_url());
+
+    // A small world, processed, trained and evaluated (so the model metrics exist).
+    run_newsrec(
+        "synth",
+        &[
+            "data",
+            "synth",
+            "--out",
+            &path(&raw),
+            "--users",
+            "400",
+            "--items",
+            "120",
+            "--seed",
+            "7",
+        ],
+        &logs,
+    )
+    .await?;
+    run_newsrec(
+        "pipeline",
+        &[
+            "pipeline",
+            "--raw",
+            &path(&raw),
+            "--data",
+            &path(&data),
+            "--models",
+            &path(&models),
+        ],
+        &logs,
+    )
+    .await?;
+    phase("data and model ready");
+
+    let (serve_port, consume_port, prom_port) = (free_port()?, free_port()?, free_port()?);
+    let mut consume = Proc::spawn(
+        "consume",
+        BIN,
+        &[
+            "consume".into(),
+            "--brokers".into(),
+            brokers.clone(),
+            "--topic".into(),
+            topic.clone(),
+            "--group".into(),
+            group,
+            "--redis".into(),
+            redis.clone(),
+            "--prefix".into(),
+            prefix.clone(),
+            "--items".into(),
+            path(&data),
+            "--metrics-addr".into(),
+            format!("127.0.0.1:{consume_port}"),
+        ],
+        &logs,
+    )?;
+    let mut serve = Proc::spawn(
+        "serve",
+        BIN,
+        &[
+            "serve".into(),
+            "--models".into(),
+            path(&models),
+            "--data".into(),
+            path(&data),
+            "--redis".into(),
+            redis.clone(),
+            "--prefix".into(),
+            prefix.clone(),
+            "--brokers".into(),
+            brokers.clone(),
+            "--topic".into(),
+            topic.clone(),
+            "--addr".into(),
+            format!("127.0.0.1:{serve_port}"),
+        ],
+        &logs,
+    )?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let api = format!("http://127.0.0.1:{serve_port}");
+    let consume_metrics = format!("http://127.0.0.1:{consume_port}/metrics");
+    wait_for("serve ready", Duration::from_secs(60), async || {
+        serve.ensure_running()?;
+        get_ok(&http, &format!("{api}/health/ready"))
+            .await
+            .map(drop)
+    })
+    .await?;
+    wait_for("consume metrics", Duration::from_secs(60), async || {
+        consume.ensure_running()?;
+        get_ok(&http, &consume_metrics).await.map(drop)
+    })
+    .await?;
+    phase("serve and consume answer");
+
+    // Prometheus scraping both every second.
+    let prom_dir = root.join("prometheus");
+    std::fs::create_dir_all(&prom_dir)?;
+    let config = prom_dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n\
+             scrape_configs:\n\
+             \x20 - job_name: newsrec-serve\n    static_configs:\n      - targets: [\"127.0.0.1:{serve_port}\"]\n\
+             \x20 - job_name: newsrec-consume\n    static_configs:\n      - targets: [\"127.0.0.1:{consume_port}\"]\n"
+        ),
+    )?;
+    let mut prometheus = Proc::spawn(
+        "prometheus",
+        "prometheus",
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", prom_dir.join("tsdb").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            "--log.level=warn".into(),
+        ],
+        &logs,
+    )?;
+    let prom = Prom {
+        http: http.clone(),
+        base: format!("http://127.0.0.1:{prom_port}"),
+    };
+    wait_for("prometheus ready", Duration::from_secs(30), async || {
+        prometheus.ensure_running()?;
+        get_ok(&http, &format!("{}/-/ready", prom.base))
+            .await
+            .map(drop)
+    })
+    .await?;
+    phase("prometheus ready");
+
+    // Clicks through the broker and API traffic while Prometheus scrapes.
+    let mut replay = Proc::spawn(
+        "replay",
+        BIN,
+        &[
+            "replay".into(),
+            "--data".into(),
+            path(&data),
+            "--brokers".into(),
+            brokers.clone(),
+            "--topic".into(),
+            topic.clone(),
+            "--speed".into(),
+            "max".into(),
+        ],
+        &logs,
+    )?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let traffic = tokio::spawn(drive_traffic(
+        http.clone(),
+        api.clone(),
+        raw_users(&raw)?,
+        stop_rx,
+    ));
+
+    // A few scrapes of both targets, both up.
+    wait_for(
+        "five scrapes of serve and consume",
+        Duration::from_secs(60),
+        async || {
+            for p in [&mut serve, &mut consume, &mut prometheus] {
+                p.ensure_running()?;
+            }
+            for job in ["newsrec-serve", "newsrec-consume"] {
+                prom.instant_has_data(&format!(
+                    "count_over_time(up{{job=\"{job}\"}}[1m]) >= 5 and up{{job=\"{job}\"}} == 1"
+                ))
+                .await
+                .with_context(|| format!("{job} not scraped five times yet"))?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    phase("five scrapes of each target");
+
+    // The replay and the consumer settle within the deadline; until then some panels
+    // (top lists, lag) may legitimately be empty, so poll until all return data.
+    let deadline = Instant::now() + SETTLE;
+    let failures = loop {
+        for p in [&mut serve, &mut consume, &mut prometheus] {
+            p.ensure_running()?;
+        }
+        let queries = expand_queries(&prom).await;
+        let failures = match &queries {
+            Ok(q) => failing_queries(&prom, q).await,
+            Err(e) => vec![format!("{e:#}")],
+        };
+        if failures.is_empty() || Instant::now() >= deadline {
+            if let Ok(q) = &queries {
+                phase(&format!("{} dashboard queries checked", q.len()));
+            }
+            break failures;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    let _ = stop_tx.send(true);
+    let _ = traffic.await;
+    let replay_status = replay.child.try_wait()?;
+    drop((serve, consume));
+    // The random prefix keeps this run's keys apart; remove them so runs do not pile up.
+    let store = newsrec_features::RedisStore::connect(
+        &newsrec_features::RedisTarget::parse(&redis, false),
+        newsrec_features::StoreConfig {
+            prefix: prefix.clone(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    store.delete_all().await?;
+    if !failures.is_empty() {
+        bail!(
+            "{} dashboard queries return no data:\n  {}\n\nreplay: {:?}\n--- consume log ---\n{}\n--- serve log ---\n{}",
+            failures.len(),
+            failures.join("\n  "),
+            replay_status,
+            tail(&logs.join("consume.log")),
+            tail(&logs.join("serve.log"))
+        );
+    }
+    Ok(())
+}
