@@ -377,6 +377,13 @@ fn compose_data_init_and_pipeline_agree_with_the_data_layout() -> anyhow::Result
         pipeline.iter().any(|a| a == "--every"),
         "the pipeline service must be scheduled"
     );
+    // serve waits for the pipeline to be healthy, which means a model is current.
+    let health = string_list(&services["pipeline"]["healthcheck"]["test"]).join(" ");
+    let current = format!("/var/lib/newsrec/models/{}", newsrec_train::CURRENT_LINK);
+    ensure!(
+        health.contains(&current),
+        "the pipeline health check must test {current}, got `{health}`"
+    );
     // Every newsrec service sees the same data and model volumes at the same paths.
     for (name, svc) in services {
         if is_newsrec(svc) {
