@@ -1,31 +1,468 @@
-//! `newsrec stream` area.
+//! `newsrec replay`, `newsrec consume` and `newsrec bench stream`.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::Args;
+use newsrec_core::load_config;
+use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
+use newsrec_ingest::consumer::{self, ConsumerConfig};
+use newsrec_ingest::replay::{self, ReplayConfig, Speed};
+use newsrec_ingest::{ConsumerStats, EventLog, KafkaConfig, KafkaLog, MemoryLog};
+use newsrec_serve::{ConsumerSnapshot, HistogramSnapshot, SnapshotSource, serve_consumer_metrics};
+use tokio::sync::watch;
+use tracing::info;
 
 /// `replay` flags.
 #[derive(Args)]
-pub struct ReplayArgs {}
+pub struct ReplayArgs {
+    /// Refined data directory (holding interactions.parquet).
+    #[arg(long, env = "NEWSREC_DATA_DIR", default_value = "data/refined")]
+    data: PathBuf,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "NEWSREC_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topic to publish to (created when missing).
+    #[arg(long, default_value = "clicks")]
+    topic: String,
+    /// `max`, or a factor of real time (by event time), e.g. `1000`.
+    #[arg(long, default_value = "max")]
+    speed: Speed,
+    /// Publish only the first N events.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Partitions of the topic when it has to be created.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// librdkafka setting passed through (repeatable), e.g. `security.protocol=SASL_SSL`.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    kafka_options: Vec<String>,
+}
 
 /// Runs `replay`.
-pub fn replay(_: ReplayArgs) -> anyhow::Result<()> {
-    anyhow::bail!("replay is not available in this build")
+pub fn replay(a: ReplayArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let log = KafkaLog::new(KafkaConfig::new(&a.brokers).with_options(&a.kafka_options)?)?;
+        let cfg = ReplayConfig {
+            speed: a.speed,
+            limit: a.limit,
+            partitions: a.partitions,
+            ..ReplayConfig::new(&a.data, &a.topic)
+        };
+        let s = replay::replay(&log, &cfg).await?;
+        println!(
+            "published {} events to {} in {:.1} s ({:.0} events/s){}",
+            s.events,
+            a.topic,
+            s.elapsed.as_secs_f64(),
+            s.events_per_sec(),
+            if s.skipped > 0 {
+                format!(", {} rows skipped", s.skipped)
+            } else {
+                String::new()
+            }
+        );
+        Ok(())
+    })
 }
 
 /// `consume` flags.
 #[derive(Args)]
-pub struct ConsumeArgs {}
+pub struct ConsumeArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "NEWSREC_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topic to read.
+    #[arg(long, default_value = "clicks")]
+    topic: String,
+    /// Consumer group.
+    #[arg(long, default_value = "newsrec-consumer")]
+    group: String,
+    /// Redis URL (`redis://[user:password@]host:port`, `rediss://` for TLS), or a
+    /// comma-separated list of Redis Cluster nodes.
+    #[arg(
+        long,
+        env = "NEWSREC_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis: String,
+    /// Treat a single `--redis` URL as a Redis Cluster seed.
+    #[arg(long)]
+    redis_cluster: bool,
+    /// Redis key prefix (overrides the config file).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Feature store settings (TOML, `StoreConfig` fields); `NEWSREC_*` env overrides it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Dead-letter topic (default `<topic>.dead-letter`).
+    #[arg(long)]
+    dead_letter_topic: Option<String>,
+    /// Refined data directory whose items.parquet gives publication times (optional).
+    #[arg(long)]
+    items: Option<PathBuf>,
+    /// Most messages per round.
+    #[arg(long, default_value_t = 20_000)]
+    batch_max: usize,
+    /// Partitions for topics the consumer creates.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// librdkafka setting passed through (repeatable), e.g. `sasl.mechanism=SCRAM-SHA-512`.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    kafka_options: Vec<String>,
+    /// Serve the consumer's Prometheus metrics on this address (`/metrics`).
+    #[arg(long)]
+    metrics_addr: Option<String>,
+}
+
+/// The exporter's view of the consumer's counters.
+fn exporter_snapshot(stats: &ConsumerStats) -> ConsumerSnapshot {
+    let s = stats.snapshot();
+    ConsumerSnapshot {
+        events_applied: s.events_applied,
+        events_duplicate: s.events_duplicate,
+        events_dead_letter: s.events_dead_letter,
+        dead_letters: s.dead_letters,
+        batches: s.batches,
+        batch_duration: HistogramSnapshot {
+            buckets: s.batch_duration.buckets,
+            sum: s.batch_duration.sum,
+            count: s.batch_duration.count,
+        },
+        lag: s.lag,
+        watermark_ms: s.watermark_ms,
+        retries: s.retries,
+    }
+}
+
+async fn connect_store(
+    redis: &str,
+    cluster: bool,
+    cfg: StoreConfig,
+) -> anyhow::Result<Arc<RedisStore>> {
+    let target = RedisTarget::parse(redis, cluster);
+    let store = RedisStore::connect(&target, cfg)
+        .await
+        .context("connecting to Redis")?;
+    Ok(Arc::new(store))
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
 
 /// Runs `consume`.
-pub fn consume(_: ConsumeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("consume is not available in this build")
+pub fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
+    let mut store_cfg: StoreConfig = load_config(a.config.as_deref())?;
+    if let Some(p) = a.prefix {
+        store_cfg.prefix = p;
+    }
+    store_cfg.validate()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let log: Arc<dyn EventLog> = Arc::new(KafkaLog::new(
+            KafkaConfig::new(&a.brokers).with_options(&a.kafka_options)?,
+        )?);
+        let store = connect_store(&a.redis, a.redis_cluster, store_cfg).await?;
+        if let Some(dir) = &a.items {
+            let items = replay::load_issued(dir)?;
+            store.set_issued(&items).await?;
+            info!(items = items.len(), "publication times loaded");
+        }
+        let mut cfg = ConsumerConfig::new(&a.topic, &a.group);
+        if let Some(d) = a.dead_letter_topic {
+            cfg.dead_letter_topic = d;
+        }
+        cfg.batch_max = a.batch_max.max(1);
+        cfg.partitions = a.partitions;
+        let stats = Arc::new(ConsumerStats::new());
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            termination().await;
+            info!("shutdown requested; finishing the current batch");
+            let _ = stop.send(true);
+        });
+        let exporter = match a.metrics_addr {
+            Some(addr) => {
+                let source: SnapshotSource = {
+                    let stats = Arc::clone(&stats);
+                    Arc::new(move || exporter_snapshot(&stats))
+                };
+                let mut until = stopped.clone();
+                let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+                let task = tokio::spawn(async move {
+                    serve_consumer_metrics(
+                        &addr,
+                        source,
+                        move |a| {
+                            let _ = bound_tx.send(a);
+                        },
+                        async move {
+                            let _ = until.wait_for(|s| *s).await;
+                        },
+                    )
+                    .await
+                });
+                if bound_rx.await.is_err() {
+                    // The exporter ended before binding: report why, at start-up.
+                    task.await??;
+                    anyhow::bail!("metrics exporter stopped before listening");
+                }
+                Some(task)
+            }
+            None => None,
+        };
+        let summary = consumer::run(log, store, cfg, stats, stopped).await?;
+        if let Some(task) = exporter {
+            task.await??;
+        }
+        println!(
+            "applied {} events ({} duplicates skipped, {} dead letters) in {} batches",
+            summary.applied, summary.duplicates, summary.dead_letters, summary.batches
+        );
+        Ok(())
+    })
 }
 
-/// `bench` flags.
+/// `bench stream` flags.
 #[derive(Args)]
-pub struct BenchArgs {}
-
-/// Runs `bench`.
-pub fn bench(_: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("bench is not available in this build")
+pub struct BenchArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "NEWSREC_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Redis URL.
+    #[arg(
+        long,
+        env = "NEWSREC_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis: String,
+    /// Events to replay and consume.
+    #[arg(long, default_value_t = 500_000)]
+    events: usize,
+    /// Distinct readers in the event stream.
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    /// Distinct pages in the event stream.
+    #[arg(long, default_value_t = 20_000)]
+    pages: usize,
+    /// Partitions of the benchmark topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Active users for the Redis memory measurement.
+    #[arg(long, default_value_t = 100_000)]
+    memory_users: usize,
+    /// Give up on a phase after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+    /// librdkafka setting passed through (repeatable).
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    kafka_options: Vec<String>,
 }
 
+fn rand_suffix() -> String {
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    )
+}
+
+/// Waits until the store holds every offset of `ends`, or `timeout`.
+async fn caught_up(
+    store: &dyn FeatureStore,
+    ends: &[(i32, i64)],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let parts: Vec<i32> = ends.iter().map(|e| e.0).collect();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = store.next_offsets(&parts).await?;
+        if ends
+            .iter()
+            .zip(&got)
+            .all(|((_, end), g)| *end == 0 || g.is_some_and(|g| g >= *end))
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "consumer did not catch up in time"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Consumes with `log` into `store` until caught up; returns events/s.
+async fn consume_all(
+    log: Arc<dyn EventLog>,
+    store: Arc<RedisStore>,
+    topic: &str,
+    events: usize,
+    timeout: Duration,
+) -> anyhow::Result<f64> {
+    let ends = log.end_offsets(topic).await?;
+    let (stop, stopped) = watch::channel(false);
+    let cfg = ConsumerConfig::new(topic, format!("bench-{}", rand_suffix()));
+    let stats = Arc::new(ConsumerStats::new());
+    let t = Instant::now();
+    let task = tokio::spawn(consumer::run(
+        log,
+        Arc::clone(&store) as Arc<dyn FeatureStore>,
+        cfg,
+        stats,
+        stopped,
+    ));
+    let done = caught_up(store.as_ref(), &ends, timeout).await;
+    let secs = t.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    task.await??;
+    done?;
+    Ok(events as f64 / secs)
+}
+
+/// Runs `bench stream`.
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(bench_async(a))
+}
+
+async fn bench_async(a: BenchArgs) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(a.timeout_secs);
+    let suffix = rand_suffix();
+    let topic = format!("bench-clicks-{suffix}");
+    println!(
+        "stream benchmark: {} events, {} users, {} pages, {} partitions",
+        a.events, a.users, a.pages, a.partitions
+    );
+    let events = replay::synthetic_events(a.events, a.users, a.pages, 1_656_644_400_000, 400, 42);
+
+    // 1. Replay.
+    let kafka = Arc::new(KafkaLog::new(
+        KafkaConfig::new(&a.brokers).with_options(&a.kafka_options)?,
+    )?);
+    kafka.ensure_topic(&topic, a.partitions).await?;
+    let pb = replay::progress_bar(events.len() as u64);
+    let took = replay::publish(kafka.as_ref(), &topic, &events, Speed::Max, 20_000, &pb).await?;
+    pb.finish_and_clear();
+    let replay_rate = events.len() as f64 / took.as_secs_f64();
+    println!("replay (idempotent producer):      {replay_rate:>10.0} events/s");
+
+    // 2. Raw broker consume, then 3. the consumer end to end, same topic, same run.
+    let drained = kafka
+        .drain(
+            &topic,
+            &format!("bench-raw-{suffix}"),
+            events.len(),
+            timeout,
+        )
+        .await?;
+    let raw = events.len() as f64 / drained.as_secs_f64();
+    println!("broker raw consume (rdkafka only): {raw:>10.0} events/s");
+    let e2e_store = connect_store(
+        &a.redis,
+        false,
+        StoreConfig::with_prefix(format!("bench:{suffix}:e2e:")),
+    )
+    .await?;
+    let e2e = consume_all(
+        Arc::clone(&kafka) as Arc<dyn EventLog>,
+        Arc::clone(&e2e_store),
+        &topic,
+        events.len(),
+        timeout,
+    )
+    .await?;
+    println!(
+        "consume -> Redis end to end:       {e2e:>10.0} events/s ({:.0}% of raw)",
+        100.0 * e2e / raw
+    );
+    e2e_store.delete_all().await?;
+
+    // 4. The apply path alone: in-process log -> Redis.
+    let mem = Arc::new(MemoryLog::new());
+    mem.ensure_topic(&topic, a.partitions).await?;
+    for chunk in events.chunks(50_000) {
+        mem.produce(&topic, chunk.iter().map(replay::event_record).collect())
+            .await?;
+    }
+    let apply_store = connect_store(
+        &a.redis,
+        false,
+        StoreConfig::with_prefix(format!("bench:{suffix}:apply:")),
+    )
+    .await?;
+    let apply = consume_all(
+        mem as Arc<dyn EventLog>,
+        Arc::clone(&apply_store),
+        &topic,
+        events.len(),
+        timeout,
+    )
+    .await?;
+    println!("apply path (in-process log->Redis):{apply:>10.0} events/s");
+    apply_store.delete_all().await?;
+
+    // 5. Memory per 100k active users: every user reads a few pages.
+    let n_users = a.memory_users.max(1);
+    let mem_events =
+        replay::synthetic_events(3 * n_users, n_users, a.pages, 1_656_644_400_000, 50, 7);
+    let distinct: std::collections::HashSet<_> =
+        mem_events.iter().map(|e| e.user_id.clone()).collect();
+    let mlog = Arc::new(MemoryLog::new());
+    mlog.ensure_topic(&topic, a.partitions).await?;
+    for chunk in mem_events.chunks(50_000) {
+        mlog.produce(&topic, chunk.iter().map(replay::event_record).collect())
+            .await?;
+    }
+    let mem_store = connect_store(
+        &a.redis,
+        false,
+        StoreConfig::with_prefix(format!("bench:{suffix}:mem:")),
+    )
+    .await?;
+    let before = mem_store.used_memory().await? as i64;
+    consume_all(
+        mlog as Arc<dyn EventLog>,
+        Arc::clone(&mem_store),
+        &topic,
+        mem_events.len(),
+        timeout,
+    )
+    .await?;
+    let after = mem_store.used_memory().await? as i64;
+    let per_100k = (after - before) as f64 * 100_000.0 / distinct.len() as f64;
+    println!(
+        "Redis memory: {:.1} MiB per 100k active users ({} users, {} events, all state included)",
+        per_100k / (1024.0 * 1024.0),
+        distinct.len(),
+        mem_events.len()
+    );
+    mem_store.delete_all().await?;
+    Ok(())
+}

@@ -744,6 +744,9 @@ impl FeatureStore for RedisStore {
     }
 
     async fn next_offsets(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for p in partitions {
             pipe.cmd("HGET").arg(self.keys.meta(*p)).arg("next");
@@ -753,6 +756,9 @@ impl FeatureStore for RedisStore {
     }
 
     fn next_offsets_blocking(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for p in partitions {
             pipe.cmd("HGET").arg(self.keys.meta(*p)).arg("next");
