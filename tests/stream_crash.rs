@@ -3,6 +3,8 @@
 //! restarted each time, and finally stopped with SIGTERM; the state in Redis must equal
 //! the state computed directly from the same events, exactly.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

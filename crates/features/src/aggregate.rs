@@ -201,7 +201,7 @@ impl BatchDelta {
             .events
             .iter()
             .filter(|e| &e.event.user_id == user)
-            .map(|be| {
+            .flat_map(|be| {
                 let single = PartitionBatch {
                     partition: batch.partition,
                     start: be.offset,
@@ -210,7 +210,6 @@ impl BatchDelta {
                 };
                 BatchDelta::build(&single, cfg).users
             })
-            .flatten()
             .collect()
     }
 }
@@ -226,6 +225,7 @@ pub(crate) fn merge_history(newer: &[PageId], older: &[PageId], cap: usize) -> V
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use newsrec_core::{ClickEvent, EventId};

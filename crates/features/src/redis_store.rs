@@ -116,8 +116,8 @@ struct ScriptConfig {
 
 /// Clients for the few blocking calls (see `next_offsets_blocking`).
 enum SyncClient {
-    Single(redis::Client),
-    Cluster(ClusterClient),
+    Single(Box<redis::Client>),
+    Cluster(Box<ClusterClient>),
 }
 
 /// The feature store on Redis.
@@ -166,7 +166,7 @@ impl RedisStore {
                     .set_response_timeout(Some(Duration::from_secs(10)))
                     .set_number_of_retries(2);
                 let mgr = client.get_connection_manager_with_config(mgr_cfg).await?;
-                (Conn::Single(mgr), SyncClient::Single(client))
+                (Conn::Single(mgr), SyncClient::Single(Box::new(client)))
             }
             RedisTarget::Cluster(nodes) => {
                 let client = ClusterClient::builder(nodes.iter().map(String::as_str))
@@ -174,7 +174,7 @@ impl RedisStore {
                     .response_timeout(Duration::from_secs(10))
                     .build()?;
                 let conn = client.get_async_connection().await?;
-                (Conn::Cluster(conn), SyncClient::Cluster(client))
+                (Conn::Cluster(conn), SyncClient::Cluster(Box::new(client)))
             }
         };
         let windows = cfg.windows();

@@ -2,6 +2,8 @@
 //! in-process store and against the real Redis (`NEWSREC_REDIS_URL`, default
 //! redis://127.0.0.1:6379) under a random key prefix.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -273,7 +273,7 @@ pub fn synthetic_events(
         *k += 1;
         out.push(ClickEvent {
             event_id,
-            user_type: if u % 5 == 0 {
+            user_type: if u.is_multiple_of(5) {
                 UserType::Logged
             } else {
                 UserType::NonLogged
@@ -409,6 +409,7 @@ pub async fn replay(log: &dyn EventLog, cfg: &ReplayConfig) -> Result<ReplaySumm
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

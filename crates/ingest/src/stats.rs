@@ -212,6 +212,7 @@ impl ConsumerStats {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use newsrec_core::{ClickEvent, RejectReason};

@@ -2,6 +2,8 @@
 //! against the in-process log: poison messages, consumer groups, replay from Parquet.
 //! Every run ends with the store compared to the reference computed from the events.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! One conformance suite for both event logs: the in-process log and Kafka (the real
 //! broker at `NEWSREC_KAFKA_BROKERS`, default 127.0.0.1:9092, random topic names).
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
