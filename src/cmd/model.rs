@@ -1,40 +1,364 @@
-//! `newsrec model` area.
+//! `newsrec train`, `newsrec evaluate`, `newsrec pipeline` and `newsrec bench model`.
 
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::Args;
+use newsrec_core::load_config;
+use newsrec_ingest::refine::{self, ProcessConfig};
+use newsrec_train::{
+    EvaluationReport, Evaluator, MixWeights, Pipeline, Registry, Step, TrainParams, parse_interval,
+};
 
-/// `train` flags.
+/// `newsrec train` flags.
 #[derive(Args)]
-pub struct TrainArgs {}
+pub struct TrainArgs {
+    /// Refined data directory (output of `newsrec data process`).
+    #[arg(long, default_value = "data/refined")]
+    data: PathBuf,
+    /// Models directory (versions + `current`).
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// TOML file with training parameters (defaults, then this file, then
+    /// `NEWSREC_*` variables, e.g. `NEWSREC_ALS__FACTORS=64`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// `newsrec evaluate` flags.
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// Refined data directory (training and validation files).
+    #[arg(long, default_value = "data/refined")]
+    data: PathBuf,
+    /// Models directory; the `current` version is evaluated.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// Cut-off of every ranking metric.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// TOML file with mixing weights (the API's `[mix]` values, to evaluate what it serves).
+    #[arg(long)]
+    mix: Option<PathBuf>,
+    /// Also compare the logged hybrid with its CF-only and content-only halves
+    /// (table output only; not recorded in the history).
+    #[arg(long)]
+    ablation: bool,
+}
+
+/// `newsrec pipeline` flags.
+#[derive(Args)]
+pub struct PipelineArgs {
+    /// Raw G1 directory.
+    #[arg(long, default_value = "data/raw")]
+    raw: PathBuf,
+    /// Refined data directory.
+    #[arg(long, default_value = "data/refined")]
+    data: PathBuf,
+    /// Models directory (also holds the pipeline's state and run log).
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// Run again every DURATION (e.g. `30m`, `6h`, `1d`); once when absent.
+    #[arg(long)]
+    every: Option<String>,
+    /// Stop after this many scheduled runs (with `--every`).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Evaluation cut-off.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// TOML file with training parameters.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// `newsrec bench model` flags.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Refined data to train on; generated at full G1 scale (synth + process) when
+    /// absent.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Users to generate when `--data` is absent.
+    #[arg(long, default_value_t = 578_000)]
+    users: usize,
+    /// Articles to generate when `--data` is absent.
+    #[arg(long, default_value_t = 255_000)]
+    items: usize,
+    /// Working directory (generated data and models); a temporary one when absent.
+    #[arg(long)]
+    work: Option<PathBuf>,
+}
+
+fn train_params(config: Option<&Path>) -> anyhow::Result<TrainParams> {
+    Ok(load_config::<TrainParams>(config)?)
+}
 
 /// Runs `train`.
-pub fn train(_: TrainArgs) -> anyhow::Result<()> {
-    anyhow::bail!("train is not available in this build")
+pub fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let params = train_params(a.config.as_deref())?;
+    let m = newsrec_train::train(&a.data, &a.models, &params)
+        .with_context(|| format!("training on {}", a.data.display()))?;
+    println!(
+        "model {} trained on {} interactions ({} .. {}): {} logged users, {} semi-logged users in {} clusters, {} articles ({} with factors, pool {}), {:.1} MB, {:.1} s -> {}",
+        m.version,
+        m.rows.interactions,
+        m.data.first,
+        m.data.last,
+        m.rows.logged_users,
+        m.rows.semi_logged_users,
+        m.rows.clusters,
+        m.rows.items,
+        m.rows.cf_items,
+        m.rows.pool_items,
+        m.rows.model_bytes as f64 / 1e6,
+        m.timings_ms.get("total").copied().unwrap_or(0) as f64 / 1000.0,
+        a.models.join(&m.version).display()
+    );
+    Ok(())
 }
 
-/// `evaluate` flags.
-#[derive(Args)]
-pub struct EvaluateArgs {}
+fn mix_weights(path: Option<&Path>) -> anyhow::Result<MixWeights> {
+    Ok(load_config::<MixWeights>(path)?)
+}
 
 /// Runs `evaluate`.
-pub fn evaluate(_: EvaluateArgs) -> anyhow::Result<()> {
-    anyhow::bail!("evaluate is not available in this build")
+pub fn evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.k > 0, "--k must be at least 1");
+    let w = mix_weights(a.mix.as_deref())?;
+    let started = Instant::now();
+    let (record, rereads) = newsrec_train::evaluate(&a.data, &a.models, a.k, &w)
+        .with_context(|| format!("evaluating {} on {}", a.models.display(), a.data.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string(&record.report)?);
+    } else {
+        println!(
+            "model {} at K={} ({} users with only re-reads left out), {:.1} s",
+            record.version,
+            a.k,
+            rereads,
+            started.elapsed().as_secs_f64()
+        );
+        print!("{}", record.report.table());
+    }
+    if a.ablation {
+        let model = Registry::open(&a.models)?.load_current()?;
+        let evaluator = Evaluator::from_dir(&a.data)?;
+        println!("\nlogged tier: hybrid against its halves");
+        println!(
+            "{:<14} {:>8} {:>8} {:>8} {:>8}",
+            "variant", "recall", "ndcg", "hr", "mrr"
+        );
+        for (name, weights) in [
+            ("hybrid", w.clone()),
+            ("cf-only", w.cf_only()),
+            ("content-only", w.content_only()),
+        ] {
+            let r: EvaluationReport = evaluator.run(&model, a.k, &weights);
+            let m = r.tiers.logged;
+            println!(
+                "{name:<14} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
+                m.recall, m.ndcg, m.hr, m.mrr
+            );
+        }
+    }
+    Ok(())
 }
 
-/// `pipeline` flags.
-#[derive(Args)]
-pub struct PipelineArgs {}
+/// Runs `pipeline`: process → train → evaluate, skipping steps whose inputs did not
+/// change, once or on a schedule.
+pub fn pipeline(a: PipelineArgs) -> anyhow::Result<()> {
+    let params = train_params(a.config.as_deref())?;
+    let params_json = serde_json::to_string(&params)?;
+    let progress = std::io::stderr().is_terminal();
+    let (raw, data, models, k) = (a.raw.clone(), a.data.clone(), a.models.clone(), a.k);
+    let registry = Registry::open(&models)?;
 
-/// Runs `pipeline`.
-pub fn pipeline(_: PipelineArgs) -> anyhow::Result<()> {
-    anyhow::bail!("pipeline is not available in this build")
+    let process = {
+        let (r, d) = (raw.clone(), data.clone());
+        Step::new("process", move || {
+            let config = ProcessConfig {
+                progress,
+                ..ProcessConfig::new(r.clone(), d.clone())
+            };
+            refine::process(&config)?;
+            Ok(())
+        })
+        .input(&raw)
+        .output(data.join(newsrec_core::refined::INTERACTIONS_FILE))
+        .output(data.join(newsrec_core::refined::VALIDATION_FILE))
+    };
+    let train = {
+        let (d, m, params) = (data.clone(), models.clone(), params.clone());
+        Step::new("train", move || {
+            newsrec_train::train(&d, &m, &params)?;
+            Ok(())
+        })
+        .after("process")
+        .input(data.join(newsrec_core::refined::ITEMS_FILE))
+        .input(data.join(newsrec_core::refined::INTERACTIONS_FILE))
+        .params(params_json)
+        .output(models.join(newsrec_train::CURRENT_LINK))
+    };
+    let evaluate = {
+        let (d, m) = (data.clone(), models.clone());
+        let current = registry.clone();
+        Step::new("evaluate", move || {
+            let (record, _) = newsrec_train::evaluate(&d, &m, k, &MixWeights::default())?;
+            tracing::info!(version = %record.version, ndcg = record.report.overall.ndcg, recall = record.report.overall.recall, "evaluated");
+            Ok(())
+        })
+        .after("train")
+        .input(data.join(newsrec_core::refined::VALIDATION_FILE))
+        .input_value("model", move || current.current_version().ok().flatten().unwrap_or_default())
+        .params(format!("k={k}"))
+        .output(models.join(newsrec_train::EVALUATIONS_FILE))
+    };
+    let mut graph = Pipeline::new(&models)
+        .step(process)?
+        .step(train)?
+        .step(evaluate)?;
+    let print = |r: &newsrec_train::RunReport| {
+        let steps: Vec<String> = r
+            .steps
+            .iter()
+            .map(|s| {
+                format!("{} {:?} {:.1}s", s.name, s.status, s.ms as f64 / 1000.0).to_lowercase()
+            })
+            .collect();
+        println!(
+            "pipeline run {}: {} ({:.1} s)",
+            r.started,
+            steps.join(", "),
+            r.ms as f64 / 1000.0
+        );
+        for s in r.steps.iter().filter(|s| s.error.is_some()) {
+            println!(
+                "  {} failed: {}",
+                s.name,
+                s.error.as_deref().unwrap_or_default()
+            );
+        }
+    };
+    match a.every.as_deref() {
+        None => {
+            let r = graph.run_once()?;
+            print(&r);
+            anyhow::ensure!(r.ok(), "pipeline run failed");
+        }
+        Some(every) => graph.run_every(parse_interval(every)?, a.runs, print)?,
+    }
+    Ok(())
 }
 
-/// `bench` flags.
-#[derive(Args)]
-pub struct BenchArgs {}
-
-/// Runs `bench`.
-pub fn bench(_: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("bench is not available in this build")
+/// Peak resident memory (VmHWM) of a running process, in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
+/// Runs this executable with `args`, sampling the child's peak RSS until it exits.
+fn timed_child(args: &[&str]) -> anyhow::Result<(Duration, u64)> {
+    let exe = std::env::current_exe().context("locating the newsrec executable")?;
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .args(args)
+        .spawn()
+        .with_context(|| format!("starting newsrec {}", args.join(" ")))?;
+    let mut peak = 0;
+    loop {
+        // VmHWM only grows: the last sample before exit is the peak up to then.
+        if let Some(p) = peak_rss(child.id()) {
+            peak = peak.max(p);
+        }
+        if let Some(status) = child.try_wait().context("waiting for the child")? {
+            anyhow::ensure!(
+                status.success(),
+                "newsrec {} failed: {status}",
+                args.join(" ")
+            );
+            return Ok((started.elapsed(), peak));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the model benchmark: `train` and `evaluate` (full validation set) as child
+/// processes, with time and peak RSS of each.
+pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
+    let (work, temporary) = match &a.work {
+        Some(p) => (p.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("newsrec-bench-model-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let data = match &a.data {
+        Some(d) => d.clone(),
+        None => {
+            let (raw, refined) = (work.join("raw"), work.join("refined"));
+            let (users, items) = (a.users.to_string(), a.items.to_string());
+            let s = raw.to_string_lossy().into_owned();
+            let (t, _) = timed_child(&[
+                "data", "synth", "--out", &s, "--users", &users, "--items", &items,
+            ])?;
+            println!(
+                "generated {users} users, {items} items in {:.1} s",
+                t.as_secs_f64()
+            );
+            let r = refined.to_string_lossy().into_owned();
+            let (t, _) = timed_child(&["data", "process", "--raw", &s, "--out", &r])?;
+            println!("processed in {:.1} s", t.as_secs_f64());
+            refined
+        }
+    };
+    let models = work.join("models");
+    let (d, m) = (
+        data.to_string_lossy().into_owned(),
+        models.to_string_lossy().into_owned(),
+    );
+    let (train_t, train_rss) = timed_child(&["train", "--data", &d, "--models", &m])?;
+    let (eval_t, eval_rss) = timed_child(&["evaluate", "--data", &d, "--models", &m, "--k", "10"])?;
+    let manifest = Registry::open(&models)?.load_current()?.manifest().clone();
+    println!(
+        "\nmodel benchmark on {} interactions, {} users, {} articles",
+        manifest.rows.interactions, manifest.rows.users, manifest.rows.items
+    );
+    println!(
+        "{:<10} {:>10} {:>14}   target",
+        "phase", "seconds", "peak RSS (GB)"
+    );
+    println!(
+        "{:<10} {:>10.1} {:>14.2}   ≤ 300 s",
+        "train",
+        train_t.as_secs_f64(),
+        train_rss as f64 / 1e9
+    );
+    println!(
+        "{:<10} {:>10.1} {:>14.2}   ≤ 60 s",
+        "evaluate",
+        eval_t.as_secs_f64(),
+        eval_rss as f64 / 1e9
+    );
+    println!(
+        "peak RSS overall {:.2} GB (target ≤ 8 GB)",
+        train_rss.max(eval_rss) as f64 / 1e9
+    );
+    println!(
+        "training stages (ms): {}",
+        serde_json::to_string(&manifest.timings_ms)?
+    );
+    if temporary {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    Ok(())
+}
