@@ -70,7 +70,8 @@ impl KafkaConfig {
 /// An [`EventLog`] on Kafka.
 pub struct KafkaLog {
     cfg: KafkaConfig,
-    producer: FutureProducer,
+    /// Created on first use.
+    producer: Mutex<Option<FutureProducer>>,
     admin: AdminClient<DefaultClientContext>,
     /// A group-less consumer for metadata and watermarks.
     meta: Arc<BaseConsumer>,
@@ -85,9 +86,26 @@ impl std::fmt::Debug for KafkaLog {
 }
 
 impl KafkaLog {
-    /// Creates the clients (connections are made lazily by librdkafka).
+    /// Creates the clients (connections are made lazily by librdkafka; the producer on
+    /// first use, so consumers that never dead-letter never register a producer id).
     pub fn new(cfg: KafkaConfig) -> Result<Self, LogError> {
-        let producer: FutureProducer = cfg
+        let admin = cfg.client(&[]).create()?;
+        let meta = Arc::new(cfg.client(&[]).create()?);
+        Ok(Self {
+            cfg,
+            producer: Mutex::new(None),
+            admin,
+            meta,
+        })
+    }
+
+    fn producer(&self) -> Result<FutureProducer, LogError> {
+        let mut slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let p: FutureProducer = self
+            .cfg
             .client(&[
                 // Retries inside librdkafka cannot duplicate or reorder a key's events.
                 ("enable.idempotence", "true"),
@@ -100,14 +118,8 @@ impl KafkaLog {
                 ("partitioner", "murmur2_random"),
             ])
             .create()?;
-        let admin = cfg.client(&[]).create()?;
-        let meta = Arc::new(cfg.client(&[]).create()?);
-        Ok(Self {
-            cfg,
-            producer,
-            admin,
-            meta,
-        })
+        *slot = Some(p.clone());
+        Ok(p)
     }
 
     /// The configured brokers.
@@ -202,6 +214,7 @@ impl EventLog for KafkaLog {
         topic: &str,
         records: Vec<Record>,
     ) -> Result<Vec<(i32, i64)>, LogError> {
+        let producer = self.producer()?;
         let mut pending = Vec::with_capacity(records.len());
         for r in &records {
             let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
@@ -216,7 +229,7 @@ impl EventLog for KafkaLog {
                 rec = rec.key(k);
             }
             loop {
-                match self.producer.send_result(rec) {
+                match producer.send_result(rec) {
                     Ok(f) => {
                         pending.push(f);
                         break;
