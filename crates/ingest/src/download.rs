@@ -298,10 +298,9 @@ fn locate(names: &[String]) -> Result<Vec<(PathBuf, String)>, DownloadError> {
         .first()
         .and_then(|n| n.split_once('/'))
         .map(|(p, _)| p)
+        && clean.iter().all(|n| n.starts_with(&format!("{first}/")))
     {
-        if clean.iter().all(|n| n.starts_with(&format!("{first}/"))) {
-            prefixes.push(format!("{first}/"));
-        }
+        prefixes.push(format!("{first}/"));
     }
     let mut best_missing = Vec::new();
     for prefix in prefixes {
