@@ -128,7 +128,8 @@ impl KafkaLog {
     }
 
     /// Reads `count` messages of `topic` from the beginning with a plain consumer (no
-    /// decoding, no sink) and returns how long it took: the broker's own consume rate.
+    /// decoding, no sink) and returns how long it took from the first message (group
+    /// join excluded): the broker's own consume rate.
     pub async fn drain(
         &self,
         topic: &str,
@@ -138,12 +139,16 @@ impl KafkaLog {
     ) -> Result<Duration, LogError> {
         let c: StreamConsumer = self.cfg.client(&consumer_defaults(group)).create()?;
         c.subscribe(&[topic])?;
-        let start = std::time::Instant::now();
+        let deadline = std::time::Instant::now() + timeout;
+        let mut first = None;
         let mut n = 0usize;
         while n < count {
-            let left = timeout.saturating_sub(start.elapsed());
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
             match tokio::time::timeout(left, c.recv()).await {
-                Ok(Ok(_)) => n += 1,
+                Ok(Ok(_)) => {
+                    first.get_or_insert_with(std::time::Instant::now);
+                    n += 1;
+                }
                 Ok(Err(e)) => warn!(error = %e, "drain: consumer error"),
                 Err(_) => {
                     return Err(LogError::Timeout(format!(
@@ -152,7 +157,7 @@ impl KafkaLog {
                 }
             }
         }
-        Ok(start.elapsed())
+        Ok(first.map_or(Duration::ZERO, |t| t.elapsed()))
     }
 }
 
