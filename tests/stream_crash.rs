@@ -48,8 +48,32 @@ impl Rng {
 /// member that died without leaving in its group indefinitely, so a restart in the same
 /// group would never be assigned partitions. Offsets come from Redis, not from the group,
 /// so the group id does not change what a restart resumes from.
-fn spawn_consumer(topic: &str, group: &str, prefix: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_newsrec"))
+/// A consumer process, killed and reaped when dropped so that no early return of the
+/// test leaves it running.
+struct ConsumerProcess(Child);
+
+impl std::ops::Deref for ConsumerProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ConsumerProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ConsumerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_consumer(topic: &str, group: &str, prefix: &str) -> ConsumerProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_newsrec"))
         .args([
             "consume",
             "--brokers",
@@ -73,7 +97,8 @@ fn spawn_consumer(topic: &str, group: &str, prefix: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("newsrec binary runs")
+        .expect("newsrec binary runs");
+    ConsumerProcess(child)
 }
 
 async fn offsets(store: &dyn FeatureStore, ends: &[(i32, i64)]) -> i64 {
