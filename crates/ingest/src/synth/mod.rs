@@ -298,3 +298,123 @@ pub fn write_zip(raw: &Path, zip_path: &Path) -> Result<(), SynthError> {
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use polars::prelude::*;
+
+    use super::*;
+    use crate::g1::{
+        TRAINING_COLUMNS, VALIDATION_COLUMNS, explode_training, explode_validation,
+        scan_csv_strings, training_rows, validation_rows,
+    };
+
+    /// `(user, page, ts)` of every interaction in `df`.
+    fn triples(df: &DataFrame) -> Vec<(String, String, i64)> {
+        let u = df.column("user_id").expect("user").str().expect("str");
+        let p = df.column("page").expect("page").str().expect("str");
+        let t = df.column("ts").expect("ts").i64().expect("i64");
+        u.iter()
+            .zip(p.iter())
+            .zip(t.iter())
+            .filter_map(|((u, p), t)| Some((u?.to_string(), p?.to_string(), t?)))
+            .collect()
+    }
+
+    /// The planted structure must be learnable: knowing which topics a reader opened
+    /// in training must predict the validation clicks much better than popularity.
+    #[test]
+    fn preferences_beat_popularity_on_validation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = SynthConfig {
+            out: dir.path().to_path_buf(),
+            users: 3000,
+            items: 1500,
+            seed: 21,
+            zip: None,
+            progress: false,
+        };
+        generate(&config).expect("generate");
+        let world = world::World::generate(config.items, config.seed);
+        let topic: HashMap<&str, u16> = world
+            .items
+            .iter()
+            .map(|i| (i.page.as_str(), i.topic))
+            .collect();
+        let layout = RawLayout::discover(dir.path()).expect("layout");
+        let train = explode_training(training_rows(
+            scan_csv_strings(&layout.training, &TRAINING_COLUMNS).expect("scan"),
+        ))
+        .collect()
+        .expect("training");
+        let val = explode_validation(validation_rows(
+            scan_csv_strings(
+                std::slice::from_ref(&layout.validation),
+                &VALIDATION_COLUMNS,
+            )
+            .expect("scan"),
+        ))
+        .collect()
+        .expect("validation");
+        let train = triples(&train);
+        let val = triples(&val);
+
+        // Popularity over the last two training days (what a recency-aware baseline uses).
+        let recent = TRAINING_END_MS - 2 * newsrec_core::time::DAY_MS;
+        let mut pop: HashMap<&str, f64> = HashMap::new();
+        let mut read: HashMap<&str, HashSet<&str>> = HashMap::new();
+        let mut tastes: HashMap<&str, HashMap<u16, f64>> = HashMap::new();
+        for (u, p, t) in &train {
+            if *t >= recent {
+                *pop.entry(p.as_str()).or_default() += 1.0;
+            }
+            read.entry(u.as_str()).or_default().insert(p.as_str());
+            if let Some(k) = topic.get(p.as_str()) {
+                *tastes.entry(u.as_str()).or_default().entry(*k).or_default() += 1.0;
+            }
+        }
+        let mut wanted: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for (u, p, _) in &val {
+            wanted.entry(u.as_str()).or_default().insert(p.as_str());
+        }
+        let top10 = |score: &dyn Fn(&str, f64) -> f64, user: &str| -> Vec<&str> {
+            let seen = read.get(user);
+            let mut ranked: Vec<(&str, f64)> = pop
+                .iter()
+                .filter(|(p, _)| seen.is_none_or(|s| !s.contains(*p)))
+                .map(|(p, n)| (*p, score(p, *n)))
+                .collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+            ranked.into_iter().take(10).map(|(p, _)| p).collect()
+        };
+        let (mut hits_pop, mut hits_pref, mut total) = (0usize, 0usize, 0usize);
+        for (user, want) in &wanted {
+            let Some(taste) = tastes.get(user) else {
+                continue;
+            };
+            let n: f64 = taste.values().sum();
+            let by_pop = top10(&|_, n| n, user);
+            let by_pref = top10(
+                &|p, c| {
+                    let share = topic
+                        .get(p)
+                        .and_then(|k| taste.get(k))
+                        .copied()
+                        .unwrap_or(0.0);
+                    c * (0.05 + share / n)
+                },
+                user,
+            );
+            hits_pop += by_pop.iter().filter(|p| want.contains(*p)).count();
+            hits_pref += by_pref.iter().filter(|p| want.contains(*p)).count();
+            total += want.len();
+        }
+        assert!(total > 500, "too few validation clicks: {total}");
+        assert!(
+            hits_pref as f64 >= 1.5 * hits_pop as f64,
+            "preferences {hits_pref} vs popularity {hits_pop} hits of {total}"
+        );
+    }
+}

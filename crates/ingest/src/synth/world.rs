@@ -210,7 +210,8 @@ fn generate_items(seed: u64, range: Range<usize>) -> Vec<Item> {
     // Distribution parameters below are constants, valid by construction.
     let topic_pick = WeightedIndex::new(topic_weights()).expect("positive weights");
     let hours = WeightedIndex::new(DIURNAL).expect("positive weights");
-    let appeal = LogNormal::new(0.0, 1.5).expect("valid sigma");
+    // sigma 2.6: a log-normal with Gini about 0.93, the concentration of real news clicks.
+    let appeal = LogNormal::new(0.0, 2.6).expect("valid sigma");
     let archive_age = Exp::new(1.0 / 400.0).expect("positive rate");
     let edit_delay = Exp::new(1.0 / (3.0 * HOUR_MS as f64)).expect("positive rate");
     let fresh_days = (VALIDATION_END_MS - FRESH_FROM_MS) / DAY_MS;
