@@ -8,6 +8,7 @@ use newsrec_core::time::{HOUR_MS, decay};
 use newsrec_core::{PageId, Tier, UserAggregates, UserId, UserType, route_tier};
 use serde::{Deserialize, Serialize};
 
+use crate::content::Profile;
 use crate::model::ModelSet;
 
 /// Why an article was recommended: the mixing component that contributed most to its
@@ -115,7 +116,7 @@ pub struct LiveSignals {
 pub struct MixWeights {
     /// ALS preference (logged tier).
     pub cf: f64,
-    /// Content similarity to the reader's history (logged tier).
+    /// Content similarity to the reader's history (logged and semi-logged tiers).
     pub content: f64,
     /// Popularity × recency within the reader's cluster (semi-logged tier).
     pub cluster: f64,
@@ -448,34 +449,51 @@ impl ModelSet {
                 c.add_item(i, CF, f64::from(s));
             }
         }
-        let profile = (w.content > 0.0).then(|| {
-            let weights = recent
-                .iter()
-                .enumerate()
-                .map(|(pos, &i)| (i, 0.85f32.powi(pos as i32)));
-            self.content().profile(weights)
-        });
-        if profile.is_some() {
-            for &i in recent.iter().take(w.neighbour_sources) {
-                for (j, s) in self.content().neighbours(i).take(20) {
-                    c.add_item(j, CONTENT, f64::from(s));
+        let profile = self.add_content_candidates(&mut c, &recent, w);
+        c.add_signals(live, w);
+        // Every candidate, whatever brought it, is scored on both halves of the hybrid.
+        if let (Some(u), true) = (&user_vec, w.cf > 0.0) {
+            for cand in c.map.values_mut() {
+                if let Some(s) = cand.idx.and_then(|i| self.cf_score(u, i)) {
+                    cand.comp[CF] = f64::from(s);
                 }
             }
         }
-        c.add_signals(live, w);
-        // Every candidate, whatever brought it, is scored on both halves of the hybrid.
-        for cand in c.map.values_mut() {
-            let Some(i) = cand.idx else { continue };
-            if let (Some(u), true) = (&user_vec, w.cf > 0.0)
-                && let Some(s) = self.cf_score(u, i)
-            {
-                cand.comp[CF] = f64::from(s);
+        self.score_content(&mut c, profile.as_ref());
+        c
+    }
+
+    /// The reader's content profile (newest reads weigh most) and the content
+    /// neighbours of their latest reads as candidates; `None` when content is off.
+    fn add_content_candidates(
+        &self,
+        c: &mut Candidates<'_>,
+        recent: &[u32],
+        w: &MixWeights,
+    ) -> Option<Profile> {
+        if w.content <= 0.0 || recent.is_empty() {
+            return None;
+        }
+        let weights = recent
+            .iter()
+            .enumerate()
+            .map(|(pos, &i)| (i, 0.85f32.powi(pos as i32)));
+        let profile = self.content().profile(weights);
+        for &i in recent.iter().take(w.neighbour_sources) {
+            for (j, s) in self.content().neighbours(i).take(20) {
+                c.add_item(j, CONTENT, f64::from(s));
             }
-            if let Some(p) = &profile {
+        }
+        Some(profile)
+    }
+
+    fn score_content(&self, c: &mut Candidates<'_>, profile: Option<&Profile>) {
+        let Some(p) = profile else { return };
+        for cand in c.map.values_mut() {
+            if let Some(i) = cand.idx {
                 cand.comp[CONTENT] = f64::from(self.content().score(p, i));
             }
         }
-        c
     }
 
     fn semi_logged_candidates(
@@ -488,7 +506,12 @@ impl ModelSet {
         if let Some(list) = self.cluster_list(&ctx.aggregates) {
             c.add_list(list, CLUSTER, w.list_candidates);
         }
+        // A semi-logged reader has a short history: its content refines the cluster's
+        // list towards what this reader opened.
+        let recent = self.history_indices(ctx, w.history_window);
+        let profile = self.add_content_candidates(&mut c, &recent, w);
         c.add_signals(live, w);
+        self.score_content(&mut c, profile.as_ref());
         c
     }
 
