@@ -1,5 +1,9 @@
 //! `newsrec bench …`: each area's benchmark, printing the numbers BENCHMARKS.md records.
 
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
 use clap::Subcommand;
 
 /// Benchmarks.
@@ -22,5 +26,41 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Stream(a) => super::stream::bench(a),
         BenchCommand::Model(a) => super::model::bench(a),
         BenchCommand::Serve(a) => super::serve::bench(a),
+    }
+}
+
+/// Peak resident memory (VmHWM) of process `pid`, in bytes, while it runs.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs this executable with `args` as a child, sampling its peak RSS until it exits;
+/// returns the wall time and the peak in bytes.
+pub fn timed_child<S: AsRef<str>>(args: &[S]) -> anyhow::Result<(Duration, u64)> {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let exe = std::env::current_exe().context("locating the newsrec executable")?;
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .args(&args)
+        .spawn()
+        .with_context(|| format!("starting newsrec {}", args.join(" ")))?;
+    let mut peak = 0;
+    loop {
+        // VmHWM only grows, so the last sample before exit is the peak up to then.
+        if let Some(p) = peak_rss(child.id()) {
+            peak = peak.max(p);
+        }
+        if let Some(status) = child.try_wait().context("waiting for the child")? {
+            anyhow::ensure!(
+                status.success(),
+                "newsrec {} failed: {status}",
+                args.join(" ")
+            );
+            return Ok((started.elapsed(), peak));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

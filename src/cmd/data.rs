@@ -2,8 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -161,40 +160,6 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Peak resident memory (VmHWM) of a running process, in bytes.
-fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Runs this executable with `args` as a child, sampling its peak RSS until it exits.
-fn timed_child(args: &[String]) -> anyhow::Result<(Duration, u64)> {
-    let exe = std::env::current_exe().context("locating the newsrec executable")?;
-    let started = Instant::now();
-    let mut child = Command::new(exe)
-        .args(args)
-        .spawn()
-        .with_context(|| format!("starting newsrec {}", args.join(" ")))?;
-    let mut peak = 0;
-    loop {
-        // VmHWM only grows, so the last sample before exit is the peak up to then.
-        if let Some(p) = peak_rss(child.id()) {
-            peak = peak.max(p);
-        }
-        if let Some(status) = child.try_wait().context("waiting for the child")? {
-            anyhow::ensure!(
-                status.success(),
-                "newsrec {} failed: {status}",
-                args.join(" ")
-            );
-            return Ok((started.elapsed(), peak));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs the data benchmark: `data synth` then `data process` as child processes.
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     let (root, temporary) = match &a.out {
@@ -227,8 +192,8 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         .map(|x| x.to_string())
         .collect();
     let result = (|| {
-        let synth = timed_child(&synth_args)?;
-        let process = timed_child(&process_args)?;
+        let synth = super::bench::timed_child(&synth_args)?;
+        let process = super::bench::timed_child(&process_args)?;
         anyhow::Ok((synth, process))
     })();
     if temporary {

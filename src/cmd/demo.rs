@@ -157,7 +157,8 @@ async fn serve_live(
         Arc::new(ConsumerStats::new()),
         stopped,
     ));
-    wait_caught_up(log.as_ref(), store.as_ref(), &a.topic).await?;
+    let ends = log.end_offsets(&a.topic).await?;
+    super::stream::caught_up(store.as_ref(), &ends, Duration::from_secs(600)).await?;
     eprintln!(
         "    {} events applied ({:.1} s)",
         summary.events,
@@ -184,32 +185,6 @@ async fn serve_live(
     let _ = stop.send(true);
     consumer.await??;
     Ok(())
-}
-
-/// Waits until the store holds every offset the log has, i.e. the replay is applied.
-async fn wait_caught_up(
-    log: &dyn EventLog,
-    store: &dyn FeatureStore,
-    topic: &str,
-) -> anyhow::Result<()> {
-    let ends = log.end_offsets(topic).await?;
-    let parts: Vec<i32> = ends.iter().map(|e| e.0).collect();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let got = store.next_offsets(&parts).await?;
-        if ends
-            .iter()
-            .zip(&got)
-            .all(|((_, end), g)| *end == 0 || g.is_some_and(|g| g >= *end))
-        {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the consumer did not catch up with the replay"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A validation user of each personalised tier (logged, semi-logged), as the live store

@@ -2,8 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
@@ -257,40 +256,6 @@ pub fn pipeline(a: PipelineArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Peak resident memory (VmHWM) of a running process, in bytes.
-fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Runs this executable with `args`, sampling the child's peak RSS until it exits.
-fn timed_child(args: &[&str]) -> anyhow::Result<(Duration, u64)> {
-    let exe = std::env::current_exe().context("locating the newsrec executable")?;
-    let started = Instant::now();
-    let mut child = Command::new(exe)
-        .args(args)
-        .spawn()
-        .with_context(|| format!("starting newsrec {}", args.join(" ")))?;
-    let mut peak = 0;
-    loop {
-        // VmHWM only grows: the last sample before exit is the peak up to then.
-        if let Some(p) = peak_rss(child.id()) {
-            peak = peak.max(p);
-        }
-        if let Some(status) = child.try_wait().context("waiting for the child")? {
-            anyhow::ensure!(
-                status.success(),
-                "newsrec {} failed: {status}",
-                args.join(" ")
-            );
-            return Ok((started.elapsed(), peak));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs the model benchmark: `train` and `evaluate` (full validation set) as child
 /// processes, with time and peak RSS of each.
 pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
@@ -308,7 +273,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
             let (raw, refined) = (work.join("raw"), work.join("refined"));
             let (users, items) = (a.users.to_string(), a.items.to_string());
             let s = raw.to_string_lossy().into_owned();
-            let (t, _) = timed_child(&[
+            let (t, _) = super::bench::timed_child(&[
                 "data", "synth", "--out", &s, "--users", &users, "--items", &items,
             ])?;
             println!(
@@ -316,7 +281,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
                 t.as_secs_f64()
             );
             let r = refined.to_string_lossy().into_owned();
-            let (t, _) = timed_child(&["data", "process", "--raw", &s, "--out", &r])?;
+            let (t, _) = super::bench::timed_child(&["data", "process", "--raw", &s, "--out", &r])?;
             println!("processed in {:.1} s", t.as_secs_f64());
             refined
         }
@@ -326,8 +291,9 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
         data.to_string_lossy().into_owned(),
         models.to_string_lossy().into_owned(),
     );
-    let (train_t, train_rss) = timed_child(&["train", "--data", &d, "--models", &m])?;
-    let (eval_t, eval_rss) = timed_child(&["evaluate", "--data", &d, "--models", &m, "--k", "10"])?;
+    let (train_t, train_rss) = super::bench::timed_child(&["train", "--data", &d, "--models", &m])?;
+    let (eval_t, eval_rss) =
+        super::bench::timed_child(&["evaluate", "--data", &d, "--models", &m, "--k", "10"])?;
     let manifest = Registry::open(&models)?.load_current()?.manifest().clone();
     println!(
         "\nmodel benchmark on {} interactions, {} users, {} articles",

@@ -294,7 +294,7 @@ fn rand_suffix() -> String {
 }
 
 /// Waits until the store holds every offset of `ends`, or `timeout`.
-async fn caught_up(
+pub async fn caught_up(
     store: &dyn FeatureStore,
     ends: &[(i32, i64)],
     timeout: Duration,
