@@ -578,6 +578,10 @@ impl RedisStore {
     }
 
     async fn metas(&self, parts: &[i32]) -> Result<Vec<(Option<i64>, Option<i64>)>, StoreError> {
+        // Redis rejects an empty pipeline: a store nothing was applied to has no partitions.
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for p in parts {
             pipe.cmd("HMGET")

@@ -411,7 +411,20 @@ async fn random_batches_seed_2(s: &dyn FeatureStore) {
     random_batches_match_reference(s, 2).await;
 }
 
+/// A store nothing was applied to answers every read with "nothing", not an error.
+async fn empty_store_reads_are_empty(s: &dyn FeatureStore) {
+    assert_eq!(s.watermark().await.unwrap(), None);
+    assert!(s.popular(Window::hours(1), 10).await.unwrap().is_empty());
+    assert!(s.trending(10).await.unwrap().is_empty());
+    assert!(s.read_next(&page("a"), 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.user(&UserId::parse("nobody").unwrap()).await.unwrap(),
+        None
+    );
+}
+
 conformance!(
+    empty_store_reads_are_empty,
     user_features_and_tiers,
     windows_slide_and_expire,
     replays_apply_once,
