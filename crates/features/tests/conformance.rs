@@ -411,6 +411,43 @@ async fn random_batches_seed_2(s: &dyn FeatureStore) {
     random_batches_match_reference(s, 2).await;
 }
 
+/// Batches wider than one Redis call may take (thousands of pages, users and pairs in
+/// one batch, windows sliding by many buckets at once) give the reference's state too.
+async fn wide_batches_match_reference(s: &dyn FeatureStore) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut all = Vec::new();
+    let mut ends = BTreeMap::new();
+    for p in 0..2i32 {
+        let mut ts = T0;
+        let events: Vec<ClickEvent> = (0..12_000)
+            .map(|_| {
+                ts += rng.random_range(0..2_000);
+                let u = rng.random_range(0..5_000);
+                let sid = (u % 2 == 0).then(|| format!("s{}", ts / HOUR_MS));
+                ev(
+                    &format!("p{p}u{u}"),
+                    UserType::NonLogged,
+                    &format!("pg{}", rng.random_range(0..6_000)),
+                    ts,
+                    sid.as_deref(),
+                )
+            })
+            .collect();
+        for (i, chunk) in events.chunks(5_000).enumerate() {
+            s.apply(&batch(p, (i * 5_000) as i64, chunk)).await.unwrap();
+        }
+        ends.insert(p, events.len() as i64);
+        all.extend(
+            events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| (p, i as i64, e)),
+        );
+    }
+    let reference = Reference::build(s.config(), &all, &ends);
+    assert_eq!(reference.diff(s).await.unwrap(), Vec::<String>::new());
+}
+
 /// A store nothing was applied to answers every read with "nothing", not an error.
 async fn empty_store_reads_are_empty(s: &dyn FeatureStore) {
     assert_eq!(s.watermark().await.unwrap(), None);
@@ -433,4 +470,62 @@ conformance!(
     trending_decays_and_merges,
     random_batches_seed_1,
     random_batches_seed_2,
+    wide_batches_match_reference,
 );
+
+/// A user hash the store did not write (missing fields, text where numbers belong, an
+/// unknown type) is reported as corrupt, not misread and not a panic.
+#[tokio::test]
+async fn redis_corrupt_user_hash_is_an_error() {
+    let cfg = cfg(&prefix());
+    let key = newsrec_features::Keys::new(&cfg.prefix).user("mangled");
+    let s = RedisStore::connect(&RedisTarget::Single(redis_url()), cfg)
+        .await
+        .unwrap();
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let good = [
+        ("n", "1"),
+        ("c", "1"),
+        ("t", "0.5"),
+        ("s", "50"),
+        ("v", "1"),
+        ("e", "1.2"),
+        ("f", "1656644400000"),
+        ("l", "1656644400000"),
+        ("ty", "N"),
+        ("lp", "a"),
+        ("h", "a"),
+    ];
+    let bad: [&[(&str, &str)]; 4] = [
+        &[("n", "1")],
+        &[("n", "x")],
+        &[("ty", "Q")],
+        &[("lp", "a b")],
+    ];
+    for fields in bad {
+        let _: () = ::redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut hset = ::redis::cmd("HSET");
+        hset.arg(&key);
+        // The good fields, then the bad ones over them; the first case has only `n`.
+        let base: &[(&str, &str)] = if fields.len() == 1 && fields[0] == ("n", "1") {
+            &[]
+        } else {
+            &good
+        };
+        for (f, v) in base.iter().chain(fields) {
+            hset.arg(*f).arg(*v);
+        }
+        let _: () = hset.query_async(&mut conn).await.unwrap();
+        let got = s.user(&UserId::parse("mangled").unwrap()).await;
+        assert!(
+            matches!(got, Err(StoreError::Corrupt { .. })),
+            "{fields:?}: {got:?}"
+        );
+    }
+    s.delete_all().await.unwrap();
+}
