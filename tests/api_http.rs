@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Result;
-use api_support::{OwnedRedis, Writer, eventually, model, pages_of, spawn_app};
+use api_support::{OwnedRedis, Writer, eventually, model, pages_of, series_value, spawn_app};
 use newsrec_core::{UserType, time::HOUR_MS};
 use newsrec_serve::AdminToken;
 
@@ -218,7 +218,18 @@ async fn live_state_routes_and_excludes_read_pages() -> Result<()> {
         metrics.contains("newsrec_tier_transitions_total{from=\"anonymous\",to=\"semi_logged\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("newsrec_recommendations_total{tier=\"logged\"}"));
+    assert!(
+        series_value(&metrics, "newsrec_recommendations_total{tier=\"logged\"}")
+            .is_some_and(|v| v >= 1.0)
+    );
+    // Series nothing happened to yet are there at zero, so dashboards show flat lines.
+    assert_eq!(
+        series_value(
+            &metrics,
+            "newsrec_tier_transitions_total{from=\"logged\",to=\"anonymous\"}"
+        ),
+        Some(0.0)
+    );
     assert!(metrics.contains("route=\"/articles/{page}/similar\""));
     assert!(metrics.contains("newsrec_popular_article_clicks{page="));
     assert!(metrics.contains("newsrec_model_info{version="));
@@ -371,7 +382,8 @@ async fn new_current_model_is_served_without_dropping_requests() -> Result<()> {
     newsrec_train::Registry::open(&models)?.set_current(&v3)?;
     let failed = eventually(Duration::from_secs(5), || async {
         let (_, text) = app.get_text("/metrics").await.ok()?;
-        text.contains("newsrec_model_reloads_total{outcome=\"failed\"}")
+        series_value(&text, "newsrec_model_reloads_total{outcome=\"failed\"}")
+            .is_some_and(|v| v >= 1.0)
             .then_some(())
     })
     .await;

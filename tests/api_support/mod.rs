@@ -387,3 +387,15 @@ pub fn pages_of(body: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The value of one series (`name{labels}`, exactly as rendered) in a Prometheus text
+/// exposition; `None` when the series is absent.
+pub fn series_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}

@@ -205,8 +205,27 @@ pub struct AlsModel {
     pub items: Factors,
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// Dot product over the common length. Eight independent partial sums: a single
+/// running sum is one long chain of dependent additions the compiler may not reorder,
+/// while eight chains fill a SIMD register (serving scores thousands of rows per
+/// request with this).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// One sweep: re-solves every row of `x` against fixed `y` for the rows of `m`.
@@ -364,6 +383,19 @@ pub fn fold_in(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dot_matches_the_plain_sum_at_every_length() {
+        for n in 0..40usize {
+            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| 1.0 / (i as f32 + 1.0)).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!(
+                (super::dot(&a, &b) - plain).abs() <= 1e-4 * plain.abs().max(1.0),
+                "{n}"
+            );
+        }
+    }
+
     use super::*;
 
     /// Users in `groups` blocks each read only their block's items (a rank-`groups`

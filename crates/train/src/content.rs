@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::text::for_each_token;
@@ -86,7 +87,9 @@ pub struct ContentModel {
 /// A reader's content profile: the normalised sum of the vectors of articles they read.
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
-    weights: HashMap<u32, f32>,
+    /// Term → weight. Scoring a request's candidates looks terms up thousands of times:
+    /// a multiplicative hash of the `u32` id, not a keyed string hasher.
+    weights: FxHashMap<u32, f32>,
 }
 
 impl Profile {
@@ -321,7 +324,7 @@ impl ContentModel {
 
     /// The profile of a reader from (article, weight) pairs.
     pub fn profile(&self, read: impl IntoIterator<Item = (u32, f32)>) -> Profile {
-        let mut weights: HashMap<u32, f32> = HashMap::new();
+        let mut weights: FxHashMap<u32, f32> = FxHashMap::default();
         for (i, w) in read {
             let (terms, ws) = self.vector(i);
             for (&t, &x) in terms.iter().zip(ws) {

@@ -7,9 +7,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use newsrec_core::{PageId, Tier, UserAggregates, UserId};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::als::{Factors, fold_in};
+use crate::als::{Factors, dot, fold_in};
 use crate::cluster::Clusterer;
 use crate::content::ContentModel;
 use crate::error::TrainError;
@@ -135,7 +136,9 @@ pub struct ModelSet {
     manifest: Manifest,
     dir: PathBuf,
     a: Artifacts,
-    pages: HashMap<PageId, u32>,
+    /// Looked up for every live-list entry of every request: a fast unkeyed hasher
+    /// (the keys are the model's own catalogue).
+    pages: FxHashMap<PageId, u32>,
     users: HashMap<UserId, u32>,
 }
 
@@ -354,14 +357,7 @@ impl ModelSet {
         if !cf.trained.get(i as usize).copied().unwrap_or(false) {
             return None;
         }
-        Some(
-            cf.items
-                .row(i as usize)
-                .iter()
-                .zip(user)
-                .map(|(a, b)| a * b)
-                .sum(),
-        )
+        Some(dot(cf.items.row(i as usize), user))
     }
 
     /// The `n` pool articles with the highest ALS score for `user`: a bounded scan of

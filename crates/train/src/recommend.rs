@@ -2,7 +2,7 @@
 //! per-tier candidates, mixing with live signals, exclusion of read pages and filling a
 //! short tier from the next.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use newsrec_core::time::{HOUR_MS, decay};
 use newsrec_core::{PageId, Tier, UserAggregates, UserId, UserType, route_tier};
@@ -225,14 +225,16 @@ struct Cand {
 /// (published after training) mix with model candidates.
 struct Candidates<'m> {
     model: &'m ModelSet,
-    map: HashMap<PageId, Cand>,
+    /// Keyed with a fast unkeyed hasher: a few hundred short ids per request, all from
+    /// the model or the store's bounded top lists.
+    map: FxHashMap<PageId, Cand>,
 }
 
 impl<'m> Candidates<'m> {
     fn new(model: &'m ModelSet) -> Self {
         Self {
             model,
-            map: HashMap::with_capacity(512),
+            map: FxHashMap::with_capacity_and_hasher(512, Default::default()),
         }
     }
 
@@ -359,9 +361,10 @@ impl ModelSet {
     ) -> Recommendations {
         let tier = ctx.tier();
         let now = live.watermark.unwrap_or(self.end_ts());
-        let read: HashSet<&PageId> = ctx.history.iter().collect();
+        let read: FxHashSet<&PageId> = ctx.history.iter().collect();
         let mut chosen: Vec<Recommended> = Vec::with_capacity(k);
-        let mut taken: HashSet<PageId> = HashSet::with_capacity(k * 2);
+        let mut taken: FxHashSet<PageId> =
+            FxHashSet::with_capacity_and_hasher(k * 2, Default::default());
         let mut current = Some(tier);
         while let Some(t) = current {
             if chosen.len() >= k {
@@ -397,8 +400,8 @@ impl ModelSet {
     /// read or already taken.
     fn fill_from_catalogue(
         &self,
-        read: &HashSet<&PageId>,
-        taken: &mut HashSet<PageId>,
+        read: &FxHashSet<&PageId>,
+        taken: &mut FxHashSet<PageId>,
         chosen: &mut Vec<Recommended>,
         k: usize,
     ) {

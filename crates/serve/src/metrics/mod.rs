@@ -30,6 +30,9 @@ pub const TOP_N_GAUGE: usize = 10;
 /// The route label of requests no route matched.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// Outcomes of `newsrec_model_reloads_total`.
+pub const RELOAD_OUTCOMES: [&str; 2] = ["loaded", "failed"];
+
 /// Every metric the API exports, in its own registry.
 pub struct ServeMetrics {
     /// The registry `/metrics` renders (own registry: tests run many apps per process).
@@ -46,7 +49,7 @@ pub struct ServeMetrics {
     degraded: IntCounter,
     /// The loaded model version (one series with value 1).
     model_info: IntGaugeVec,
-    /// Model reload attempts by outcome (`loaded`, `failed`, `unchanged`).
+    /// Model reload attempts by outcome (`loaded`, `failed`).
     model_reloads: IntCounterVec,
     /// The latest offline evaluation, by tier and metric.
     offline: GaugeVec,
@@ -142,6 +145,17 @@ impl ServeMetrics {
         registry.register(Box::new(offline.clone()))?;
         registry.register(Box::new(popular.clone()))?;
         registry.register(Box::new(trending.clone()))?;
+        // Every series a dashboard plots exists from start-up, at zero: a quiet API
+        // shows flat lines, not "no data".
+        for tier in Tier::ALL {
+            recommendations.with_label_values(&[tier.as_str()]);
+            for to in Tier::ALL.into_iter().filter(|t| *t != tier) {
+                tier_transitions.with_label_values(&[tier.as_str(), to.as_str()]);
+            }
+        }
+        for outcome in RELOAD_OUTCOMES {
+            model_reloads.with_label_values(&[outcome]);
+        }
         Ok(Self {
             registry,
             http_requests,
