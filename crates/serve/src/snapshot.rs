@@ -9,8 +9,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use newsrec_core::PageId;
 use newsrec_features::{FeatureStore, ScoredPage, StoreError, Window};
+use newsrec_train::TopList;
 
 use crate::metrics::{ServeMetrics, TOP_N_GAUGE};
 use crate::store::{StoreGate, Unavailable};
@@ -24,18 +24,15 @@ pub struct Snapshot {
     /// Latest event time the consumer applied.
     pub watermark: Option<i64>,
     /// Top pages per window (clicks in the window), shortest window first.
-    pub windows: Vec<(Window, Vec<(PageId, f64)>)>,
+    pub windows: Vec<(Window, TopList)>,
     /// Trending pages (decayed read score).
-    pub trending: Vec<(PageId, f64)>,
+    pub trending: TopList,
 }
 
 impl Snapshot {
     /// The top list of one window.
-    pub fn window(&self, w: Window) -> Option<&[(PageId, f64)]> {
-        self.windows
-            .iter()
-            .find(|(x, _)| *x == w)
-            .map(|(_, l)| l.as_slice())
+    pub fn window(&self, w: Window) -> Option<&TopList> {
+        self.windows.iter().find(|(x, _)| *x == w).map(|(_, l)| l)
     }
 }
 
@@ -107,16 +104,6 @@ async fn read_all(
     windows: &[Window],
     depth: usize,
 ) -> Result<Snapshot, StoreError> {
-    // A store nothing was applied to yet has no partitions; its lists are empty (and
-    // asking for them would send Redis empty pipelines).
-    if store.partitions().await?.is_empty() {
-        return Ok(Snapshot {
-            taken_at: Some(Instant::now()),
-            watermark: None,
-            windows: windows.iter().map(|w| (*w, Vec::new())).collect(),
-            trending: Vec::new(),
-        });
-    }
     let lists = futures::future::try_join_all(windows.iter().map(|w| store.popular(*w, depth)));
     let (lists, trending, watermark) =
         futures::try_join!(lists, store.trending(depth), store.watermark())?;

@@ -87,15 +87,50 @@ pub struct ContentModel {
 /// A reader's content profile: the normalised sum of the vectors of articles they read.
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
-    /// Term → weight. Scoring a request's candidates looks terms up thousands of times:
-    /// a multiplicative hash of the `u32` id, not a keyed string hasher.
-    weights: FxHashMap<u32, f32>,
+    weights: ProfileWeights,
+}
+
+/// Term → weight. Scoring a request's candidates looks terms up thousands of times: a
+/// dense array indexed by term id while the vocabulary is small enough to allocate one
+/// per request, else a map with a multiplicative hash of the id.
+#[derive(Debug, Clone)]
+enum ProfileWeights {
+    Dense(Vec<f32>),
+    Sparse(FxHashMap<u32, f32>),
+}
+
+impl Default for ProfileWeights {
+    fn default() -> Self {
+        ProfileWeights::Sparse(FxHashMap::default())
+    }
+}
+
+/// Largest vocabulary whose profiles are dense arrays (256 KiB each).
+const DENSE_PROFILE_MAX: usize = 1 << 16;
+
+impl ProfileWeights {
+    fn get(&self, t: u32) -> f32 {
+        match self {
+            ProfileWeights::Dense(v) => v.get(t as usize).copied().unwrap_or(0.0),
+            ProfileWeights::Sparse(m) => m.get(&t).copied().unwrap_or(0.0),
+        }
+    }
+
+    fn values_mut(&mut self) -> Box<dyn Iterator<Item = &mut f32> + '_> {
+        match self {
+            ProfileWeights::Dense(v) => Box::new(v.iter_mut()),
+            ProfileWeights::Sparse(m) => Box::new(m.values_mut()),
+        }
+    }
 }
 
 impl Profile {
     /// Whether the profile has no terms (nothing read had text).
     pub fn is_empty(&self) -> bool {
-        self.weights.is_empty()
+        match &self.weights {
+            ProfileWeights::Dense(v) => v.iter().all(|w| *w == 0.0),
+            ProfileWeights::Sparse(m) => m.is_empty(),
+        }
     }
 }
 
@@ -324,14 +359,33 @@ impl ContentModel {
 
     /// The profile of a reader from (article, weight) pairs.
     pub fn profile(&self, read: impl IntoIterator<Item = (u32, f32)>) -> Profile {
-        let mut weights: FxHashMap<u32, f32> = FxHashMap::default();
+        self.profile_as(read, self.vocabulary() <= DENSE_PROFILE_MAX)
+    }
+
+    fn profile_as(&self, read: impl IntoIterator<Item = (u32, f32)>, dense: bool) -> Profile {
+        let mut weights = if dense {
+            ProfileWeights::Dense(vec![0.0; self.vocabulary()])
+        } else {
+            ProfileWeights::Sparse(FxHashMap::default())
+        };
         for (i, w) in read {
             let (terms, ws) = self.vector(i);
             for (&t, &x) in terms.iter().zip(ws) {
-                *weights.entry(t).or_default() += w * x;
+                match &mut weights {
+                    ProfileWeights::Dense(v) => {
+                        if let Some(slot) = v.get_mut(t as usize) {
+                            *slot += w * x;
+                        }
+                    }
+                    ProfileWeights::Sparse(m) => *m.entry(t).or_default() += w * x,
+                }
             }
         }
-        let norm = weights.values().map(|w| w * w).sum::<f32>().sqrt();
+        let norm = weights
+            .values_mut()
+            .map(|w| *w * *w)
+            .sum::<f32>()
+            .sqrt();
         if norm > 0.0 {
             weights.values_mut().for_each(|w| *w /= norm);
         }
@@ -344,7 +398,7 @@ impl ContentModel {
         terms
             .iter()
             .zip(ws)
-            .map(|(t, w)| profile.weights.get(t).map_or(0.0, |p| p * w))
+            .map(|(&t, w)| profile.weights.get(t) * w)
             .sum()
     }
 }
@@ -386,6 +440,22 @@ mod tests {
                 caption: "",
             },
         ]
+    }
+
+    #[test]
+    fn dense_and_sparse_profiles_score_alike() {
+        let p = ContentParams {
+            min_df: 1,
+            max_df_ratio: 1.0,
+            ..ContentParams::default()
+        };
+        let m = ContentModel::build(&texts(), &[0, 1, 2, 3, 4], &p);
+        let read = [(0u32, 1.0f32), (2, 0.5)];
+        let (dense, sparse) = (m.profile_as(read, true), m.profile_as(read, false));
+        assert!(!dense.is_empty() && !sparse.is_empty());
+        for i in 0..m.len() as u32 {
+            assert!((m.score(&dense, i) - m.score(&sparse, i)).abs() < 1e-6, "{i}");
+        }
     }
 
     #[test]

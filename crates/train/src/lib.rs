@@ -63,7 +63,9 @@ pub use pipeline::{
     Pipeline, RUNS_FILE, RunReport, STATE_FILE, Step, StepFn, StepOutcome, StepStatus,
     parse_interval,
 };
-pub use recommend::{LiveSignals, MixWeights, Reason, Recommendations, Recommended, UserContext};
+pub use recommend::{
+    LiveSignals, MixWeights, Reason, Recommendations, Recommended, TopList, UserContext,
+};
 pub use registry::{
     CURRENT_LINK, DataRange, EVALUATIONS_FILE, EvaluationRecord, MANIFEST_FILE, Manifest, Registry,
     RowCounts,

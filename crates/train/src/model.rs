@@ -14,7 +14,7 @@ use crate::als::{Factors, dot, fold_in};
 use crate::cluster::Clusterer;
 use crate::content::ContentModel;
 use crate::error::TrainError;
-use crate::recommend::{LiveSignals, Reason, Recommended};
+use crate::recommend::{LiveSignals, Reason, Recommended, TopList};
 use crate::registry::{MANIFEST_FILE, Manifest};
 
 /// File of the model's arrays inside a version directory.
@@ -140,6 +140,11 @@ pub struct ModelSet {
     /// (the keys are the model's own catalogue).
     pages: FxHashMap<PageId, u32>,
     users: HashMap<UserId, u32>,
+    /// The serving pool's articles that have trained factors, and their factor rows
+    /// copied contiguously in the same order: the per-request ALS scan reads one
+    /// dense block instead of gathering rows across the catalogue.
+    pool_items: Vec<u32>,
+    pool_factors: Vec<f32>,
 }
 
 impl ModelSet {
@@ -156,12 +161,24 @@ impl ModelSet {
                 .enumerate()
                 .map(|(i, u)| (u.clone(), i as u32))
                 .collect();
+        let pool_items: Vec<u32> =
+            a.pool
+                .iter()
+                .copied()
+                .filter(|&i| a.cf.trained.get(i as usize).copied().unwrap_or(false))
+                .collect();
+        let pool_factors = pool_items
+            .iter()
+            .flat_map(|&i| a.cf.items.row(i as usize).iter().copied())
+            .collect();
         Self {
             manifest,
             dir,
             a,
             pages,
             users,
+            pool_items,
+            pool_factors,
         }
     }
 
@@ -266,7 +283,7 @@ impl ModelSet {
     /// The live signals as of the end of the training data: the evaluation's stand-in
     /// for the feature store, and the API's fallback when the store is unreachable.
     pub fn offline_signals(&self, last_page: Option<&PageId>) -> LiveSignals {
-        let to_pages = |list: &[(u32, f32)]| -> Vec<(PageId, f64)> {
+        let to_pages = |list: &[(u32, f32)]| -> TopList {
             list.iter()
                 .filter_map(|&(i, s)| self.item_at(i).map(|it| (it.page.clone(), f64::from(s))))
                 .collect()
@@ -363,11 +380,15 @@ impl ModelSet {
     /// The `n` pool articles with the highest ALS score for `user`: a bounded scan of
     /// the serving pool, never of the whole catalogue.
     pub(crate) fn cf_top(&self, user: &[f32], n: usize) -> Vec<(u32, f32)> {
+        let dim = self.a.cf.items.dim;
+        if dim == 0 || user.len() != dim {
+            return Vec::new();
+        }
         let mut scored: Vec<(u32, f32)> = self
-            .a
-            .pool
+            .pool_items
             .iter()
-            .filter_map(|&i| self.cf_score(user, i).map(|s| (i, s)))
+            .zip(self.pool_factors.chunks_exact(dim))
+            .map(|(&i, row)| (i, dot(row, user)))
             .collect();
         if scored.len() > n && n > 0 {
             scored.select_nth_unstable_by(n - 1, |a, b| b.1.total_cmp(&a.1));

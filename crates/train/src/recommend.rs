@@ -2,6 +2,8 @@
 //! per-tier candidates, mixing with live signals, exclusion of read pages and filling a
 //! short tier from the next.
 
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use newsrec_core::time::{HOUR_MS, decay};
@@ -94,15 +96,19 @@ impl UserContext {
     }
 }
 
+/// A ranked list of pages with scores, shared without copying: the API hands the same
+/// live lists to every request of one snapshot.
+pub type TopList = Arc<[(PageId, f64)]>;
+
 /// Live signals mixed into every tier. The API fills them from the feature store; the
 /// evaluation (and the API when the store is unreachable) uses
 /// [`ModelSet::offline_signals`].
 #[derive(Debug, Clone, Default)]
 pub struct LiveSignals {
     /// Popular articles in the serving window, with their counts or scores.
-    pub popular: Vec<(PageId, f64)>,
+    pub popular: TopList,
     /// Trending articles with their trend scores.
-    pub trending: Vec<(PageId, f64)>,
+    pub trending: TopList,
     /// Articles read after `last_page`, with co-visitation scores.
     pub read_next: Vec<(PageId, f64)>,
     /// Latest event time seen (epoch ms): "now" for recency; the model's data end when
@@ -216,35 +222,41 @@ const REASONS: [Reason; COMPONENTS] = [
     Reason::Recent,
 ];
 
-struct Cand {
-    idx: Option<u32>,
-    comp: [f64; COMPONENTS],
-}
+type Components = [f64; COMPONENTS];
 
-/// The candidate set of one tier, keyed by page so live articles unknown to the model
-/// (published after training) mix with model candidates.
+/// The candidate set of one tier. Articles the model knows are keyed by their index
+/// (cheap to hash, metadata borrowed from the model); live articles unknown to the
+/// model (published after training) by page, so both mix in one ranking.
 struct Candidates<'m> {
     model: &'m ModelSet,
-    /// Keyed with a fast unkeyed hasher: a few hundred short ids per request, all from
-    /// the model or the store's bounded top lists.
-    map: FxHashMap<PageId, Cand>,
+    known: FxHashMap<u32, Components>,
+    unknown: FxHashMap<PageId, Components>,
+}
+
+/// One scored candidate before the cut to the requested length.
+struct Scored<'a> {
+    page: &'a PageId,
+    score: f64,
+    reason: Reason,
+}
+
+fn by_score(a: &Scored<'_>, b: &Scored<'_>) -> std::cmp::Ordering {
+    b.score.total_cmp(&a.score).then_with(|| a.page.cmp(b.page))
 }
 
 impl<'m> Candidates<'m> {
     fn new(model: &'m ModelSet) -> Self {
         Self {
             model,
-            map: FxHashMap::with_capacity_and_hasher(512, Default::default()),
+            known: FxHashMap::with_capacity_and_hasher(512, Default::default()),
+            unknown: FxHashMap::default(),
         }
     }
 
     fn add_item(&mut self, idx: u32, c: usize, v: f64) {
-        if let Some(item) = self.model.item_at(idx) {
-            let e = self.map.entry(item.page.clone()).or_insert(Cand {
-                idx: Some(idx),
-                comp: [0.0; COMPONENTS],
-            });
-            e.comp[c] = e.comp[c].max(v);
+        if self.model.item_at(idx).is_some() {
+            let e = self.known.entry(idx).or_insert([0.0; COMPONENTS]);
+            e[c] = e[c].max(v);
         }
     }
 
@@ -268,12 +280,14 @@ impl<'m> Candidates<'m> {
             return;
         }
         for (page, s) in list.iter().take(n) {
-            let idx = self.model.index_of(page);
-            let e = self.map.entry(page.clone()).or_insert(Cand {
-                idx,
-                comp: [0.0; COMPONENTS],
-            });
-            e.comp[c] = e.comp[c].max(s / max);
+            let e = match self.model.index_of(page) {
+                Some(i) => self.known.entry(i).or_insert([0.0; COMPONENTS]),
+                None => self
+                    .unknown
+                    .entry(page.clone())
+                    .or_insert([0.0; COMPONENTS]),
+            };
+            e[c] = e[c].max(s / max);
         }
     }
 
@@ -291,59 +305,80 @@ impl<'m> Candidates<'m> {
     }
 
     /// Fills the recency component and ranks: Σ weight·component, each component
-    /// rescaled to [0, 1] over the candidates so weights compare like with like.
-    fn rank(self, now: i64, w: &MixWeights, tier: Tier) -> Vec<Recommended> {
+    /// rescaled to [0, 1] over the candidates so weights compare like with like. Only
+    /// the best `want` are ordered and returned.
+    fn rank(mut self, now: i64, w: &MixWeights, tier: Tier, want: usize) -> Vec<Recommended> {
         let half_life = (w.recency_half_life_hours * HOUR_MS as f64) as i64;
-        let mut rows: Vec<(PageId, Cand)> = self.map.into_iter().collect();
-        for (_, c) in rows.iter_mut() {
-            c.comp[RECENCY] = match c.idx.and_then(|i| self.model.published_at(i)) {
-                Some(p) => decay(now - p, half_life),
-                // Only live lists bring articles the model does not know: they were
-                // published after training, so they are fresh.
-                None if c.idx.is_none() => 1.0,
-                None => 0.0,
-            };
+        let model = self.model;
+        for (&i, comp) in self.known.iter_mut() {
+            comp[RECENCY] = model
+                .published_at(i)
+                .map_or(0.0, |p| decay(now - p, half_life));
+        }
+        // Only live lists bring articles the model does not know: they were published
+        // after training, so they are fresh.
+        for comp in self.unknown.values_mut() {
+            comp[RECENCY] = 1.0;
         }
         let mut max = [0f64; COMPONENTS];
-        for (_, c) in &rows {
-            for (m, v) in max.iter_mut().zip(c.comp) {
-                *m = m.max(v);
+        for comp in self.known.values().chain(self.unknown.values()) {
+            for (m, v) in max.iter_mut().zip(comp) {
+                *m = m.max(*v);
             }
         }
         // News relevance decays within hours: freshness multiplies the evidence instead
         // of competing with it, so a strong but stale match cannot outrank fresh ones.
         let fresh_w = w.recency.clamp(0.0, 1.0);
-        let mut out: Vec<Recommended> = rows
-            .into_iter()
-            .map(|(page, c)| {
-                let mut score = 0.0;
-                let mut best = (RECENCY, 0.0);
-                for (k, (&m, &v)) in max.iter().zip(&c.comp).take(RECENCY).enumerate() {
-                    let part = if m > 0.0 {
-                        w.weight(k) * v.max(0.0) / m
-                    } else {
-                        0.0
-                    };
-                    score += part;
-                    if part > best.1 {
-                        best = (k, part);
-                    }
+        let score = |comp: &Components| -> (f64, Reason) {
+            let mut score = 0.0;
+            let mut best = (RECENCY, 0.0);
+            for (k, (&m, &v)) in max.iter().zip(comp).take(RECENCY).enumerate() {
+                let part = if m > 0.0 {
+                    w.weight(k) * v.max(0.0) / m
+                } else {
+                    0.0
+                };
+                score += part;
+                if part > best.1 {
+                    best = (k, part);
                 }
-                let score = (score + 1e-3) * (1.0 - fresh_w + fresh_w * c.comp[RECENCY]);
-                Recommended {
-                    page,
-                    score,
-                    reason: REASONS[best.0],
-                    tier,
-                }
-            })
+            }
+            (
+                (score + 1e-3) * (1.0 - fresh_w + fresh_w * comp[RECENCY]),
+                REASONS[best.0],
+            )
+        };
+        let scored = |page, comp| {
+            let (score, reason) = score(comp);
+            Scored {
+                page,
+                score,
+                reason,
+            }
+        };
+        let known = self
+            .known
+            .iter()
+            .filter_map(|(&i, comp)| model.item_at(i).map(|it| scored(&it.page, comp)));
+        let mut out: Vec<Scored<'_>> = known
+            .chain(self.unknown.iter().map(|(p, comp)| scored(p, comp)))
             .collect();
-        out.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| a.page.cmp(&b.page))
-        });
-        out
+        if want == 0 {
+            return Vec::new();
+        }
+        if out.len() > want {
+            out.select_nth_unstable_by(want - 1, by_score);
+            out.truncate(want);
+        }
+        out.sort_unstable_by(by_score);
+        out.into_iter()
+            .map(|s| Recommended {
+                page: s.page.clone(),
+                score: s.score,
+                reason: s.reason,
+                tier,
+            })
+            .collect()
     }
 }
 
@@ -375,7 +410,9 @@ impl ModelSet {
                 Tier::SemiLogged => self.semi_logged_candidates(ctx, live, w),
                 Tier::Anonymous => self.anonymous_candidates(ctx, live, w),
             }
-            .rank(now, w, t);
+            // Enough to fill K even if every read page and every page already taken
+            // from a previous tier ranks first.
+            .rank(now, w, t, k + read.len());
             for r in ranked {
                 if chosen.len() >= k {
                     break;
@@ -456,9 +493,9 @@ impl ModelSet {
         c.add_signals(live, w);
         // Every candidate, whatever brought it, is scored on both halves of the hybrid.
         if let (Some(u), true) = (&user_vec, w.cf > 0.0) {
-            for cand in c.map.values_mut() {
-                if let Some(s) = cand.idx.and_then(|i| self.cf_score(u, i)) {
-                    cand.comp[CF] = f64::from(s);
+            for (&i, comp) in c.known.iter_mut() {
+                if let Some(s) = self.cf_score(u, i) {
+                    comp[CF] = f64::from(s);
                 }
             }
         }
@@ -492,10 +529,8 @@ impl ModelSet {
 
     fn score_content(&self, c: &mut Candidates<'_>, profile: Option<&Profile>) {
         let Some(p) = profile else { return };
-        for cand in c.map.values_mut() {
-            if let Some(i) = cand.idx {
-                cand.comp[CONTENT] = f64::from(self.content().score(p, i));
-            }
+        for (&i, comp) in c.known.iter_mut() {
+            comp[CONTENT] = f64::from(self.content().score(p, i));
         }
     }
 

@@ -85,7 +85,7 @@ pub async fn recommendations(
         LiveSignals {
             popular: snap
                 .window(state.config.live_window())
-                .map(<[_]>::to_vec)
+                .cloned()
                 .unwrap_or_default(),
             trending: snap.trending.clone(),
             read_next,
