@@ -1,7 +1,8 @@
 //! The trained model set of one version: what a model directory holds and how it is
 //! read back. Serving reads only this (plus the live signals it is given).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -384,16 +385,50 @@ impl ModelSet {
         if dim == 0 || user.len() != dim {
             return Vec::new();
         }
-        let mut scored: Vec<(u32, f32)> = self
+        if n == 0 {
+            return Vec::new();
+        }
+        // The best `n` so far in a min-heap: most rows fail one comparison with the
+        // weakest kept score, with no second pass over thousands of scores.
+        let mut best: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(n + 1);
+        for (&i, row) in self
             .pool_items
             .iter()
             .zip(self.pool_factors.chunks_exact(dim))
-            .map(|(&i, row)| (i, dot(row, user)))
-            .collect();
-        if scored.len() > n && n > 0 {
-            scored.select_nth_unstable_by(n - 1, |a, b| b.1.total_cmp(&a.1));
-            scored.truncate(n);
+        {
+            let s = dot(row, user);
+            if best.len() < n {
+                best.push(Reverse(Ranked(s, i)));
+            } else if let Some(mut weakest) = best.peek_mut()
+                && s > weakest.0.0
+            {
+                *weakest = Reverse(Ranked(s, i));
+            }
         }
-        scored
+        best.into_iter().map(|Reverse(Ranked(s, i))| (i, s)).collect()
+    }
+}
+
+/// An (ALS score, article) pair ordered by score (total order on floats).
+#[derive(Debug, Clone, Copy)]
+struct Ranked(f32, u32);
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
     }
 }
