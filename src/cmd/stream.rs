@@ -95,7 +95,8 @@ pub struct ConsumeArgs {
     /// Redis key prefix (overrides the config file).
     #[arg(long)]
     prefix: Option<String>,
-    /// Feature store settings (TOML, `StoreConfig` fields); `NEWSREC_*` env overrides it.
+    /// Settings file (TOML): the feature store settings under `[store]`, the same file
+    /// and table `serve` reads; `NEWSREC_STORE__*` env overrides it.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Dead-letter topic (default `<topic>.dead-letter`).
@@ -173,9 +174,20 @@ async fn termination() {
     }
 }
 
+/// The part of the settings the consumer reads: the `[store]` table, shared with
+/// `serve` so that one file and one set of `NEWSREC_STORE__*` variables configure both
+/// (they must agree on windows, buckets and the key prefix).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct StoreSection {
+    store: StoreConfig,
+}
+
 /// Runs `consume`.
 pub fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
-    let mut store_cfg: StoreConfig = load_config(a.config.as_deref())?;
+    let StoreSection {
+        store: mut store_cfg,
+    } = load_config(a.config.as_deref())?;
     if let Some(p) = a.prefix {
         store_cfg.prefix = p;
     }
@@ -480,4 +492,28 @@ async fn bench_async(a: BenchArgs) -> anyhow::Result<()> {
     );
     mem_store.delete_all().await?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `consume --config` reads the `[store]` table of the file `serve` reads, so one
+    /// file configures both.
+    #[test]
+    fn consume_reads_the_store_table_of_the_serve_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("newsrec.toml");
+        std::fs::write(
+            &path,
+            "addr = \"127.0.0.1:8080\"\n[store]\nprefix = \"portal:\"\nhistory_len = 7\n",
+        )
+        .unwrap();
+        let StoreSection { store } = load_config(Some(&path)).unwrap();
+        assert_eq!(store.prefix, "portal:");
+        assert_eq!(store.history_len, 7);
+        let serve: newsrec_serve::ServeConfig = load_config(Some(&path)).unwrap();
+        assert_eq!(serve.store, store);
+    }
 }

@@ -381,11 +381,7 @@ impl ContentModel {
                 }
             }
         }
-        let norm = weights
-            .values_mut()
-            .map(|w| *w * *w)
-            .sum::<f32>()
-            .sqrt();
+        let norm = weights.values_mut().map(|w| *w * *w).sum::<f32>().sqrt();
         if norm > 0.0 {
             weights.values_mut().for_each(|w| *w /= norm);
         }
@@ -454,7 +450,10 @@ mod tests {
         let (dense, sparse) = (m.profile_as(read, true), m.profile_as(read, false));
         assert!(!dense.is_empty() && !sparse.is_empty());
         for i in 0..m.len() as u32 {
-            assert!((m.score(&dense, i) - m.score(&sparse, i)).abs() < 1e-6, "{i}");
+            assert!(
+                (m.score(&dense, i) - m.score(&sparse, i)).abs() < 1e-6,
+                "{i}"
+            );
         }
     }
 

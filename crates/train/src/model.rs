@@ -162,12 +162,12 @@ impl ModelSet {
                 .enumerate()
                 .map(|(i, u)| (u.clone(), i as u32))
                 .collect();
-        let pool_items: Vec<u32> =
-            a.pool
-                .iter()
-                .copied()
-                .filter(|&i| a.cf.trained.get(i as usize).copied().unwrap_or(false))
-                .collect();
+        let pool_items: Vec<u32> = a
+            .pool
+            .iter()
+            .copied()
+            .filter(|&i| a.cf.trained.get(i as usize).copied().unwrap_or(false))
+            .collect();
         let pool_factors = pool_items
             .iter()
             .flat_map(|&i| a.cf.items.row(i as usize).iter().copied())
@@ -405,7 +405,9 @@ impl ModelSet {
                 *weakest = Reverse(Ranked(s, i));
             }
         }
-        best.into_iter().map(|Reverse(Ranked(s, i))| (i, s)).collect()
+        best.into_iter()
+            .map(|Reverse(Ranked(s, i))| (i, s))
+            .collect()
     }
 }
 
