@@ -92,8 +92,8 @@ fn spawn_consumer(topic: &str, group: &str, prefix: &str) -> ConsumerProcess {
         .env("RUST_LOG", "warn")
         // The store config the reference assumes: no "read next" list reaches its cap
         // or its TTL within the test's week of event time.
-        .env("NEWSREC_COVISIT_TTL_HOURS", "87600")
-        .env("NEWSREC_COVISIT_MAX_NEXT", "100000")
+        .env("NEWSREC_STORE__COVISIT_TTL_HOURS", "87600")
+        .env("NEWSREC_STORE__COVISIT_MAX_NEXT", "100000")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

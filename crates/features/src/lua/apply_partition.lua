@@ -115,16 +115,21 @@ if wm_old then
     end
   end
 end
-local lo_max = cur - spans[nw]
-local dead = redis.call('ZRANGEBYSCORE', bidx, '-inf', int(lo_max))
-if #dead > 0 then
+-- Deletes the keys `base .. kind .. member` of the members of zset `index` scored up to
+-- `bound` (a ZRANGEBYSCORE bound), and those members.
+local function expire_indexed(index, bound, kind)
+  local members = redis.call('ZRANGEBYSCORE', index, '-inf', bound)
+  if #members == 0 then return end
   local keys = {}
-  for i, idx in ipairs(dead) do keys[i] = base .. 'b:' .. idx end
+  for i, m in ipairs(members) do keys[i] = base .. kind .. m end
   for i = 1, #keys, SLICE do
     redis.call('UNLINK', unpack(keys, i, math.min(i + SLICE - 1, #keys)))
   end
-  redis.call('ZREMRANGEBYSCORE', bidx, '-inf', int(lo_max))
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', bound)
 end
+
+local lo_max = cur - spans[nw]
+expire_indexed(bidx, int(lo_max), 'b:')
 
 -- 2. This batch's counts: per bucket one HMGET and one HSET, per window one net update.
 local by_bucket, bucket_order = {}, {}
@@ -263,16 +268,7 @@ if #closed > 0 then
   call_many(nil, 'HDEL', sess, closed)
   redis.call('ZREMRANGEBYSCORE', sessidx, '-inf', cut)
 end
-local cvcut = '(' .. int(wm - cfg.cvttl)
-local stale = redis.call('ZRANGEBYSCORE', cvidx, '-inf', cvcut)
-if #stale > 0 then
-  local keys = {}
-  for i, p in ipairs(stale) do keys[i] = base .. 'cv:' .. p end
-  for i = 1, #keys, SLICE do
-    redis.call('UNLINK', unpack(keys, i, math.min(i + SLICE - 1, #keys)))
-  end
-  redis.call('ZREMRANGEBYSCORE', cvidx, '-inf', cvcut)
-end
+expire_indexed(cvidx, '(' .. int(wm - cfg.cvttl), 'cv:')
 
 -- 6. Offsets and watermark.
 redis.call('HSET', meta, 'next', int(d.e), 'wm', int(wm), 't0', int(t0))
