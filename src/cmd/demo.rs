@@ -158,7 +158,7 @@ async fn serve_live(
         stopped,
     ));
     let ends = log.end_offsets(&a.topic).await?;
-    super::stream::caught_up(store.as_ref(), &ends, Duration::from_secs(600)).await?;
+    newsrec_ingest::consumer::caught_up(store.as_ref(), &ends, Duration::from_secs(600)).await?;
     eprintln!(
         "    {} events applied ({:.1} s)",
         summary.events,

@@ -305,31 +305,6 @@ fn rand_suffix() -> String {
     )
 }
 
-/// Waits until the store holds every offset of `ends`, or `timeout`.
-pub async fn caught_up(
-    store: &dyn FeatureStore,
-    ends: &[(i32, i64)],
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    let parts: Vec<i32> = ends.iter().map(|e| e.0).collect();
-    let deadline = Instant::now() + timeout;
-    loop {
-        let got = store.next_offsets(&parts).await?;
-        if ends
-            .iter()
-            .zip(&got)
-            .all(|((_, end), g)| *end == 0 || g.is_some_and(|g| g >= *end))
-        {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "consumer did not catch up in time"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Consumes with `log` into `store` until caught up; returns events/s, timed from the
 /// first applied batch (group join and start-up excluded, as for the raw drain).
 async fn consume_all(
@@ -362,7 +337,7 @@ async fn consume_all(
         base = applied(store.next_offsets(&parts).await?);
     }
     let t = Instant::now();
-    let done = caught_up(
+    let done = consumer::caught_up(
         store.as_ref(),
         &ends,
         deadline.saturating_duration_since(Instant::now()),

@@ -79,26 +79,6 @@ impl Running {
     }
 }
 
-async fn caught_up(store: &dyn FeatureStore, ends: &[(i32, i64)]) {
-    let parts: Vec<i32> = ends.iter().map(|e| e.0).collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let got = store.next_offsets(&parts).await.unwrap();
-        if ends
-            .iter()
-            .zip(&got)
-            .all(|((_, e), g)| *e == 0 || *g == Some(*e))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "consumer did not catch up: {got:?} vs {ends:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Publishes events and poison payloads mixed; returns the valid events with where
 /// they landed, and the poison's expected reason codes.
 async fn publish_mixed(
@@ -191,7 +171,9 @@ async fn poison_messages_go_to_the_dead_letter_topic() {
         store.clone(),
         consumer_cfg(&topic, &rand_name("g")),
     );
-    caught_up(store.as_ref(), &ends).await;
+    consumer::caught_up(store.as_ref(), &ends, Duration::from_secs(120))
+        .await
+        .unwrap();
     let stats = Arc::clone(&run.stats);
     let summary = run.stop().await;
     assert_eq!(summary.applied, events.len() as u64);
@@ -272,7 +254,9 @@ async fn two_consumers_split_partitions_and_together_match_the_reference() {
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     let ends = log.end_offsets(&topic).await.unwrap();
-    caught_up(store.as_ref(), &ends).await;
+    consumer::caught_up(store.as_ref(), &ends, Duration::from_secs(120))
+        .await
+        .unwrap();
     let (sa, sb) = (a.stop().await, b.stop().await);
     assert_eq!(
         sa.applied + sb.applied,
@@ -309,7 +293,9 @@ async fn in_process_log_and_store_match_the_reference() {
         Arc::clone(&store),
         consumer_cfg(topic, "g"),
     );
-    caught_up(store.as_ref(), &ends).await;
+    consumer::caught_up(store.as_ref(), &ends, Duration::from_secs(120))
+        .await
+        .unwrap();
     let s2 = second.stop().await;
     assert_eq!(s1.applied + s2.applied, events.len() as u64);
     assert_eq!(s1.dead_letters + s2.dead_letters, codes.len() as u64);
