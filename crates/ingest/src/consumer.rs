@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use newsrec_core::{ClickEvent, Retryable};
-use newsrec_features::{BatchEvent, FeatureStore, PartitionBatch, StoreError};
+use newsrec_features::{ApplyOutcome, BatchEvent, FeatureStore, PartitionBatch, StoreError};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -199,6 +199,31 @@ fn dead_letter(topic: &str, m: &LogMessage, reason: &newsrec_core::RejectReason)
     }
 }
 
+/// One partition's part of a round, ready to apply.
+struct Prepared {
+    /// The batch; empty (`start == end`) when the store already held every message.
+    batch: PartitionBatch,
+    /// Reason codes of the messages set aside (counted once the batch is applied).
+    codes: Vec<&'static str>,
+    /// Latest event time in the batch.
+    max_ts: Option<i64>,
+}
+
+impl Prepared {
+    fn nothing(partition: i32) -> Self {
+        Prepared {
+            batch: PartitionBatch {
+                partition,
+                start: 0,
+                end: 0,
+                events: Vec::new(),
+            },
+            codes: Vec::new(),
+            max_ts: None,
+        }
+    }
+}
+
 /// The consumer: state shared by the rounds of one run.
 struct Loop<'a> {
     log: &'a dyn EventLog,
@@ -254,13 +279,14 @@ impl Loop<'_> {
         Ok(Some(msgs))
     }
 
-    /// Applies one partition's messages. `false`: shutdown interrupted it.
-    async fn partition(
+    /// Turns one partition's messages into the batch to apply: skips what the store
+    /// already holds, decodes, and delivers invalid messages to the dead-letter topic.
+    /// `Ok(None)`: shutdown interrupted it; an empty batch: nothing left to apply.
+    async fn prepare(
         &mut self,
-        consumer: &mut dyn LogConsumer,
         partition: i32,
         msgs: Vec<LogMessage>,
-    ) -> Result<bool, ConsumeError> {
+    ) -> Result<Option<Prepared>, ConsumeError> {
         let (cfg, stats, store, log) = (self.cfg, self.stats, self.store, self.log);
         let mut shutdown = self.shutdown.clone();
         let start = match self.expected.get(&partition) {
@@ -277,7 +303,7 @@ impl Loop<'_> {
                 )
                 .await?;
                 let Some(stored) = stored else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 match stored.first().copied().flatten() {
                     Some(o) => o,
@@ -289,7 +315,7 @@ impl Loop<'_> {
         let msgs: Vec<LogMessage> = msgs.into_iter().filter(|m| m.offset >= start).collect();
         stats.record_events(0, (before - msgs.len()) as u64);
         let Some(last) = msgs.last().map(|m| m.offset) else {
-            return Ok(true);
+            return Ok(Some(Prepared::nothing(partition)));
         };
 
         let mut events = Vec::with_capacity(msgs.len());
@@ -325,26 +351,76 @@ impl Loop<'_> {
             )
             .await?;
             if sent.is_none() {
-                return Ok(false);
+                return Ok(None);
             }
         }
 
         let max_ts = events.iter().map(|e| e.event.ts).max();
-        let batch = PartitionBatch {
-            partition,
-            start,
-            end: last + 1,
-            events,
-        };
-        let outcome = retry(
-            "apply",
-            RetryTarget::Redis,
-            cfg,
-            stats,
-            &mut shutdown,
-            || store.apply(&batch),
-        )
-        .await;
+        Ok(Some(Prepared {
+            batch: PartitionBatch {
+                partition,
+                start,
+                end: last + 1,
+                events,
+            },
+            codes,
+            max_ts,
+        }))
+    }
+
+    /// Applies the prepared batches of one round, all partitions at once: the store
+    /// works on one while this process aggregates the next (each is atomic on its
+    /// own, as with several consumers in a group). `false`: shutdown interrupted it.
+    async fn apply_round(
+        &mut self,
+        consumer: &mut dyn LogConsumer,
+        prepared: Vec<Prepared>,
+    ) -> Result<bool, ConsumeError> {
+        let (cfg, stats, store) = (self.cfg, self.stats, self.store);
+        let applies = prepared.iter().map(|p| {
+            let mut shutdown = self.shutdown.clone();
+            async move {
+                if p.batch.end <= p.batch.start {
+                    return Ok(None);
+                }
+                retry(
+                    "apply",
+                    RetryTarget::Redis,
+                    cfg,
+                    stats,
+                    &mut shutdown,
+                    || store.apply(&p.batch),
+                )
+                .await
+                .map(Some)
+            }
+        });
+        let outcomes = futures::future::join_all(applies).await;
+        let mut finished = true;
+        for (p, outcome) in prepared.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(None) => {}
+                Ok(Some(o)) => finished &= self.settle(consumer, p, Ok(o)).await?,
+                Err(e) => finished &= self.settle(consumer, p, Err(e)).await?,
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Records the outcome of one partition's apply and moves the partition on.
+    async fn settle(
+        &mut self,
+        consumer: &mut dyn LogConsumer,
+        prepared: Prepared,
+        outcome: Result<Option<ApplyOutcome>, StoreError>,
+    ) -> Result<bool, ConsumeError> {
+        let stats = self.stats;
+        let Prepared {
+            batch,
+            codes,
+            max_ts,
+        } = prepared;
+        let (partition, start) = (batch.partition, batch.start);
         match outcome {
             Ok(Some(o)) => {
                 stats.record_events(o.applied as u64, o.duplicates as u64);
@@ -457,16 +533,23 @@ pub async fn run(
                 for m in msgs {
                     by_part.entry(m.partition).or_default().push(m);
                 }
+                let mut prepared = Vec::with_capacity(by_part.len());
                 let mut finished = true;
                 for (p, ms) in by_part {
                     if !assignment.partitions.contains(&p) {
                         debug!(partition = p, "dropping messages of a revoked partition");
                         continue;
                     }
-                    if !lp.partition(consumer.as_mut(), p, ms).await? {
-                        finished = false;
-                        break;
+                    match lp.prepare(p, ms).await? {
+                        Some(batch) => prepared.push(batch),
+                        None => {
+                            finished = false;
+                            break;
+                        }
                     }
+                }
+                if finished {
+                    finished = lp.apply_round(consumer.as_mut(), prepared).await?;
                 }
                 stats.record_batch(t.elapsed());
                 if !finished {
