@@ -11,7 +11,9 @@ use newsrec_core::{PageId, UserAggregates, UserId, UserType};
 use crate::aggregate::{BatchDelta, PartitionDelta, UserDelta, merge_history, same_session};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
-use crate::model::{ApplyOutcome, PartitionBatch, PartitionSnapshot, ScoredPage, UserState, top_k};
+use crate::model::{
+    ApplyOutcome, PartitionBatch, PartitionSnapshot, Pending, ScoredPage, UserState, top_k,
+};
 use crate::store::FeatureStore;
 use crate::window::{TRENDING_MIN_SCORE, Window, bucket_of, trending_epoch};
 
@@ -396,28 +398,11 @@ impl FeatureStore for MemoryStore {
         // Users are only touched for a batch that continues the partition (see the crate
         // doc): never for a gap, and only for the part not applied yet.
         let stored = st.parts.get(&batch.partition).and_then(|p| p.next);
-        let tail;
-        let batch = match stored {
-            Some(s) if s >= batch.end => {
-                return Ok(ApplyOutcome {
-                    applied: 0,
-                    duplicates: total,
-                    next_offset: s,
-                });
-            }
-            Some(s) if s < batch.start => {
-                return Err(StoreError::OffsetGap {
-                    partition: batch.partition,
-                    stored: s,
-                    start: batch.start,
-                });
-            }
-            Some(s) if s > batch.start => {
-                tail = batch.tail_from(s);
-                &tail
-            }
-            _ => batch,
+        let batch = match batch.pending(stored)? {
+            Pending::Done(outcome) => return Ok(outcome),
+            Pending::Apply(b) => b,
         };
+        let batch = batch.as_ref();
         let delta = BatchDelta::build(batch, &self.cfg);
         for u in &delta.users {
             if self.apply_user(&mut st, batch.partition, u) == UserApply::Partial {

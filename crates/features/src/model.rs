@@ -1,6 +1,7 @@
 //! What goes into the store (partition batches) and what comes out (user state, scored
 //! pages, snapshots).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use newsrec_core::{ClickEvent, PageId, Tier, UserAggregates, UserId, UserType, route_tier};
@@ -123,6 +124,28 @@ impl PartitionBatch {
         Ok(())
     }
 
+    /// What of this batch is left to apply when the store's next offset for the
+    /// partition is `stored` (both stores decide this the same way, before touching any
+    /// user): nothing (a duplicate), the whole batch, or its tail; an error for a gap.
+    pub(crate) fn pending(&self, stored: Option<i64>) -> Result<Pending<'_>, StoreError> {
+        Ok(match stored {
+            Some(s) if s >= self.end => Pending::Done(ApplyOutcome {
+                applied: 0,
+                duplicates: self.events.len(),
+                next_offset: s,
+            }),
+            Some(s) if s < self.start => {
+                return Err(StoreError::OffsetGap {
+                    partition: self.partition,
+                    stored: s,
+                    start: self.start,
+                });
+            }
+            Some(s) if s > self.start => Pending::Apply(Cow::Owned(self.tail_from(s))),
+            _ => Pending::Apply(Cow::Borrowed(self)),
+        })
+    }
+
     /// The part of the batch from offset `from` on (what is left to apply when the store
     /// already holds the offsets before it).
     pub fn tail_from(&self, from: i64) -> PartitionBatch {
@@ -138,6 +161,14 @@ impl PartitionBatch {
                 .collect(),
         }
     }
+}
+
+/// What [`PartitionBatch::pending`] found.
+pub(crate) enum Pending<'a> {
+    /// The store holds the whole batch already.
+    Done(ApplyOutcome),
+    /// Apply this (the batch itself, or the tail the store does not hold yet).
+    Apply(Cow<'a, PartitionBatch>),
 }
 
 /// What applying one batch did.

@@ -19,7 +19,9 @@ use crate::aggregate::{BatchDelta, PartitionDelta, UserDelta};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::keys::{Keys, slot};
-use crate::model::{ApplyOutcome, PartitionBatch, PartitionSnapshot, ScoredPage, UserState, top_k};
+use crate::model::{
+    ApplyOutcome, PartitionBatch, PartitionSnapshot, Pending, ScoredPage, UserState, top_k,
+};
 use crate::store::FeatureStore;
 use crate::window::{TRENDING_MIN_SCORE, Window};
 
@@ -443,28 +445,11 @@ impl RedisStore {
             .arg("next")
             .query_async(&mut conn)
             .await?;
-        let tail;
-        let batch = match stored {
-            Some(s) if s >= batch.end => {
-                return Ok(ApplyOutcome {
-                    applied: 0,
-                    duplicates: total,
-                    next_offset: s,
-                });
-            }
-            Some(s) if s < batch.start => {
-                return Err(StoreError::OffsetGap {
-                    partition: batch.partition,
-                    stored: s,
-                    start: batch.start,
-                });
-            }
-            Some(s) if s > batch.start => {
-                tail = batch.tail_from(s);
-                &tail
-            }
-            _ => batch,
+        let batch = match batch.pending(stored)? {
+            Pending::Done(outcome) => return Ok(outcome),
+            Pending::Apply(b) => b,
         };
+        let batch = batch.as_ref();
         let delta = BatchDelta::build(batch, &self.cfg);
         self.apply_users(batch, &delta).await?;
         let (status, stored) = self
