@@ -102,6 +102,45 @@ impl<T> Stage<T> for PolarsResult<T> {
     }
 }
 
+/// One kind of interaction rows read and parsed (before exploding into interactions).
+pub(crate) struct ParsedRows {
+    /// Parsed rows, with a `reason` for the malformed ones.
+    pub rows: DataFrame,
+    /// Rows read.
+    pub n_rows: u64,
+    /// Interactions the rows say they hold (`N_IN` summed).
+    pub interactions_in: u64,
+    /// Rows set aside, by reason.
+    pub malformed: BTreeMap<RowReason, Dropped>,
+}
+
+/// Reads `paths` as string CSV columns, parses rows with `parse`, and counts what the
+/// rows hold and which are malformed: the common start of the training and validation
+/// stages.
+pub(crate) fn parse_rows(
+    paths: &[PathBuf],
+    columns: &[&str],
+    parse: impl FnOnce(LazyFrame) -> LazyFrame,
+    stage: &'static str,
+) -> Result<ParsedRows, ProcessError> {
+    let raw = crate::g1::scan_csv_strings(paths, columns)?;
+    let rows = parse(raw).collect().stage(stage)?;
+    let interactions_in = rows
+        .column(crate::g1::N_IN)
+        .stage(stage)?
+        .as_materialized_series()
+        .sum::<i64>()
+        .stage(stage)?
+        .max(0) as u64;
+    let malformed = reason_counts(rows.clone().lazy(), Some(crate::g1::N_IN), stage)?;
+    Ok(ParsedRows {
+        n_rows: rows.height() as u64,
+        rows,
+        interactions_in,
+        malformed,
+    })
+}
+
 /// Counts of a `reason` column: `(reason, rows, interactions)` per non-null reason.
 pub(crate) fn reason_counts(
     lf: LazyFrame,

@@ -8,10 +8,10 @@ use newsrec_core::time::DAY_MS;
 use newsrec_core::{Engagement, EngagementCaps};
 use polars::prelude::*;
 
-use super::{Cleaning, Dropped, EngagementP99, ProcessError, Stage, reason_counts};
-use crate::g1::{
-    N_IN, REASON, RowReason, TRAINING_COLUMNS, explode_training, scan_csv_strings, training_rows,
+use super::{
+    Cleaning, Dropped, EngagementP99, ParsedRows, ProcessError, Stage, parse_rows, reason_counts,
 };
+use crate::g1::{N_IN, REASON, RowReason, TRAINING_COLUMNS, explode_training, training_rows};
 use crate::report::{EngagementHists, Histogram};
 
 /// What the training stage produced.
@@ -46,17 +46,17 @@ pub(super) fn run(
     paths: &[PathBuf],
     caps: &EngagementCaps,
 ) -> Result<TrainingOutcome, ProcessError> {
-    let raw = scan_csv_strings(paths, &TRAINING_COLUMNS)?;
-    let rows = training_rows(raw).collect().stage("parse training rows")?;
-    let n_rows = rows.height() as u64;
-    let interactions_in = rows
-        .column(N_IN)
-        .stage(S)?
-        .as_materialized_series()
-        .sum::<i64>()
-        .stage(S)?
-        .max(0) as u64;
-    let mut malformed = reason_counts(rows.clone().lazy(), Some(N_IN), "count malformed rows")?;
+    let ParsedRows {
+        rows,
+        n_rows,
+        interactions_in,
+        mut malformed,
+    } = parse_rows(
+        paths,
+        &TRAINING_COLUMNS,
+        training_rows,
+        "parse training rows",
+    )?;
     let history_sizes = Histogram::log2(
         rows.column(N_IN)
             .stage(S)?

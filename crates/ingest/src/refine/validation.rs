@@ -6,11 +6,8 @@ use std::path::Path;
 use newsrec_core::refined::col as c;
 use polars::prelude::*;
 
-use super::{Dropped, ProcessError, Stage, reason_counts};
-use crate::g1::{
-    N_IN, REASON, RowReason, VALIDATION_COLUMNS, explode_validation, scan_csv_strings,
-    validation_rows,
-};
+use super::{Dropped, ParsedRows, ProcessError, Stage, parse_rows, reason_counts};
+use crate::g1::{REASON, RowReason, VALIDATION_COLUMNS, explode_validation, validation_rows};
 
 const S: &str = "validation";
 
@@ -35,17 +32,17 @@ pub(super) fn run(
     users: &DataFrame,
     training_end: Option<i64>,
 ) -> Result<ValidationOutcome, ProcessError> {
-    let raw = scan_csv_strings(&[path.to_path_buf()], &VALIDATION_COLUMNS)?;
-    let rows = validation_rows(raw).collect().stage("parse validation")?;
-    let n_rows = rows.height() as u64;
-    let interactions_in = rows
-        .column(N_IN)
-        .stage(S)?
-        .as_materialized_series()
-        .sum::<i64>()
-        .stage(S)?
-        .max(0) as u64;
-    let mut malformed = reason_counts(rows.clone().lazy(), Some(N_IN), S)?;
+    let ParsedRows {
+        rows,
+        n_rows,
+        interactions_in,
+        mut malformed,
+    } = parse_rows(
+        &[path.to_path_buf()],
+        &VALIDATION_COLUMNS,
+        validation_rows,
+        "parse validation",
+    )?;
     let exploded = explode_validation(rows.lazy()).collect().stage(S)?;
     for (reason, d) in reason_counts(exploded.clone().lazy(), None, S)? {
         malformed.insert(
