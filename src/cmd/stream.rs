@@ -11,7 +11,7 @@ use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::consumer::{self, ConsumerConfig};
 use newsrec_ingest::replay::{self, ReplayConfig, Speed};
 use newsrec_ingest::{ConsumerStats, EventLog, KafkaConfig, KafkaLog, MemoryLog};
-use newsrec_serve::{ConsumerSnapshot, HistogramSnapshot, SnapshotSource, serve_consumer_metrics};
+use newsrec_serve::{SnapshotSource, serve_consumer_metrics};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -119,26 +119,6 @@ pub struct ConsumeArgs {
     metrics_addr: Option<String>,
 }
 
-/// The exporter's view of the consumer's counters.
-fn exporter_snapshot(stats: &ConsumerStats) -> ConsumerSnapshot {
-    let s = stats.snapshot();
-    ConsumerSnapshot {
-        events_applied: s.events_applied,
-        events_duplicate: s.events_duplicate,
-        events_dead_letter: s.events_dead_letter,
-        dead_letters: s.dead_letters,
-        batches: s.batches,
-        batch_duration: HistogramSnapshot {
-            buckets: s.batch_duration.buckets,
-            sum: s.batch_duration.sum,
-            count: s.batch_duration.count,
-        },
-        lag: s.lag,
-        watermark_ms: s.watermark_ms,
-        retries: s.retries,
-    }
-}
-
 async fn connect_store(
     redis: &str,
     cluster: bool,
@@ -220,7 +200,7 @@ pub fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
             Some(addr) => {
                 let source: SnapshotSource = {
                     let stats = Arc::clone(&stats);
-                    Arc::new(move || exporter_snapshot(&stats))
+                    Arc::new(move || stats.snapshot())
                 };
                 let mut until = stopped.clone();
                 let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();

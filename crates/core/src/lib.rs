@@ -21,6 +21,7 @@ mod event;
 mod features;
 mod ids;
 pub mod refined;
+mod stats;
 mod tier;
 pub mod time;
 
@@ -29,6 +30,7 @@ pub use engagement::{Engagement, EngagementCaps};
 pub use event::{ClickEvent, MAX_EVENT_BYTES, RejectReason, RejectedEvent};
 pub use features::{USER_FEATURE_DIM, USER_FEATURE_NAMES, UserAggregates};
 pub use ids::{EventId, IdError, PageId, UserId};
+pub use stats::{ConsumerSnapshot, HistogramSnapshot};
 pub use tier::{SEMI_LOGGED_MIN_INTERACTIONS, Tier, UserType, route_tier};
 
 /// Whether an operation that failed may succeed when tried again.

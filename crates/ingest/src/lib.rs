@@ -35,7 +35,5 @@ pub use g1::{
     ID_PATTERN, ITEM_COLUMNS, ITEMS_DIR, LayoutError, RawLayout, RowReason, TRAINING_COLUMNS,
     TRAINING_DIR, VALIDATION_COLUMNS, VALIDATION_FILE,
 };
-pub use stats::{
-    BATCH_DURATION_BUCKETS, ConsumerStats, HistogramSnapshot, REJECT_CODES, RetryTarget,
-    StatsSnapshot,
-};
+pub use newsrec_core::{ConsumerSnapshot, HistogramSnapshot};
+pub use stats::{BATCH_DURATION_BUCKETS, ConsumerStats, REJECT_CODES, RetryTarget};

@@ -1,11 +1,13 @@
 //! Consumer counters and gauges, kept in atomics so the consumer loop never waits on an
-//! exporter. `crates/serve` turns a [`StatsSnapshot`] into the Prometheus metrics
+//! exporter. `crates/serve` turns a [`ConsumerSnapshot`] into the Prometheus metrics
 //! `newsrec_consumer_*` (names in the crate doc of `newsrec-serve`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use newsrec_core::{ConsumerSnapshot, HistogramSnapshot};
 
 /// The reject reason codes, in a fixed order (`RejectReason::code` values).
 pub const REJECT_CODES: [&str; 8] = [
@@ -79,41 +81,6 @@ impl Default for ConsumerStats {
     }
 }
 
-/// A histogram read out: cumulative counts per upper bound, as Prometheus exposes them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistogramSnapshot {
-    /// `(upper bound in seconds, observations <= bound)`, ascending; `+Inf` is `count`.
-    pub buckets: Vec<(f64, u64)>,
-    /// Sum of observations, seconds.
-    pub sum: f64,
-    /// Number of observations.
-    pub count: u64,
-}
-
-/// A consistent-enough copy of every counter and gauge.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatsSnapshot {
-    /// `newsrec_consumer_events_total{outcome="applied"}`.
-    pub events_applied: u64,
-    /// `newsrec_consumer_events_total{outcome="duplicate"}`.
-    pub events_duplicate: u64,
-    /// `newsrec_consumer_events_total{outcome="dead_letter"}`.
-    pub events_dead_letter: u64,
-    /// `newsrec_consumer_dead_letters_total{reason}`, every reason code listed.
-    pub dead_letters: Vec<(&'static str, u64)>,
-    /// `newsrec_consumer_batches_total`.
-    pub batches: u64,
-    /// `newsrec_consumer_batch_duration_seconds`.
-    pub batch_duration: HistogramSnapshot,
-    /// `newsrec_consumer_lag_messages{partition}`.
-    pub lag: Vec<(i32, i64)>,
-    /// Latest event time applied, epoch ms: `newsrec_consumer_watermark_seconds` is this
-    /// / 1000 and `newsrec_consumer_event_time_lag_seconds` the wall clock minus it.
-    pub watermark_ms: Option<i64>,
-    /// `newsrec_consumer_retries_total{target}`.
-    pub retries: Vec<(&'static str, u64)>,
-}
-
 impl ConsumerStats {
     /// All zero.
     pub fn new() -> Self {
@@ -170,7 +137,7 @@ impl ConsumerStats {
     }
 
     /// Reads everything.
-    pub fn snapshot(&self) -> StatsSnapshot {
+    pub fn snapshot(&self) -> ConsumerSnapshot {
         let mut cumulative = 0;
         let mut buckets = Vec::with_capacity(BATCH_DURATION_BUCKETS.len());
         for (b, c) in BATCH_DURATION_BUCKETS.iter().zip(&self.duration_buckets) {
@@ -180,7 +147,7 @@ impl ConsumerStats {
         let count = cumulative
             + self.duration_buckets[BATCH_DURATION_BUCKETS.len()].load(Ordering::Relaxed);
         let wm = self.watermark_ms.load(Ordering::Relaxed);
-        StatsSnapshot {
+        ConsumerSnapshot {
             events_applied: self.applied.load(Ordering::Relaxed),
             events_duplicate: self.duplicate.load(Ordering::Relaxed),
             events_dead_letter: self.dead_letter.load(Ordering::Relaxed),

@@ -19,40 +19,7 @@ use prometheus::{Encoder, TextEncoder};
 use tokio::net::TcpListener;
 
 use crate::error::ServeError;
-
-/// A histogram read out: cumulative counts per upper bound.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HistogramSnapshot {
-    /// `(upper bound in seconds, observations <= bound)`, ascending; `+Inf` is `count`.
-    pub buckets: Vec<(f64, u64)>,
-    /// Sum of observations, seconds.
-    pub sum: f64,
-    /// Number of observations.
-    pub count: u64,
-}
-
-/// Every consumer statistic at one moment.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ConsumerSnapshot {
-    /// Events applied to the store.
-    pub events_applied: u64,
-    /// Events the store already held (replays).
-    pub events_duplicate: u64,
-    /// Messages sent to the dead-letter topic.
-    pub events_dead_letter: u64,
-    /// Dead letters per `RejectReason::code`.
-    pub dead_letters: Vec<(&'static str, u64)>,
-    /// Batches applied.
-    pub batches: u64,
-    /// Batch apply durations.
-    pub batch_duration: HistogramSnapshot,
-    /// Messages behind the log end, per partition.
-    pub lag: Vec<(i32, i64)>,
-    /// Latest event time applied, epoch ms.
-    pub watermark_ms: Option<i64>,
-    /// Retries per target (`redis`, `kafka`).
-    pub retries: Vec<(&'static str, u64)>,
-}
+pub use newsrec_core::{ConsumerSnapshot, HistogramSnapshot};
 
 /// Reads the consumer's statistics at scrape time.
 pub type SnapshotSource = Arc<dyn Fn() -> ConsumerSnapshot + Send + Sync>;
