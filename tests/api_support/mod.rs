@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use newsrec_core::{ClickEvent, EventId, PageId, UserId, UserType};
-use newsrec_features::{
-    BatchEvent, FeatureStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig,
-};
+use newsrec_features::{FeatureStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig};
 use newsrec_serve::{Application, EventSink, ServeConfig};
 use newsrec_train::ModelSet;
 use rand::Rng;
@@ -251,33 +249,24 @@ impl Writer {
     pub async fn clicks(&mut self, clicks: &[(&str, UserType, PageId, i64)]) -> Result<()> {
         let start = self.next_offset;
         let mut events = Vec::with_capacity(clicks.len());
-        for (i, (user, ty, page, ts)) in clicks.iter().enumerate() {
+        for (user, ty, page, ts) in clicks {
             self.seq += 1;
-            events.push(BatchEvent {
-                offset: start + i as i64,
-                event: ClickEvent {
-                    event_id: EventId::parse(&format!("test-{}", self.seq))?,
-                    user_id: UserId::parse(user)?,
-                    user_type: *ty,
-                    page: page.clone(),
-                    ts: *ts,
-                    session_id: None,
-                    clicks: Some(3),
-                    time_on_page_ms: Some(40_000),
-                    scroll_pct: Some(60.0),
-                    page_visits: Some(1),
-                },
+            events.push(ClickEvent {
+                event_id: EventId::parse(&format!("test-{}", self.seq))?,
+                user_id: UserId::parse(user)?,
+                user_type: *ty,
+                page: page.clone(),
+                ts: *ts,
+                session_id: None,
+                clicks: Some(3),
+                time_on_page_ms: Some(40_000),
+                scroll_pct: Some(60.0),
+                page_visits: Some(1),
             });
         }
-        self.next_offset = start + clicks.len() as i64;
-        self.store
-            .apply(&PartitionBatch {
-                partition: 0,
-                start,
-                end: self.next_offset,
-                events,
-            })
-            .await?;
+        let batch = PartitionBatch::consecutive(0, start, events);
+        self.next_offset = batch.end;
+        self.store.apply(&batch).await?;
         Ok(())
     }
 

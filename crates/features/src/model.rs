@@ -124,6 +124,26 @@ impl PartitionBatch {
         Ok(())
     }
 
+    /// A batch of `events` at consecutive offsets from `start` (no dead letters in
+    /// between): how a replay, a benchmark or a test feeds a store directly.
+    pub fn consecutive(
+        partition: i32,
+        start: i64,
+        events: impl IntoIterator<Item = ClickEvent>,
+    ) -> Self {
+        let events: Vec<BatchEvent> = events
+            .into_iter()
+            .zip(start..)
+            .map(|(event, offset)| BatchEvent { offset, event })
+            .collect();
+        PartitionBatch {
+            partition,
+            start,
+            end: start + events.len() as i64,
+            events,
+        }
+    }
+
     /// What of this batch is left to apply when the store's next offset for the
     /// partition is `stored` (both stores decide this the same way, before touching any
     /// user): nothing (a duplicate), the whole batch, or its tail; an error for a gap.

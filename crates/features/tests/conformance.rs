@@ -11,8 +11,8 @@ use newsrec_core::time::{HOUR_MS, MIN_PLAUSIBLE_MS};
 use newsrec_core::{ClickEvent, EventId, PageId, Tier, UserAggregates, UserId, UserType};
 use newsrec_features::reference::Reference;
 use newsrec_features::{
-    BatchEvent, FeatureStore, MemoryStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig,
-    StoreError, Window,
+    FeatureStore, MemoryStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig, StoreError,
+    Window,
 };
 use rand::{Rng, SeedableRng};
 
@@ -83,19 +83,7 @@ fn ev(user: &str, ty: UserType, page: &str, ts: i64, sid: Option<&str>) -> Click
 }
 
 fn batch(partition: i32, start: i64, events: &[ClickEvent]) -> PartitionBatch {
-    PartitionBatch {
-        partition,
-        start,
-        end: start + events.len() as i64,
-        events: events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| BatchEvent {
-                offset: start + i as i64,
-                event: e.clone(),
-            })
-            .collect(),
-    }
+    PartitionBatch::consecutive(partition, start, events.iter().cloned())
 }
 
 fn page(s: &str) -> PageId {

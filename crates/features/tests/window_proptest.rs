@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use newsrec_core::{ClickEvent, EventId, PageId, UserId, UserType};
 use newsrec_features::reference::Reference;
 use newsrec_features::{
-    BatchEvent, FeatureStore, MemoryStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig,
+    FeatureStore, MemoryStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig,
 };
 use proptest::prelude::*;
 use rand::Rng;
@@ -73,17 +73,7 @@ async fn apply_all(store: &dyn FeatureStore, evs: &[ClickEvent], cuts: &[usize],
         } else {
             at
         };
-        let batch = PartitionBatch {
-            partition: 0,
-            start: from as i64,
-            end: (at + n) as i64,
-            events: (from..at + n)
-                .map(|o| BatchEvent {
-                    offset: o as i64,
-                    event: evs[o].clone(),
-                })
-                .collect(),
-        };
+        let batch = PartitionBatch::consecutive(0, from as i64, evs[from..at + n].iter().cloned());
         let out = store.apply(&batch).await.unwrap();
         assert_eq!(out.applied, n);
         at += n;

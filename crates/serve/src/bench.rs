@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use newsrec_core::{ClickEvent, EventId, UserType};
-use newsrec_features::{
-    BatchEvent, FeatureStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig,
-};
+use newsrec_features::{FeatureStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
@@ -189,19 +187,7 @@ fn run_with_store(
     client_rt.block_on(async {
         for (chunk_no, chunk) in events.chunks(2_000).enumerate() {
             let start = (chunk_no * 2_000) as i64;
-            let batch = PartitionBatch {
-                partition: 0,
-                start,
-                end: start + chunk.len() as i64,
-                events: chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(j, e)| BatchEvent {
-                        offset: start + j as i64,
-                        event: e.clone(),
-                    })
-                    .collect(),
-            };
+            let batch = PartitionBatch::consecutive(0, start, chunk.iter().cloned());
             store.apply(&batch).await?;
         }
         Ok::<_, BenchError>(())
