@@ -105,8 +105,9 @@ impl Default for ProfileWeights {
     }
 }
 
-/// Largest vocabulary whose profiles are dense arrays (256 KiB each).
-const DENSE_PROFILE_MAX: usize = 1 << 16;
+/// Largest vocabulary whose profiles are dense arrays (32 KiB each: small enough to
+/// allocate and zero per request without a trip to the system allocator's mmap path).
+const DENSE_PROFILE_MAX: usize = 1 << 13;
 
 impl ProfileWeights {
     fn get(&self, t: u32) -> f32 {
@@ -116,10 +117,21 @@ impl ProfileWeights {
         }
     }
 
-    fn values_mut(&mut self) -> Box<dyn Iterator<Item = &mut f32> + '_> {
+    /// Scales the weights to unit length (left as they are when all zero).
+    fn normalise(&mut self) {
         match self {
-            ProfileWeights::Dense(v) => Box::new(v.iter_mut()),
-            ProfileWeights::Sparse(m) => Box::new(m.values_mut()),
+            ProfileWeights::Dense(v) => {
+                let norm = v.iter().map(|w| w * w).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    v.iter_mut().for_each(|w| *w /= norm);
+                }
+            }
+            ProfileWeights::Sparse(m) => {
+                let norm = m.values().map(|w| w * w).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    m.values_mut().for_each(|w| *w /= norm);
+                }
+            }
         }
     }
 }
@@ -381,10 +393,7 @@ impl ContentModel {
                 }
             }
         }
-        let norm = weights.values_mut().map(|w| *w * *w).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            weights.values_mut().for_each(|w| *w /= norm);
-        }
+        weights.normalise();
         Profile { weights }
     }
 
