@@ -201,7 +201,7 @@ fn dead_letter(topic: &str, m: &LogMessage, reason: &newsrec_core::RejectReason)
 
 /// One partition's part of a round, ready to apply.
 struct Prepared {
-    /// The batch; empty (`start == end`) when the store already held every message.
+    /// The batch.
     batch: PartitionBatch,
     /// Reason codes of the messages set aside (counted once the batch is applied).
     codes: Vec<&'static str>,
@@ -209,19 +209,14 @@ struct Prepared {
     max_ts: Option<i64>,
 }
 
-impl Prepared {
-    fn nothing(partition: i32) -> Self {
-        Prepared {
-            batch: PartitionBatch {
-                partition,
-                start: 0,
-                end: 0,
-                events: Vec::new(),
-            },
-            codes: Vec::new(),
-            max_ts: None,
-        }
-    }
+/// What preparing one partition's messages gave.
+enum Prep {
+    /// A batch to apply.
+    Batch(Prepared),
+    /// The store held every message already.
+    Nothing,
+    /// Shutdown interrupted it.
+    Shutdown,
 }
 
 /// The consumer: state shared by the rounds of one run.
@@ -281,12 +276,11 @@ impl Loop<'_> {
 
     /// Turns one partition's messages into the batch to apply: skips what the store
     /// already holds, decodes, and delivers invalid messages to the dead-letter topic.
-    /// `Ok(None)`: shutdown interrupted it; an empty batch: nothing left to apply.
     async fn prepare(
         &mut self,
         partition: i32,
         msgs: Vec<LogMessage>,
-    ) -> Result<Option<Prepared>, ConsumeError> {
+    ) -> Result<Prep, ConsumeError> {
         let (cfg, stats, store, log) = (self.cfg, self.stats, self.store, self.log);
         let mut shutdown = self.shutdown.clone();
         let start = match self.expected.get(&partition) {
@@ -303,7 +297,7 @@ impl Loop<'_> {
                 )
                 .await?;
                 let Some(stored) = stored else {
-                    return Ok(None);
+                    return Ok(Prep::Shutdown);
                 };
                 match stored.first().copied().flatten() {
                     Some(o) => o,
@@ -315,7 +309,7 @@ impl Loop<'_> {
         let msgs: Vec<LogMessage> = msgs.into_iter().filter(|m| m.offset >= start).collect();
         stats.record_events(0, (before - msgs.len()) as u64);
         let Some(last) = msgs.last().map(|m| m.offset) else {
-            return Ok(Some(Prepared::nothing(partition)));
+            return Ok(Prep::Nothing);
         };
 
         let mut events = Vec::with_capacity(msgs.len());
@@ -351,12 +345,12 @@ impl Loop<'_> {
             )
             .await?;
             if sent.is_none() {
-                return Ok(None);
+                return Ok(Prep::Shutdown);
             }
         }
 
         let max_ts = events.iter().map(|e| e.event.ts).max();
-        Ok(Some(Prepared {
+        Ok(Prep::Batch(Prepared {
             batch: PartitionBatch {
                 partition,
                 start,
@@ -380,9 +374,6 @@ impl Loop<'_> {
         let applies = prepared.iter().map(|p| {
             let mut shutdown = self.shutdown.clone();
             async move {
-                if p.batch.end <= p.batch.start {
-                    return Ok(None);
-                }
                 retry(
                     "apply",
                     RetryTarget::Redis,
@@ -392,17 +383,12 @@ impl Loop<'_> {
                     || store.apply(&p.batch),
                 )
                 .await
-                .map(Some)
             }
         });
         let outcomes = futures::future::join_all(applies).await;
         let mut finished = true;
         for (p, outcome) in prepared.into_iter().zip(outcomes) {
-            match outcome {
-                Ok(None) => {}
-                Ok(Some(o)) => finished &= self.settle(consumer, p, Ok(o)).await?,
-                Err(e) => finished &= self.settle(consumer, p, Err(e)).await?,
-            }
+            finished &= self.settle(consumer, p, outcome).await?;
         }
         Ok(finished)
     }
@@ -541,8 +527,9 @@ pub async fn run(
                         continue;
                     }
                     match lp.prepare(p, ms).await? {
-                        Some(batch) => prepared.push(batch),
-                        None => {
+                        Prep::Batch(batch) => prepared.push(batch),
+                        Prep::Nothing => {}
+                        Prep::Shutdown => {
                             finished = false;
                             break;
                         }
