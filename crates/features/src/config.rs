@@ -33,6 +33,10 @@ pub struct StoreConfig {
     /// A page's "read next" list is dropped when no pair involving it was seen for this
     /// long.
     pub covisit_ttl_hours: u32,
+    /// Entries each partition publishes in its window and trending top lists. Readers
+    /// merge these lists, so `popular` and `trending` rank at most this many pages per
+    /// partition (a page outside a partition's list counts nothing from it).
+    pub top_list_len: usize,
     /// Pages whose first-seen time is kept (the oldest are dropped first).
     pub max_items: usize,
     /// Wall-clock lifetime of an idle user's state, days (0 keeps it forever). A
@@ -52,6 +56,7 @@ impl Default for StoreConfig {
             session_gap_minutes: 30,
             covisit_max_next: 50,
             covisit_ttl_hours: 72,
+            top_list_len: 1_000,
             max_items: 1_000_000,
             user_ttl_days: 90,
         }
@@ -88,8 +93,8 @@ impl StoreConfig {
         if self.history_len == 0 || self.covisit_max_next == 0 || self.trending_max == 0 {
             return bad("history_len, covisit_max_next and trending_max must be positive".into());
         }
-        if self.max_items == 0 || self.covisit_ttl_hours == 0 {
-            return bad("max_items and covisit_ttl_hours must be positive".into());
+        if self.max_items == 0 || self.covisit_ttl_hours == 0 || self.top_list_len == 0 {
+            return bad("max_items, covisit_ttl_hours and top_list_len must be positive".into());
         }
         Ok(())
     }

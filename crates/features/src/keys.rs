@@ -5,25 +5,26 @@
 //!
 //! | key | type | tag | what |
 //! |---|---|---|---|
-//! | `P u:{<user>}` | hash | user | user features, see below |
-//! | `P p:{p<n>}:meta` | hash | partition | `next` offset, `wm` watermark, `t0` trending epoch, `events` |
-//! | `P p:{p<n>}:w:<label>` | zset | partition | page → count in window `<label>` (`1h`, …) |
+//! | `P user:{<user>}` | string | user | user features, JSON (see below) |
+//! | `P p:{p<n>}:meta` | hash | partition | `next` offset, `wm` watermark, `t0` trending epoch, `events`, `tok` the last writer's token |
 //! | `P p:{p<n>}:b:<bucket>` | hash | partition | page → count in one time bucket |
 //! | `P p:{p<n>}:bidx` | zset | partition | live bucket indexes |
-//! | `P p:{p<n>}:tr` | zset | partition | page → trending score relative to `t0` |
-//! | `P p:{p<n>}:cv:<page>` | zset | partition | next page → "read next" count |
-//! | `P p:{p<n>}:cvidx` | zset | partition | page → latest pair time (expiry) |
+//! | `P p:{p<n>}:top:<label>` | string | partition | the window's top list: `page count …`, most read first |
+//! | `P p:{p<n>}:trs` | hash | partition | page → trending score relative to `t0` |
+//! | `P p:{p<n>}:trtop` | string | partition | the trending top list: `page score …`, relative to `t0` |
+//! | `P p:{p<n>}:nx:<page>` | string | partition | "read next" list of `page`: `next count …`, most frequent first |
+//! | `P p:{p<n>}:nxt` | hash | partition | page → latest pair time of its "read next" list (expiry) |
 //! | `P p:{p<n>}:sess` | hash | partition | user → `"<ts> <page> <session>"`, last read of open sessions |
-//! | `P p:{p<n>}:sessidx` | zset | partition | user → last read time (expiry) |
 //! | `P {items}:issued` | zset | items | page → publication time |
 //! | `P {items}:seen` | zset | items | page → first read time |
 //! | `P parts` | set | — | partitions with state |
 //!
-//! User hash fields: `n` interactions; `c`, `t`, `s`, `v`, `e` the
-//! [`newsrec_core::UserAggregates`] sums (clicks, minutes, scroll, visits, engagement);
-//! `f`, `l` first and last event time; `ty` `L`/`N`; `lp` last page; `ls` last session
-//! id; `h` recent pages newest first, space separated; `o<n>` the last offset applied from
-//! partition `n` (what makes user updates idempotent).
+//! A user record is the JSON of `user_record::UserRecord`: `ty` type, `a` the
+//! [`newsrec_core::UserAggregates`] sums, `h` recent pages newest first, `lp` last page,
+//! `ls` last session id, and `o` the last offset applied from each partition (what makes
+//! user updates idempotent). Window counts are not stored per page: they are the sums of
+//! the live buckets, which whoever writes the partition keeps in memory; readers use the
+//! top lists.
 
 /// Key builder for one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +45,9 @@ impl Keys {
         &self.prefix
     }
 
-    /// A user's hash.
+    /// A user's record.
     pub fn user(&self, user: &str) -> String {
-        format!("{}u:{{{user}}}", self.prefix)
+        format!("{}user:{{{user}}}", self.prefix)
     }
 
     /// The common start of one partition's keys (ends with `:`).
@@ -59,24 +60,44 @@ impl Keys {
         format!("{}meta", self.partition_base(partition))
     }
 
-    /// A partition's count zset for window `label`.
-    pub fn window(&self, partition: i32, label: &str) -> String {
-        format!("{}w:{label}", self.partition_base(partition))
+    /// One count bucket of a partition.
+    pub fn bucket(&self, partition: i32, bucket: i64) -> String {
+        format!("{}b:{bucket}", self.partition_base(partition))
     }
 
-    /// A partition's trending zset.
+    /// A partition's live bucket index.
+    pub fn bucket_index(&self, partition: i32) -> String {
+        format!("{}bidx", self.partition_base(partition))
+    }
+
+    /// A partition's top list for window `label`.
+    pub fn window_top(&self, partition: i32, label: &str) -> String {
+        format!("{}top:{label}", self.partition_base(partition))
+    }
+
+    /// A partition's trending scores.
     pub fn trending(&self, partition: i32) -> String {
-        format!("{}tr", self.partition_base(partition))
+        format!("{}trs", self.partition_base(partition))
     }
 
-    /// A partition's "read next" zset for `page`.
+    /// A partition's trending top list.
+    pub fn trending_top(&self, partition: i32) -> String {
+        format!("{}trtop", self.partition_base(partition))
+    }
+
+    /// A partition's "read next" list for `page`.
     pub fn covisit(&self, partition: i32, page: &str) -> String {
-        format!("{}cv:{page}", self.partition_base(partition))
+        format!("{}nx:{page}", self.partition_base(partition))
     }
 
-    /// The "read next" expiry index of a partition.
-    pub fn covisit_index(&self, partition: i32) -> String {
-        format!("{}cvidx", self.partition_base(partition))
+    /// The latest pair time of each "read next" list of a partition.
+    pub fn covisit_times(&self, partition: i32) -> String {
+        format!("{}nxt", self.partition_base(partition))
+    }
+
+    /// A partition's open sessions.
+    pub fn sessions(&self, partition: i32) -> String {
+        format!("{}sess", self.partition_base(partition))
     }
 
     /// Publication times.
@@ -92,11 +113,6 @@ impl Keys {
     /// The set of partitions with state.
     pub fn partitions(&self) -> String {
         format!("{}parts", self.prefix)
-    }
-
-    /// The user-hash field holding the last offset applied from `partition`.
-    pub fn user_offset_field(partition: i32) -> String {
-        format!("o{partition}")
     }
 }
 
@@ -138,15 +154,19 @@ mod tests {
         let k = Keys::new("t:");
         let s = slot(&k.meta(3));
         for key in [
-            k.window(3, "1h"),
+            k.window_top(3, "1h"),
+            k.bucket(3, 17),
+            k.bucket_index(3),
             k.trending(3),
+            k.trending_top(3),
             k.covisit(3, "abc"),
-            k.covisit_index(3),
+            k.covisit_times(3),
+            k.sessions(3),
         ] {
             assert_eq!(slot(&key), s, "{key}");
         }
         assert_eq!(slot(&k.issued()), slot(&k.seen()));
-        assert_eq!(k.user("u1"), "t:u:{u1}");
+        assert_eq!(k.user("u1"), "t:user:{u1}");
         assert_eq!(slot(&k.user("u1")), slot("{u1}"));
     }
 

@@ -70,9 +70,11 @@ mod error;
 mod keys;
 mod memory;
 mod model;
+mod partition;
 mod redis_store;
 pub mod reference;
 mod store;
+mod user_record;
 mod window;
 
 pub use config::StoreConfig;

@@ -2,7 +2,7 @@
 //! pages, snapshots).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use newsrec_core::{ClickEvent, PageId, Tier, UserAggregates, UserId, UserType, route_tier};
 use serde::{Deserialize, Serialize};
@@ -231,4 +231,25 @@ pub(crate) fn top_k(mut v: Vec<ScoredPage>, k: usize) -> Vec<ScoredPage> {
     });
     v.truncate(k);
     v
+}
+
+/// Sums per-partition top lists (each scaled by its factor) and keeps the best `k`: how
+/// readers merge the partitions' lists.
+pub(crate) fn merge_tops(
+    lists: impl Iterator<Item = (Vec<ScoredPage>, f64)>,
+    k: usize,
+) -> Vec<ScoredPage> {
+    let mut sum: HashMap<PageId, f64> = HashMap::new();
+    for (list, factor) in lists {
+        for s in list {
+            *sum.entry(s.page).or_default() += s.score * factor;
+        }
+    }
+    top_k(
+        sum.into_iter()
+            .filter(|(_, score)| *score > 0.0)
+            .map(|(page, score)| ScoredPage { page, score })
+            .collect(),
+        k,
+    )
 }

@@ -1,35 +1,62 @@
-//! The Redis implementation: one atomic script per partition batch on the partition's
-//! slot, user updates grouped by slot, reads pipelined. Works on one Redis server or on
-//! Redis Cluster (keys carry hash tags, see [`crate::Keys`]).
+//! The Redis implementation. Works on one Redis server or on Redis Cluster (keys carry
+//! hash tags, see [`crate::Keys`]).
+//!
+//! Whoever applies a partition's batches keeps that partition's state in memory (loaded
+//! from Redis the first time, and again whenever someone else wrote the partition), works
+//! out each batch's new state in process and writes only what changed, as plain values:
+//! Redis does no arithmetic and runs no per-event script. Each batch is one
+//! transaction, guarded by the partition's stored `next` offset and writer token:
+//! - on one server, `WATCH` on the partition's meta hash and on the batch's user records,
+//!   then `MULTI` … `EXEC` with the users, the partition state and the new offset;
+//! - on a cluster, where a transaction cannot span slots, user records are written by a
+//!   compare-and-set script per slot, then the partition's writes by a script that
+//!   checks `next` and the token first (see the crate doc for why that order is exactly
+//!   once).
+//!
+//! A transaction that finds the partition or a user changed since it read them does
+//! nothing; the store reloads what it holds and tries again.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use newsrec_core::{PageId, UserAggregates, UserId, UserType};
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use newsrec_core::{PageId, UserId};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
-use serde::Serialize;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Script, Value};
 use tracing::{debug, instrument};
 
-use crate::aggregate::{BatchDelta, PartitionDelta, UserDelta};
+use crate::aggregate::{BatchDelta, UserDelta};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::keys::{Keys, slot};
 use crate::model::{
-    ApplyOutcome, PartitionBatch, PartitionSnapshot, Pending, ScoredPage, UserState, top_k,
+    ApplyOutcome, PartitionBatch, PartitionSnapshot, Pending, ScoredPage, UserState, merge_tops,
 };
+use crate::partition::{Changes, PartState, PartitionApply, top_n};
 use crate::store::FeatureStore;
-use crate::window::{TRENDING_MIN_SCORE, Window};
+use crate::user_record::{UserApply, UserRecord};
+use crate::window::{Window, decay_weight};
 
-const APPLY_PARTITION: &str = include_str!("lua/apply_partition.lua");
-const APPLY_USERS: &str = include_str!("lua/apply_users.lua");
+const GUARDED_WRITES: &str = include_str!("lua/guarded_writes.lua");
+const CAS_USERS: &str = include_str!("lua/cas_users.lua");
 
-/// Users per update script on a single server (one slot per script on a cluster).
-const USERS_PER_SCRIPT: usize = 200;
+/// Fields (or members, or keys) per write command: scripts may unpack at most a few
+/// thousand values at once.
+const PER_CMD: usize = 1_000;
+
+/// Users per compare-and-set script (one slot per script).
+const USERS_PER_SCRIPT: usize = 500;
+
+/// Times one apply re-reads and tries again when another writer moved the partition or
+/// one of its users meanwhile.
+const MAX_ATTEMPTS: usize = 10;
 
 /// How long the list of partitions is reused by readers before it is read again.
 const PARTITIONS_TTL: Duration = Duration::from_secs(2);
@@ -97,29 +124,26 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Script parameters, as the partition script reads them.
-#[derive(Serialize)]
-struct ScriptConfig {
-    #[serde(rename = "B")]
-    bucket_ms: i64,
-    #[serde(rename = "W")]
-    windows_ms: Vec<i64>,
-    #[serde(rename = "L")]
-    labels: Vec<String>,
-    hl: i64,
-    #[serde(rename = "R")]
-    rebase_ms: i64,
-    tmin: f64,
-    tmax: usize,
-    gap: i64,
-    cvmax: usize,
-    cvttl: i64,
-}
-
 /// Clients for the few blocking calls (see `next_offsets_blocking`).
 enum SyncClient {
     Single(Box<redis::Client>),
     Cluster(Box<ClusterClient>),
+}
+
+/// A partition's state as this store last wrote or read it, with the writer token stored
+/// beside it then.
+struct Held {
+    tok: Option<String>,
+    state: PartState,
+}
+
+/// What this store holds for one partition it writes. Locked for a whole apply, so one
+/// partition's batches are applied one at a time.
+#[derive(Default)]
+struct Writer {
+    held: Option<Held>,
+    /// A connection of its own on a single server: `WATCH` is per connection.
+    conn: Option<MultiplexedConnection>,
 }
 
 /// The feature store on Redis.
@@ -130,10 +154,13 @@ pub struct RedisStore {
     keys: Keys,
     conn: Conn,
     cluster: bool,
-    script_cfg: String,
-    partition_script: Script,
-    users_script: Script,
+    guarded_script: Script,
+    cas_script: Script,
     partitions_cache: Mutex<Option<(Instant, Vec<i32>)>>,
+    writers: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Writer>>>>,
+    /// Writer tokens: this store's random id and a sequence number.
+    token_id: u64,
+    token_seq: AtomicU64,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -154,6 +181,135 @@ fn corrupt(key: &str, detail: impl Into<String>) -> StoreError {
 
 fn page(key: &str, s: &str) -> Result<PageId, StoreError> {
     PageId::parse(s).map_err(|e| corrupt(key, e.to_string()))
+}
+
+fn number<T: std::str::FromStr>(key: &str, s: &str) -> Result<T, StoreError> {
+    s.parse()
+        .map_err(|_| corrupt(key, format!("`{s}` is not a number")))
+}
+
+/// A top or "read next" list as stored: `page score page score …`.
+fn list_value(list: &[ScoredPage], counts: bool) -> String {
+    let mut out = String::with_capacity(list.len() * 24);
+    for (i, s) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(s.page.as_str());
+        out.push(' ');
+        if counts {
+            out.push_str(&(s.score as u64).to_string());
+        } else {
+            out.push_str(&format!("{:?}", s.score));
+        }
+    }
+    out
+}
+
+fn parse_list(key: &str, value: &str) -> Result<Vec<ScoredPage>, StoreError> {
+    let mut it = value.split_ascii_whitespace();
+    let mut out = Vec::new();
+    while let Some(p) = it.next() {
+        let score = it
+            .next()
+            .ok_or_else(|| corrupt(key, "a page without a score"))?;
+        out.push(ScoredPage {
+            page: page(key, p)?,
+            score: number(key, score)?,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_user(key: &str, value: &str) -> Result<UserRecord, StoreError> {
+    serde_json::from_str(value).map_err(|e| corrupt(key, e.to_string()))
+}
+
+fn user_value(rec: &UserRecord) -> Result<String, StoreError> {
+    serde_json::to_string(rec).map_err(|e| StoreError::InvalidBatch(e.to_string()))
+}
+
+/// `cmd key f1 v1 f2 v2 …` in commands of at most [`PER_CMD`] pairs.
+fn field_cmds<K: redis::ToRedisArgs, V: redis::ToRedisArgs>(
+    out: &mut Vec<Cmd>,
+    cmd: &str,
+    key: &str,
+    pairs: impl IntoIterator<Item = (K, V)>,
+) {
+    let mut c: Option<Cmd> = None;
+    let mut n = 0;
+    for (f, v) in pairs {
+        let cur = c.get_or_insert_with(|| {
+            let mut c = redis::cmd(cmd);
+            c.arg(key);
+            c
+        });
+        cur.arg(f).arg(v);
+        n += 1;
+        if n == PER_CMD {
+            out.extend(c.take());
+            n = 0;
+        }
+    }
+    out.extend(c);
+}
+
+/// `cmd key m1 m2 …` (or `cmd m1 m2 …` without a key) in commands of at most [`PER_CMD`].
+fn member_cmds<M: redis::ToRedisArgs>(
+    out: &mut Vec<Cmd>,
+    cmd: &str,
+    key: Option<&str>,
+    members: impl IntoIterator<Item = M>,
+) {
+    let mut c: Option<Cmd> = None;
+    let mut n = 0;
+    for m in members {
+        let cur = c.get_or_insert_with(|| {
+            let mut c = redis::cmd(cmd);
+            if let Some(k) = key {
+                c.arg(k);
+            }
+            c
+        });
+        cur.arg(m);
+        n += 1;
+        if n == PER_CMD {
+            out.extend(c.take());
+            n = 0;
+        }
+    }
+    out.extend(c);
+}
+
+fn from_value<T: redis::FromRedisValue>(v: Value) -> Result<T, StoreError> {
+    redis::from_redis_value(v).map_err(|e| StoreError::Redis(e.into()))
+}
+
+/// A server reply that is an error, anywhere in a transaction's results.
+fn first_error(v: &Value) -> Option<StoreError> {
+    match v {
+        Value::ServerError(e) => Some(StoreError::Redis(e.clone().into())),
+        Value::Array(items) => items.iter().find_map(first_error),
+        _ => None,
+    }
+}
+
+/// One batch worked out in process, ready to be written.
+struct Prepared {
+    /// User keys, the values read, and the new values (only users that changed).
+    users: Vec<(String, Option<String>, String)>,
+    /// Writes on the partition's slot, the new offset and token last.
+    partition: Vec<Cmd>,
+    /// Idempotent writes elsewhere (first-seen times, the partition set).
+    other: Vec<Cmd>,
+    outcome: ApplyOutcome,
+}
+
+/// How an attempt ended.
+enum Attempt {
+    Done(ApplyOutcome),
+    /// The partition or a user moved (or this store held no state yet): read again.
+    Again,
 }
 
 impl RedisStore {
@@ -179,34 +335,34 @@ impl RedisStore {
                 (Conn::Cluster(conn), SyncClient::Cluster(Box::new(client)))
             }
         };
-        let windows = cfg.windows();
-        let script_cfg = serde_json::to_string(&ScriptConfig {
-            bucket_ms: cfg.bucket_ms(),
-            windows_ms: windows.iter().map(|w| w.duration_ms()).collect(),
-            labels: windows.iter().map(|w| w.label()).collect(),
-            hl: cfg.half_life_ms(),
-            rebase_ms: crate::window::REBASE_HALF_LIVES * cfg.half_life_ms(),
-            tmin: TRENDING_MIN_SCORE,
-            tmax: cfg.trending_max,
-            gap: cfg.session_gap_ms(),
-            cvmax: cfg.covisit_max_next,
-            cvttl: cfg.covisit_ttl_ms(),
-        })
-        .map_err(|e| StoreError::Config(e.to_string()))?;
+        let token_id = {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default(),
+            );
+            h.finish()
+        };
         let store = Self {
             keys: Keys::new(&cfg.prefix),
-            windows,
+            windows: cfg.windows(),
             cfg,
             conn,
             cluster: matches!(sync_client, SyncClient::Cluster(_)),
             sync_client,
-            script_cfg,
-            partition_script: Script::new(APPLY_PARTITION),
-            users_script: Script::new(APPLY_USERS),
+            guarded_script: Script::new(GUARDED_WRITES),
+            cas_script: Script::new(CAS_USERS),
             partitions_cache: Mutex::new(None),
+            writers: Mutex::new(HashMap::new()),
+            token_id,
+            token_seq: AtomicU64::new(0),
         };
         store.ping().await?;
-        store.load_scripts().await?;
+        if store.cluster {
+            store.load_scripts().await?;
+        }
         Ok(store)
     }
 
@@ -258,6 +414,7 @@ impl RedisStore {
             cursor = next;
         }
         *self.cache() = None;
+        self.lock_writers().clear();
         Ok(deleted)
     }
 
@@ -267,226 +424,719 @@ impl RedisStore {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_writers(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<i32, Arc<tokio::sync::Mutex<Writer>>>> {
+        self.writers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn writer(&self, partition: i32) -> Arc<tokio::sync::Mutex<Writer>> {
+        self.lock_writers().entry(partition).or_default().clone()
+    }
+
     async fn load_scripts(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        for s in [&self.partition_script, &self.users_script] {
+        for s in [&self.guarded_script, &self.cas_script] {
             s.prepare_invoke().load_async(&mut conn).await?;
         }
         Ok(())
     }
 
-    /// Runs `op`, reloading the scripts once if the server lost them (restart, failover,
-    /// `SCRIPT FLUSH`). Every operation retried this way is idempotent.
-    async fn with_scripts<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<T, StoreError>>,
-    {
-        match op().await {
-            Err(StoreError::Redis(e))
-                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-            {
-                debug!("scripts missing on the server, loading them again");
-                self.load_scripts().await?;
-                op().await
+    fn next_token(&self) -> String {
+        format!(
+            "{:016x}-{}",
+            self.token_id,
+            self.token_seq.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Reads a partition's whole state. The meta hash is read first and last; a writer in
+    /// between (its token changed) means reading again.
+    async fn load_partition<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        partition: i32,
+    ) -> Result<Held, StoreError> {
+        let meta_key = self.keys.meta(partition);
+        for _ in 0..MAX_ATTEMPTS {
+            let mut pipe = redis::pipe();
+            pipe.cmd("HGETALL").arg(&meta_key);
+            pipe.cmd("ZRANGE")
+                .arg(self.keys.bucket_index(partition))
+                .arg(0)
+                .arg(-1);
+            pipe.cmd("HGETALL").arg(self.keys.trending(partition));
+            pipe.cmd("HGETALL").arg(self.keys.sessions(partition));
+            pipe.cmd("HGETALL").arg(self.keys.covisit_times(partition));
+            #[allow(clippy::type_complexity)]
+            let (meta, buckets, trending, sessions, cv_times): (
+                HashMap<String, String>,
+                Vec<i64>,
+                HashMap<String, String>,
+                HashMap<String, String>,
+                HashMap<String, String>,
+            ) = pipe.query_async(conn).await?;
+            let get = |f: &str| -> Result<Option<i64>, StoreError> {
+                meta.get(f).map(|v| number(&meta_key, v)).transpose()
+            };
+            let mut st = PartState {
+                next: get("next")?,
+                wm: get("wm")?,
+                t0: get("t0")?,
+                events: get("events")?.unwrap_or(0).max(0) as u64,
+                ..PartState::default()
+            };
+            let tok = meta.get("tok").cloned();
+
+            let cv_pages: Vec<&String> = cv_times.keys().collect();
+            let mut pipe = redis::pipe();
+            for b in &buckets {
+                pipe.cmd("HGETALL").arg(self.keys.bucket(partition, *b));
             }
-            other => other,
+            for p in &cv_pages {
+                pipe.cmd("GET").arg(self.keys.covisit(partition, p));
+            }
+            pipe.cmd("HGET").arg(&meta_key).arg("tok");
+            let mut vals: Vec<Value> = pipe.query_async(conn).await?;
+            let tok_after: Option<String> = from_value(vals.pop().unwrap_or(Value::Nil))?;
+            if tok_after != tok {
+                continue;
+            }
+            let mut vals = vals.into_iter();
+            for b in &buckets {
+                let key = self.keys.bucket(partition, *b);
+                let h: HashMap<String, String> = from_value(vals.next().unwrap_or(Value::Nil))?;
+                let counts = st.buckets.entry(*b).or_default();
+                for (p, c) in h {
+                    counts.insert(page(&key, &p)?, number(&key, &c)?);
+                }
+            }
+            for p in cv_pages {
+                let key = self.keys.covisit(partition, p);
+                let v: Option<String> = from_value(vals.next().unwrap_or(Value::Nil))?;
+                let next = match v {
+                    Some(v) => parse_list(&key, &v)?
+                        .into_iter()
+                        .map(|s| (s.page, s.score as u64))
+                        .collect(),
+                    None => HashMap::new(),
+                };
+                let a = page(&key, p)?;
+                st.covisit_last
+                    .insert(a.clone(), number(&key, &cv_times[p])?);
+                st.covisit.insert(a, next);
+            }
+            let key = self.keys.trending(partition);
+            for (p, v) in trending {
+                st.trending.insert(page(&key, &p)?, number(&key, &v)?);
+            }
+            let key = self.keys.sessions(partition);
+            for (u, v) in sessions {
+                let mut it = v.splitn(3, ' ');
+                let (Some(ts), Some(pg)) = (it.next(), it.next()) else {
+                    return Err(corrupt(&key, format!("session `{v}`")));
+                };
+                let user = UserId::parse(&u).map_err(|e| corrupt(&key, e.to_string()))?;
+                st.sessions.insert(
+                    user,
+                    (
+                        number(&key, ts)?,
+                        page(&key, pg)?,
+                        it.next().unwrap_or("").to_owned(),
+                    ),
+                );
+            }
+            st.derive_windows(&self.cfg, &self.windows);
+            return Ok(Held { tok, state: st });
         }
+        Err(StoreError::InvalidBatch(format!(
+            "partition {partition} kept changing while it was read"
+        )))
     }
 
-    fn user_args(&self, inv: &mut Cmd, d: &UserDelta) {
-        let a = &d.agg;
-        let hist: Vec<&str> = d.history.iter().map(PageId::as_str).collect();
-        inv.arg(d.min_offset)
-            .arg(d.max_offset)
-            .arg(a.interactions)
-            .arg(a.clicks.to_string())
-            .arg(a.time_min.to_string())
-            .arg(a.scroll.to_string())
-            .arg(a.visits.to_string())
-            .arg(a.engagement.to_string())
-            .arg(a.first_ts)
-            .arg(a.last_ts)
-            .arg(match d.user_type {
-                UserType::Logged => "L",
-                UserType::NonLogged => "N",
-            })
-            .arg(d.last_page.as_str())
-            .arg(d.last_session.as_str())
-            .arg(hist.join(" "));
+    /// The writes that store `st` after a step that made `ch`, ending with the meta hash.
+    fn partition_writes(
+        &self,
+        partition: i32,
+        st: &PartState,
+        ch: &Changes,
+        tok: &str,
+    ) -> Vec<Cmd> {
+        let k = &self.keys;
+        let mut out = Vec::new();
+        let n = self.cfg.top_list_len;
+        if st.events > 0 {
+            // Bucket counts.
+            let mut by_bucket: BTreeMap<i64, Vec<&PageId>> = BTreeMap::new();
+            for (b, p) in &ch.bucket_counts {
+                by_bucket.entry(*b).or_default().push(p);
+            }
+            for (b, pages) in &by_bucket {
+                let counts = &st.buckets[b];
+                field_cmds(
+                    &mut out,
+                    "HSET",
+                    &k.bucket(partition, *b),
+                    pages.iter().map(|p| (p.as_str(), counts[*p])),
+                );
+            }
+            field_cmds(
+                &mut out,
+                "ZADD",
+                &k.bucket_index(partition),
+                by_bucket.keys().map(|b| (*b, *b)),
+            );
+            member_cmds(
+                &mut out,
+                "UNLINK",
+                None,
+                ch.expired_buckets.iter().map(|b| k.bucket(partition, *b)),
+            );
+            member_cmds(
+                &mut out,
+                "ZREM",
+                Some(&k.bucket_index(partition)),
+                ch.expired_buckets.iter(),
+            );
+            // Top lists.
+            for (i, w) in self.windows.iter().enumerate() {
+                let key = k.window_top(partition, &w.label());
+                out.push(
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(list_value(&st.top_window(i, n), true))
+                        .to_owned(),
+                );
+            }
+            // Trending.
+            let tr = k.trending(partition);
+            if ch.rebased {
+                out.push(redis::cmd("UNLINK").arg(&tr).to_owned());
+                field_cmds(
+                    &mut out,
+                    "HSET",
+                    &tr,
+                    st.trending
+                        .iter()
+                        .map(|(p, v)| (p.as_str(), format!("{v:?}"))),
+                );
+            } else {
+                field_cmds(
+                    &mut out,
+                    "HSET",
+                    &tr,
+                    ch.trending_set
+                        .iter()
+                        .map(|p| (p.as_str(), format!("{:?}", st.trending[p]))),
+                );
+                member_cmds(
+                    &mut out,
+                    "HDEL",
+                    Some(&tr),
+                    ch.trending_removed.iter().map(PageId::as_str),
+                );
+            }
+            out.push(
+                redis::cmd("SET")
+                    .arg(k.trending_top(partition))
+                    .arg(list_value(&st.top_trending(n), false))
+                    .to_owned(),
+            );
+            // Sessions.
+            let sess = k.sessions(partition);
+            field_cmds(
+                &mut out,
+                "HSET",
+                &sess,
+                ch.sessions_set.iter().filter_map(|u| {
+                    let (ts, p, sid) = st.sessions.get(u)?;
+                    Some((u.as_str(), format!("{ts} {p} {sid}")))
+                }),
+            );
+            member_cmds(
+                &mut out,
+                "HDEL",
+                Some(&sess),
+                ch.sessions_removed.iter().map(UserId::as_str),
+            );
+            // "Read next".
+            let times = k.covisit_times(partition);
+            for a in &ch.covisit_set {
+                if let Some(next) = st.covisit.get(a) {
+                    let list = top_n(next.iter().map(|(b, c)| (b, *c as f64)), next.len());
+                    out.push(
+                        redis::cmd("SET")
+                            .arg(k.covisit(partition, a.as_str()))
+                            .arg(list_value(&list, true))
+                            .to_owned(),
+                    );
+                }
+            }
+            field_cmds(
+                &mut out,
+                "HSET",
+                &times,
+                ch.covisit_set
+                    .iter()
+                    .filter_map(|a| Some((a.as_str(), *st.covisit_last.get(a)?))),
+            );
+            member_cmds(
+                &mut out,
+                "UNLINK",
+                None,
+                ch.covisit_removed
+                    .iter()
+                    .map(|a| k.covisit(partition, a.as_str())),
+            );
+            member_cmds(
+                &mut out,
+                "HDEL",
+                Some(&times),
+                ch.covisit_removed.iter().map(PageId::as_str),
+            );
+        }
+        let mut meta = redis::cmd("HSET");
+        meta.arg(k.meta(partition))
+            .arg("tok")
+            .arg(tok)
+            .arg("events")
+            .arg(st.events);
+        if let Some(next) = st.next {
+            meta.arg("next").arg(next);
+        }
+        if let (Some(wm), Some(t0)) = (st.wm, st.t0) {
+            meta.arg("wm").arg(wm).arg("t0").arg(t0);
+        }
+        out.push(meta);
+        out
     }
 
-    /// `EVALSHA apply_users` over groups of deltas that share a slot.
-    fn users_cmds(&self, partition: i32, groups: &[Vec<&UserDelta>]) -> Vec<Cmd> {
-        let field = Keys::user_offset_field(partition);
-        let ttl = self.cfg.user_ttl_ms();
-        groups
+    /// Works out a batch against the state `held` and the user records read: the new
+    /// user records, the partition's writes and the outcome. Changes `held`.
+    fn prepare(
+        &self,
+        batch: &PartitionBatch,
+        total: usize,
+        held: &mut Held,
+        users: Vec<(String, Option<String>)>,
+        tok: &str,
+    ) -> Result<Prepared, StoreError> {
+        let p = batch.partition;
+        let delta = BatchDelta::build(batch, &self.cfg);
+        let cap = self.cfg.history_len;
+        let by_user: HashMap<&str, usize> = delta
+            .users
             .iter()
-            .map(|group| {
-                let mut c = redis::cmd("EVALSHA");
-                c.arg(self.users_script.get_hash()).arg(group.len());
-                for d in group {
-                    c.arg(self.keys.user(d.user.as_str()));
-                }
-                c.arg(&field).arg(self.cfg.history_len).arg(ttl);
-                for d in group {
-                    self.user_args(&mut c, d);
-                }
-                c
-            })
+            .enumerate()
+            .map(|(i, d)| (d.user.as_str(), i))
+            .collect();
+        let mut user_writes = Vec::new();
+        for (key, old) in users {
+            let user = key_user(&key);
+            let Some(&i) = by_user.get(user) else {
+                continue;
+            };
+            let d: &UserDelta = &delta.users[i];
+            let mut rec = old.as_deref().map(|v| parse_user(&key, v)).transpose()?;
+            let changed = match UserRecord::apply(&mut rec, p, d, cap) {
+                UserApply::Applied => true,
+                UserApply::Duplicate => false,
+                UserApply::Partial => self.apply_per_event(&mut rec, batch, &d.user),
+            };
+            if let (true, Some(rec)) = (changed, rec) {
+                user_writes.push((key, old, user_value(&rec)?));
+            }
+        }
+        let (res, ch) = held.state.apply(&delta.partition, &self.cfg, &self.windows);
+        if res != PartitionApply::Applied {
+            return Err(StoreError::InvalidBatch(format!(
+                "partition {p} moved while applying ({res:?})"
+            )));
+        }
+        let partition = self.partition_writes(p, &held.state, &ch, tok);
+        let mut other = Vec::new();
+        if !delta.first_seen.is_empty() {
+            let seen = self.keys.seen();
+            field_cmds(
+                &mut other,
+                "ZADD",
+                &seen,
+                delta.first_seen.iter().map(|(pg, ts)| (*ts, pg.as_str())),
+            );
+            // `ZADD key LT …`: first-seen times only go down.
+            for c in &mut other {
+                *c = insert_flag(c, "LT");
+            }
+            other.push(
+                redis::cmd("ZREMRANGEBYRANK")
+                    .arg(&seen)
+                    .arg(0)
+                    .arg(-(self.cfg.max_items as i64 + 1))
+                    .to_owned(),
+            );
+        }
+        other.push(
+            redis::cmd("SADD")
+                .arg(self.keys.partitions())
+                .arg(p)
+                .to_owned(),
+        );
+        Ok(Prepared {
+            users: user_writes,
+            partition,
+            other,
+            outcome: ApplyOutcome {
+                applied: batch.events.len(),
+                duplicates: total - batch.events.len(),
+                next_offset: batch.end,
+            },
+        })
+    }
+
+    fn user_set(&self, key: &str, value: &str) -> Cmd {
+        let mut c = redis::cmd("SET");
+        c.arg(key).arg(value);
+        let ttl = self.cfg.user_ttl_ms();
+        if ttl > 0 {
+            c.arg("PX").arg(ttl);
+        }
+        c
+    }
+
+    /// The distinct user keys of a batch, in order of first appearance.
+    fn user_keys(&self, batch: &PartitionBatch) -> Vec<String> {
+        let mut seen = HashSet::new();
+        batch
+            .events
+            .iter()
+            .filter(|e| seen.insert(e.event.user_id.as_str()))
+            .map(|e| self.keys.user(e.event.user_id.as_str()))
             .collect()
     }
 
-    fn group_users<'a>(&self, users: &'a [UserDelta]) -> Vec<Vec<&'a UserDelta>> {
-        if !self.cluster {
-            return users
-                .chunks(USERS_PER_SCRIPT)
-                .map(|c| c.iter().collect())
-                .collect();
-        }
-        let mut by_slot: BTreeMap<u16, Vec<&UserDelta>> = BTreeMap::new();
-        for u in users {
-            by_slot
-                .entry(slot(&self.keys.user(u.user.as_str())))
-                .or_default()
-                .push(u);
-        }
-        by_slot.into_values().collect()
-    }
-
-    /// Step 1 of an apply: user deltas (and idempotent first-seen times), one round trip;
-    /// users whose delta is partly in already are re-sent one event at a time.
-    async fn apply_users(
+    /// One attempt on a single server: `WATCH` the meta hash and the users, read, work
+    /// the batch out, and `EXEC` it all, or nothing if anything watched changed.
+    async fn attempt_single(
         &self,
+        conn: &mut MultiplexedConnection,
+        held: &mut Option<Held>,
         batch: &PartitionBatch,
-        delta: &BatchDelta,
-    ) -> Result<(), StoreError> {
-        let groups = self.group_users(&delta.users);
+    ) -> Result<Attempt, StoreError> {
+        let p = batch.partition;
+        let meta = self.keys.meta(p);
+        let user_keys = self.user_keys(batch);
         let mut pipe = redis::pipe();
-        for c in self.users_cmds(batch.partition, &groups) {
-            pipe.add_command(c);
+        pipe.cmd("WATCH").arg(&meta).arg(&user_keys).ignore();
+        pipe.cmd("HMGET").arg(&meta).arg("next").arg("tok");
+        if !user_keys.is_empty() {
+            pipe.cmd("MGET").arg(&user_keys);
         }
-        if !delta.first_seen.is_empty() {
-            let seen = self.keys.seen();
-            let mut z = redis::cmd("ZADD");
-            z.arg(&seen).arg("LT");
-            for (p, ts) in &delta.first_seen {
-                z.arg(*ts).arg(p.as_str());
+        let mut vals: Vec<Value> = pipe.query_async(conn).await?;
+        let values: Vec<Option<String>> = if user_keys.is_empty() {
+            Vec::new()
+        } else {
+            from_value(vals.pop().unwrap_or(Value::Nil))?
+        };
+        let (next, tok): (Option<i64>, Option<String>) =
+            from_value(vals.pop().unwrap_or(Value::Nil))?;
+        let unwatch = |conn: &mut MultiplexedConnection| {
+            let mut conn = conn.clone();
+            async move { redis::cmd("UNWATCH").exec_async(&mut conn).await }
+        };
+        let fresh = held
+            .as_ref()
+            .is_some_and(|h| h.state.next == next && h.tok == tok);
+        if !fresh {
+            unwatch(conn).await?;
+            *held = Some(self.load_partition(conn, p).await?);
+            return Ok(Attempt::Again);
+        }
+        let b = match batch.pending(next) {
+            Ok(Pending::Done(outcome)) => {
+                unwatch(conn).await?;
+                return Ok(Attempt::Done(outcome));
             }
-            pipe.add_command(z).ignore();
-            let keep = self.cfg.max_items as i64;
-            pipe.cmd("ZREMRANGEBYRANK")
-                .arg(&seen)
-                .arg(0)
-                .arg(-(keep + 1))
-                .ignore();
-        }
-        pipe.cmd("SADD")
-            .arg(self.keys.partitions())
-            .arg(batch.partition)
-            .ignore();
-        let mut conn = self.conn.clone();
-        let statuses: Vec<Vec<i64>> = pipe.query_async(&mut conn).await?;
-        let partial: Vec<&UserDelta> = groups
-            .iter()
-            .zip(&statuses)
-            .flat_map(|(g, s)| g.iter().zip(s))
-            .filter(|(_, s)| **s == 2)
-            .map(|(d, _)| *d)
-            .collect();
-        if partial.is_empty() {
-            return Ok(());
-        }
-        debug!(
-            users = partial.len(),
-            "replayed users partly applied: per event"
-        );
-        let mut pipe = redis::pipe();
-        for d in partial {
-            let singles = BatchDelta::per_event(batch, &d.user, &self.cfg);
-            // All on one key: the script applies them in offset order.
-            let refs: Vec<&UserDelta> = singles.iter().collect();
-            for c in self.users_cmds(batch.partition, &[refs]) {
-                pipe.add_command(c).ignore();
+            Ok(Pending::Apply(b)) => b,
+            Err(e) => {
+                unwatch(conn).await?;
+                return Err(e);
             }
+        };
+        let Some(h) = held.as_mut() else {
+            return Ok(Attempt::Again);
+        };
+        let new_tok = self.next_token();
+        let users = user_keys.into_iter().zip(values).collect();
+        let prepared = self.prepare(b.as_ref(), batch.events.len(), h, users, &new_tok);
+        let prepared = match prepared {
+            Ok(x) => x,
+            Err(e) => {
+                *held = None;
+                unwatch(conn).await?;
+                return Err(e);
+            }
+        };
+        h.tok = Some(new_tok);
+        let mut tx = redis::pipe();
+        tx.atomic();
+        for (key, _, value) in &prepared.users {
+            tx.add_command(self.user_set(key, value));
         }
-        pipe.exec_async(&mut conn).await?;
-        Ok(())
+        for c in prepared.partition.into_iter().chain(prepared.other) {
+            tx.add_command(c);
+        }
+        let reply: Value = tx.query_async(conn).await?;
+        if matches!(reply, Value::Nil) {
+            debug!(
+                partition = p,
+                "partition or user changed meanwhile; reading again"
+            );
+            *held = None;
+            return Ok(Attempt::Again);
+        }
+        if let Some(e) = first_error(&reply) {
+            *held = None;
+            return Err(e);
+        }
+        Ok(Attempt::Done(prepared.outcome))
     }
 
-    async fn apply_partition(
+    /// One attempt on a cluster: users by compare-and-set, then the partition's writes
+    /// guarded by its offset and token.
+    async fn attempt_cluster(
         &self,
-        partition: i32,
-        d: &PartitionDelta,
-    ) -> Result<(String, i64), StoreError> {
-        let json = serde_json::to_string(d).map_err(|e| StoreError::InvalidBatch(e.to_string()))?;
+        held: &mut Option<Held>,
+        batch: &PartitionBatch,
+    ) -> Result<Attempt, StoreError> {
+        let p = batch.partition;
+        let meta = self.keys.meta(p);
         let mut conn = self.conn.clone();
-        let (status, offset): (String, i64) = redis::cmd("EVALSHA")
-            .arg(self.partition_script.get_hash())
-            .arg(1)
-            .arg(self.keys.meta(partition))
-            .arg(self.keys.partition_base(partition))
-            .arg(&self.script_cfg)
-            .arg(json)
-            .query_async(&mut conn)
-            .await?;
-        Ok((status, offset))
-    }
-
-    async fn apply_once(&self, batch: &PartitionBatch) -> Result<ApplyOutcome, StoreError> {
-        let total = batch.events.len();
-        // Users are only touched for a batch that continues the partition (see the crate
-        // doc): never for a gap, and only for the part not applied yet. The partition
-        // script checks again, atomically, in case another member moved it meanwhile;
-        // offsets only grow, so that check can find a duplicate or an overlap, never a gap.
-        let mut conn = self.conn.clone();
-        let stored: Option<i64> = redis::cmd("HGET")
-            .arg(self.keys.meta(batch.partition))
+        let (next, tok): (Option<i64>, Option<String>) = redis::cmd("HMGET")
+            .arg(&meta)
             .arg("next")
+            .arg("tok")
             .query_async(&mut conn)
             .await?;
-        let batch = match batch.pending(stored)? {
-            Pending::Done(outcome) => return Ok(outcome),
+        let fresh = held
+            .as_ref()
+            .is_some_and(|h| h.state.next == next && h.tok == tok);
+        if !fresh {
+            *held = Some(self.load_partition(&mut conn, p).await?);
+            return Ok(Attempt::Again);
+        }
+        let b = match batch.pending(next)? {
+            Pending::Done(outcome) => return Ok(Attempt::Done(outcome)),
             Pending::Apply(b) => b,
         };
-        let batch = batch.as_ref();
-        let delta = BatchDelta::build(batch, &self.cfg);
-        self.apply_users(batch, &delta).await?;
-        let (status, stored) = self
-            .apply_partition(batch.partition, &delta.partition)
-            .await?;
-        let (applied, next) = match status.as_str() {
-            "ok" => (batch.events.len(), batch.end),
-            "dup" => (0, stored),
-            "partial" => {
-                let tail = batch.tail_from(stored);
-                let d = BatchDelta::build(&tail, &self.cfg);
-                let (status, now) = self.apply_partition(batch.partition, &d.partition).await?;
-                match status.as_str() {
-                    "ok" => (tail.events.len(), batch.end),
-                    "dup" => (0, now),
-                    _ => {
-                        return Err(StoreError::InvalidBatch(format!(
-                            "partition {} moved to {now} while applying",
-                            batch.partition
-                        )));
-                    }
-                }
-            }
-            "gap" => {
-                return Err(StoreError::OffsetGap {
-                    partition: batch.partition,
-                    stored,
-                    start: batch.start,
-                });
-            }
-            other => return Err(corrupt(&self.keys.meta(batch.partition), other)),
+        let Some(h) = held.as_mut() else {
+            return Ok(Attempt::Again);
         };
-        Ok(ApplyOutcome {
-            applied,
-            duplicates: total - applied,
-            next_offset: next,
-        })
+        let user_keys = self.user_keys(b.as_ref());
+        let users = self.read_users(&user_keys).await?;
+        let new_tok = self.next_token();
+        let prepared = match self.prepare(b.as_ref(), batch.events.len(), h, users, &new_tok) {
+            Ok(x) => x,
+            Err(e) => {
+                *held = None;
+                return Err(e);
+            }
+        };
+        // From here on `held` is ahead of Redis until the guarded write lands.
+        let mut pending_users = prepared.users;
+        for _ in 0..MAX_ATTEMPTS {
+            if pending_users.is_empty() {
+                break;
+            }
+            let failed = self.cas_users(&pending_users).await?;
+            if failed.is_empty() {
+                pending_users.clear();
+                break;
+            }
+            // Changed meanwhile (another writer of the same user): read, rework, retry.
+            let keys: Vec<String> = failed
+                .into_iter()
+                .map(|i| pending_users[i].0.clone())
+                .collect();
+            let fresh = self.read_users(&keys).await?;
+            pending_users = self.rework_users(b.as_ref(), fresh)?;
+        }
+        if !pending_users.is_empty() {
+            *held = None;
+            return Err(StoreError::InvalidBatch(format!(
+                "users of partition {p} kept changing while applying"
+            )));
+        }
+        let mut args: Vec<Vec<u8>> = vec![
+            next.map(|n| n.to_string()).unwrap_or_default().into_bytes(),
+            tok.unwrap_or_default().into_bytes(),
+        ];
+        for c in &prepared.partition {
+            let parts: Vec<Vec<u8>> = c
+                .args_iter()
+                .filter_map(|a| match a {
+                    redis::Arg::Simple(b) => Some(b.to_vec()),
+                    _ => None,
+                })
+                .collect();
+            args.push(parts.len().to_string().into_bytes());
+            args.extend(parts);
+        }
+        let mut inv = self.guarded_script.prepare_invoke();
+        inv.key(&meta);
+        for a in &args {
+            inv.arg(a.as_slice());
+        }
+        let written: i64 = match inv.invoke_async(&mut conn).await {
+            Ok(w) => w,
+            Err(e) => {
+                *held = None;
+                return Err(e.into());
+            }
+        };
+        h.tok = Some(new_tok);
+        if written == 0 {
+            *held = None;
+            return Ok(Attempt::Again);
+        }
+        for c in prepared.other {
+            let _: Value = c.query_async(&mut conn).await?;
+        }
+        Ok(Attempt::Done(prepared.outcome))
+    }
+
+    async fn read_users(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.cmd("GET").arg(k);
+        }
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        Ok(keys.iter().cloned().zip(values).collect())
+    }
+
+    /// Applies `user`'s events of `batch` one at a time (each checked against the
+    /// record's offset); whether any was new.
+    fn apply_per_event(
+        &self,
+        rec: &mut Option<UserRecord>,
+        batch: &PartitionBatch,
+        user: &UserId,
+    ) -> bool {
+        let mut changed = false;
+        for single in BatchDelta::per_event(batch, user, &self.cfg) {
+            changed |= UserRecord::apply(rec, batch.partition, &single, self.cfg.history_len)
+                == UserApply::Applied;
+        }
+        changed
+    }
+
+    /// New values for users read again after a failed compare-and-set.
+    fn rework_users(
+        &self,
+        batch: &PartitionBatch,
+        users: Vec<(String, Option<String>)>,
+    ) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
+        let mut out = Vec::new();
+        for (key, old) in users {
+            let user = UserId::parse(key_user(&key)).map_err(|e| corrupt(&key, e.to_string()))?;
+            let mut rec = old.as_deref().map(|v| parse_user(&key, v)).transpose()?;
+            let changed = self.apply_per_event(&mut rec, batch, &user);
+            if let (true, Some(rec)) = (changed, rec) {
+                out.push((key, old, user_value(&rec)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Compare-and-set of user records, grouped by slot; the indexes that changed meanwhile.
+    async fn cas_users(
+        &self,
+        users: &[(String, Option<String>, String)],
+    ) -> Result<Vec<usize>, StoreError> {
+        let mut by_slot: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+        for (i, (key, _, _)) in users.iter().enumerate() {
+            by_slot.entry(slot(key)).or_default().push(i);
+        }
+        let mut pipe = redis::pipe();
+        let mut groups = Vec::new();
+        for idx in by_slot.into_values() {
+            for chunk in idx.chunks(USERS_PER_SCRIPT) {
+                let mut c = redis::cmd("EVALSHA");
+                c.arg(self.cas_script.get_hash()).arg(chunk.len());
+                for i in chunk {
+                    c.arg(&users[*i].0);
+                }
+                c.arg(self.cfg.user_ttl_ms());
+                for i in chunk {
+                    c.arg(users[*i].1.as_deref().unwrap_or(""))
+                        .arg(&users[*i].2);
+                }
+                pipe.add_command(c);
+                groups.push(chunk.to_vec());
+            }
+        }
+        let mut conn = self.conn.clone();
+        let flags: Vec<Vec<i64>> = pipe.query_async(&mut conn).await?;
+        Ok(groups
+            .iter()
+            .zip(flags)
+            .flat_map(|(g, f)| g.iter().copied().zip(f))
+            .filter(|(_, f)| *f == 0)
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    /// Applies a batch, reading again and retrying while other writers move the
+    /// partition or its users.
+    async fn apply_batch(&self, batch: &PartitionBatch) -> Result<ApplyOutcome, StoreError> {
+        let writer = self.writer(batch.partition);
+        let mut w = writer.lock().await;
+        let w = &mut *w;
+        for _ in 0..MAX_ATTEMPTS {
+            let attempt = match (&self.sync_client, self.cluster) {
+                (SyncClient::Single(client), false) => {
+                    let mut conn = match w.conn.take() {
+                        Some(c) => c,
+                        None => {
+                            let cfg = AsyncConnectionConfig::new()
+                                .set_connection_timeout(Some(Duration::from_secs(2)))
+                                .set_response_timeout(Some(Duration::from_secs(10)));
+                            client
+                                .get_multiplexed_async_connection_with_config(&cfg)
+                                .await?
+                        }
+                    };
+                    let r = self.attempt_single(&mut conn, &mut w.held, batch).await;
+                    if r.is_ok() {
+                        w.conn = Some(conn);
+                    } else {
+                        // Unknown whether a transaction landed: forget the state too.
+                        w.held = None;
+                    }
+                    r?
+                }
+                _ => {
+                    let r = self.attempt_cluster(&mut w.held, batch).await;
+                    if r.is_err() {
+                        w.held = None;
+                    }
+                    r?
+                }
+            };
+            if let Attempt::Done(outcome) = attempt {
+                return Ok(outcome);
+            }
+        }
+        Err(StoreError::InvalidBatch(format!(
+            "partition {} kept changing while applying",
+            batch.partition
+        )))
     }
 
     async fn cached_partitions(&self) -> Result<Vec<i32>, StoreError> {
@@ -500,9 +1150,8 @@ impl RedisStore {
         Ok(parts)
     }
 
-    /// Top lists merged over partitions: each partition's top `fetch`, then the exact
-    /// total of every candidate. `factor` scales each partition's scores.
-    async fn merged_top(
+    /// Reads stored lists (`GET` each key) and merges them, each scaled by its factor.
+    async fn merged_lists(
         &self,
         keys: &[(String, f64)],
         k: usize,
@@ -510,56 +1159,19 @@ impl RedisStore {
         if keys.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
-        let fetch = (2 * k).max(k + 20);
-        let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for (key, _) in keys {
-            pipe.cmd("ZREVRANGE")
-                .arg(key)
-                .arg(0)
-                .arg(fetch - 1)
-                .arg("WITHSCORES");
+            pipe.cmd("GET").arg(key);
         }
-        let tops: Vec<Vec<(String, f64)>> = pipe.query_async(&mut conn).await?;
-        let mut sum: HashMap<String, f64> = HashMap::new();
-        if keys.len() == 1 {
-            for (m, s) in tops.into_iter().flatten() {
-                sum.insert(m, s * keys[0].1);
-            }
-        } else {
-            let candidates: Vec<String> = {
-                let mut c: Vec<String> = tops.into_iter().flatten().map(|(m, _)| m).collect();
-                c.sort_unstable();
-                c.dedup();
-                c
-            };
-            if candidates.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut pipe = redis::pipe();
-            for (key, _) in keys {
-                pipe.cmd("ZMSCORE").arg(key).arg(&candidates);
-            }
-            let scores: Vec<Vec<Option<f64>>> = pipe.query_async(&mut conn).await?;
-            for ((_, factor), col) in keys.iter().zip(scores) {
-                for (m, s) in candidates.iter().zip(col) {
-                    if let Some(s) = s {
-                        *sum.entry(m.clone()).or_default() += s * factor;
-                    }
-                }
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        let mut lists = Vec::with_capacity(keys.len());
+        for ((key, factor), v) in keys.iter().zip(values) {
+            if let Some(v) = v {
+                lists.push((parse_list(key, &v)?, *factor));
             }
         }
-        let list = sum
-            .into_iter()
-            .filter(|(_, s)| *s > 0.0)
-            .map(|(m, score)| {
-                Ok(ScoredPage {
-                    page: page(&keys[0].0, &m)?,
-                    score,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(top_k(list, k))
+        Ok(merge_tops(lists.into_iter(), k))
     }
 
     async fn metas(&self, parts: &[i32]) -> Result<Vec<(Option<i64>, Option<i64>)>, StoreError> {
@@ -579,18 +1191,25 @@ impl RedisStore {
     }
 }
 
-fn parse_f64(key: &str, h: &HashMap<String, String>, f: &str) -> Result<f64, StoreError> {
-    h.get(f)
-        .ok_or_else(|| corrupt(key, format!("missing field {f}")))?
-        .parse()
-        .map_err(|_| corrupt(key, format!("field {f} is not a number")))
+/// The user id inside a user key (between the hash tag's braces).
+fn key_user(key: &str) -> &str {
+    key.rsplit_once('{')
+        .and_then(|(_, rest)| rest.strip_suffix('}'))
+        .unwrap_or(key)
 }
 
-fn parse_i64(key: &str, h: &HashMap<String, String>, f: &str) -> Result<i64, StoreError> {
-    h.get(f)
-        .ok_or_else(|| corrupt(key, format!("missing field {f}")))?
-        .parse()
-        .map_err(|_| corrupt(key, format!("field {f} is not an integer")))
+/// `cmd key <flag> rest…`: the same command with a flag after its key.
+fn insert_flag(c: &Cmd, flag: &str) -> Cmd {
+    let mut out = Cmd::new();
+    for (i, a) in c.args_iter().enumerate() {
+        if let redis::Arg::Simple(b) = a {
+            out.arg(b);
+        }
+        if i == 1 {
+            out.arg(flag);
+        }
+    }
+    out
 }
 
 #[async_trait]
@@ -603,48 +1222,8 @@ impl FeatureStore for RedisStore {
     async fn user(&self, user: &UserId) -> Result<Option<UserState>, StoreError> {
         let key = self.keys.user(user.as_str());
         let mut conn = self.conn.clone();
-        let h: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await?;
-        if h.is_empty() {
-            return Ok(None);
-        }
-        let agg = UserAggregates {
-            interactions: parse_i64(&key, &h, "n")?.max(0) as u64,
-            clicks: parse_f64(&key, &h, "c")?,
-            time_min: parse_f64(&key, &h, "t")?,
-            scroll: parse_f64(&key, &h, "s")?,
-            visits: parse_f64(&key, &h, "v")?,
-            engagement: parse_f64(&key, &h, "e")?,
-            first_ts: parse_i64(&key, &h, "f")?,
-            last_ts: parse_i64(&key, &h, "l")?,
-        };
-        let user_type = match h.get("ty").map(String::as_str) {
-            Some("L") => UserType::Logged,
-            Some("N") => UserType::NonLogged,
-            _ => return Err(corrupt(&key, "bad user type")),
-        };
-        let history = h
-            .get("h")
-            .map(|s| {
-                s.split(' ')
-                    .filter(|p| !p.is_empty())
-                    .map(|p| page(&key, p))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        let last_page = page(&key, h.get("lp").map(String::as_str).unwrap_or(""))?;
-        let last_session = h.get("ls").filter(|s| !s.is_empty()).cloned();
-        Ok(Some(UserState::new(
-            user.clone(),
-            user_type,
-            agg,
-            history,
-            last_page,
-            last_session,
-        )))
+        let v: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        v.map(|v| Ok(parse_user(&key, &v)?.state(user))).transpose()
     }
 
     #[instrument(level = "debug", skip(self))]
@@ -657,9 +1236,9 @@ impl FeatureStore for RedisStore {
             .cached_partitions()
             .await?
             .into_iter()
-            .map(|p| (self.keys.window(p, &label), 1.0))
+            .map(|p| (self.keys.window_top(p, &label), 1.0))
             .collect();
-        self.merged_top(&keys, k).await
+        self.merged_lists(&keys, k).await
     }
 
     #[instrument(level = "debug", skip(self))]
@@ -669,15 +1248,15 @@ impl FeatureStore for RedisStore {
         let Some(wm) = metas.iter().filter_map(|m| m.0).max() else {
             return Ok(Vec::new());
         };
-        let hl = self.cfg.half_life_ms() as f64;
+        let hl = self.cfg.half_life_ms();
         let keys: Vec<(String, f64)> = parts
             .iter()
             .zip(&metas)
             .filter_map(|(p, (_, t0))| {
-                t0.map(|t0| (self.keys.trending(*p), 2f64.powf((t0 - wm) as f64 / hl)))
+                t0.map(|t0| (self.keys.trending_top(*p), decay_weight(t0, wm, hl)))
             })
             .collect();
-        self.merged_top(&keys, k).await
+        self.merged_lists(&keys, k).await
     }
 
     #[instrument(level = "debug", skip(self))]
@@ -688,7 +1267,7 @@ impl FeatureStore for RedisStore {
             .into_iter()
             .map(|p| (self.keys.covisit(p, page.as_str()), 1.0))
             .collect();
-        self.merged_top(&keys, k).await
+        self.merged_lists(&keys, k).await
     }
 
     #[instrument(level = "debug", skip(self, pages), fields(pages = pages.len()))]
@@ -729,7 +1308,16 @@ impl FeatureStore for RedisStore {
     #[instrument(level = "debug", skip(self, batch), fields(partition = batch.partition, start = batch.start, end = batch.end, events = batch.events.len()))]
     async fn apply(&self, batch: &PartitionBatch) -> Result<ApplyOutcome, StoreError> {
         batch.validate()?;
-        self.with_scripts(|| self.apply_once(batch)).await
+        match self.apply_batch(batch).await {
+            Err(StoreError::Redis(e))
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                debug!("scripts missing on the server, loading them again");
+                self.load_scripts().await?;
+                self.apply_batch(batch).await
+            }
+            other => other,
+        }
     }
 
     async fn next_offsets(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError> {
@@ -788,90 +1376,7 @@ impl FeatureStore for RedisStore {
 
     async fn snapshot(&self, partition: i32) -> Result<PartitionSnapshot, StoreError> {
         let mut conn = self.conn.clone();
-        let meta_key = self.keys.meta(partition);
-        let meta: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(&meta_key)
-            .query_async(&mut conn)
-            .await?;
-        let get = |f: &str| -> Result<Option<i64>, StoreError> {
-            meta.get(f)
-                .map(|v| {
-                    v.parse()
-                        .map_err(|_| corrupt(&meta_key, format!("field {f}")))
-                })
-                .transpose()
-        };
-        let (next, wm, t0, events) = (get("next")?, get("wm")?, get("t0")?, get("events")?);
-
-        let mut pipe = redis::pipe();
-        for w in &self.windows {
-            pipe.cmd("ZRANGE")
-                .arg(self.keys.window(partition, &w.label()))
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES");
-        }
-        let lists: Vec<Vec<(String, f64)>> = pipe.query_async(&mut conn).await?;
-        let mut pipe = redis::pipe();
-        pipe.cmd("ZRANGE")
-            .arg(self.keys.trending(partition))
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES");
-        pipe.cmd("ZRANGE")
-            .arg(self.keys.covisit_index(partition))
-            .arg(0)
-            .arg(-1);
-        let (tr, cv_pages): (Vec<(String, f64)>, Vec<String>) = pipe.query_async(&mut conn).await?;
-        let mut windows = BTreeMap::new();
-        for (w, v) in self.windows.iter().zip(lists) {
-            let key = self.keys.window(partition, &w.label());
-            let m = v
-                .into_iter()
-                .map(|(p, c)| Ok((page(&key, &p)?, c as u64)))
-                .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
-            windows.insert(*w, m);
-        }
-        let trending = match (wm, t0) {
-            (Some(wm), Some(t0)) => {
-                let f = 2f64.powf((t0 - wm) as f64 / self.cfg.half_life_ms() as f64);
-                let key = self.keys.trending(partition);
-                tr.into_iter()
-                    .map(|(p, v)| Ok((page(&key, &p)?, v * f)))
-                    .collect::<Result<BTreeMap<_, _>, StoreError>>()?
-            }
-            _ => BTreeMap::new(),
-        };
-        let mut covisit = BTreeMap::new();
-        if !cv_pages.is_empty() {
-            let mut pipe = redis::pipe();
-            for p in &cv_pages {
-                pipe.cmd("ZRANGE")
-                    .arg(self.keys.covisit(partition, p))
-                    .arg(0)
-                    .arg(-1)
-                    .arg("WITHSCORES");
-            }
-            let lists: Vec<Vec<(String, f64)>> = pipe.query_async(&mut conn).await?;
-            for (a, next) in cv_pages.iter().zip(lists) {
-                let key = self.keys.covisit(partition, a);
-                let m = next
-                    .into_iter()
-                    .map(|(b, c)| Ok((page(&key, &b)?, c as u64)))
-                    .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
-                if !m.is_empty() {
-                    covisit.insert(page(&key, a)?, m);
-                }
-            }
-        }
-        Ok(PartitionSnapshot {
-            partition,
-            next_offset: next,
-            watermark: wm,
-            events: events.unwrap_or(0).max(0) as u64,
-            windows,
-            trending,
-            covisit,
-        })
+        let held = self.load_partition(&mut conn, partition).await?;
+        Ok(held.state.snapshot(partition, &self.cfg, &self.windows))
     }
 }

@@ -461,10 +461,11 @@ conformance!(
     wide_batches_match_reference,
 );
 
-/// A user hash the store did not write (missing fields, text where numbers belong, an
-/// unknown type) is reported as corrupt, not misread and not a panic.
+/// A user record the store did not write (not JSON, missing fields, text where numbers
+/// belong, an unknown type, a malformed page id) is reported as corrupt, not misread and
+/// not a panic.
 #[tokio::test]
-async fn redis_corrupt_user_hash_is_an_error() {
+async fn redis_corrupt_user_record_is_an_error() {
     let cfg = cfg(&prefix());
     let key = newsrec_features::Keys::new(&cfg.prefix).user("mangled");
     let s = RedisStore::connect(&RedisTarget::Single(redis_url()), cfg)
@@ -472,48 +473,166 @@ async fn redis_corrupt_user_hash_is_an_error() {
         .unwrap();
     let client = ::redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let good = [
-        ("n", "1"),
-        ("c", "1"),
-        ("t", "0.5"),
-        ("s", "50"),
-        ("v", "1"),
-        ("e", "1.2"),
-        ("f", "1656644400000"),
-        ("l", "1656644400000"),
-        ("ty", "N"),
-        ("lp", "a"),
-        ("h", "a"),
+    let agg = r#"{"interactions":1,"clicks":1.0,"time_min":0.5,"scroll":50.0,"visits":1.0,"engagement":1.2,"first_ts":1656644400000,"last_ts":1656644400000}"#;
+    let good =
+        format!(r#"{{"ty":"Non-Logged","a":{agg},"h":["a"],"lp":"a","ls":"","o":{{"0":3}}}}"#);
+    // The well-formed record reads back, so the bad ones below fail for their flaw.
+    let _: () = ::redis::cmd("SET")
+        .arg(&key)
+        .arg(&good)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let st = s.user(&UserId::parse("mangled").unwrap()).await.unwrap();
+    assert_eq!(st.map(|u| u.interactions()), Some(1));
+    let bad = [
+        "not json".to_owned(),
+        r#"{"ty":"Non-Logged"}"#.to_owned(),
+        good.replace(r#""interactions":1"#, r#""interactions":"x""#),
+        good.replace("Non-Logged", "Q"),
+        good.replace(r#""lp":"a""#, r#""lp":"a b""#),
     ];
-    let bad: [&[(&str, &str)]; 4] = [
-        &[("n", "1")],
-        &[("n", "x")],
-        &[("ty", "Q")],
-        &[("lp", "a b")],
-    ];
-    for fields in bad {
-        let _: () = ::redis::cmd("DEL")
+    for value in bad {
+        let _: () = ::redis::cmd("SET")
             .arg(&key)
+            .arg(&value)
             .query_async(&mut conn)
             .await
             .unwrap();
-        let mut hset = ::redis::cmd("HSET");
-        hset.arg(&key);
-        // The good fields, then the bad ones over them; the first case has only `n`.
-        let base: &[(&str, &str)] = if fields.len() == 1 && fields[0] == ("n", "1") {
-            &[]
-        } else {
-            &good
-        };
-        for (f, v) in base.iter().chain(fields) {
-            hset.arg(*f).arg(*v);
-        }
-        let _: () = hset.query_async(&mut conn).await.unwrap();
         let got = s.user(&UserId::parse("mangled").unwrap()).await;
         assert!(
             matches!(got, Err(StoreError::Corrupt { .. })),
-            "{fields:?}: {got:?}"
+            "{value}: {got:?}"
         );
     }
     s.delete_all().await.unwrap();
+}
+
+/// Events of `users` readers over `pages` pages on partitions `0..parts`, a few per
+/// minute, with sessions; returned with their offsets.
+fn random_stream(seed: u64, parts: i32, per_part: usize) -> Vec<(i32, Vec<ClickEvent>)> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..parts)
+        .map(|p| {
+            let mut ts = T0;
+            let events = (0..per_part)
+                .map(|_| {
+                    ts += rng.random_range(0..10 * MIN);
+                    let u = rng.random_range(0..40);
+                    let sid = (u % 2 == 0).then(|| format!("s{}", ts / (2 * HOUR_MS)));
+                    ev(
+                        &format!("p{p}u{u}"),
+                        if u % 5 == 0 {
+                            UserType::Logged
+                        } else {
+                            UserType::NonLogged
+                        },
+                        &format!("pg{}", rng.random_range(0..30)),
+                        ts,
+                        sid.as_deref(),
+                    )
+                })
+                .collect();
+            (p, events)
+        })
+        .collect()
+}
+
+fn reference_of(cfg: &StoreConfig, stream: &[(i32, Vec<ClickEvent>)]) -> Reference {
+    let mut all = Vec::new();
+    let mut ends = BTreeMap::new();
+    for (p, events) in stream {
+        ends.insert(*p, events.len() as i64);
+        all.extend(
+            events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (*p, i as i64, e.clone())),
+        );
+    }
+    Reference::build(cfg, &all, &ends)
+}
+
+async fn redis_store(cfg: &StoreConfig) -> RedisStore {
+    RedisStore::connect(&RedisTarget::Single(redis_url()), cfg.clone())
+        .await
+        .unwrap()
+}
+
+/// Two stores on one prefix take turns at random (each holds the partition's state from
+/// its last write, which the other's writes make stale), sometimes replaying a range:
+/// the state is the reference's, each event counted once.
+#[tokio::test]
+async fn redis_writers_taking_turns_match_reference() {
+    let cfg = cfg(&prefix());
+    let stores = [redis_store(&cfg).await, redis_store(&cfg).await];
+    let stream = random_stream(11, 2, 400);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    for (p, events) in &stream {
+        let mut at = 0usize;
+        while at < events.len() {
+            let n = rng.random_range(1..50).min(events.len() - at);
+            let from = at - rng.random_range(0..=at.min(20));
+            let s = &stores[rng.random_range(0..2usize)];
+            let out = s
+                .apply(&batch(*p, from as i64, &events[from..at + n]))
+                .await
+                .unwrap();
+            assert_eq!((out.applied, out.next_offset), (n, (at + n) as i64));
+            at += n;
+        }
+    }
+    let reference = reference_of(&cfg, &stream);
+    for s in &stores {
+        assert_eq!(reference.diff(s).await.unwrap(), Vec::<String>::new());
+    }
+    // A store that never wrote reads the same state.
+    let third = redis_store(&cfg).await;
+    assert_eq!(reference.diff(&third).await.unwrap(), Vec::<String>::new());
+    third.delete_all().await.unwrap();
+}
+
+/// Two stores apply the same batches at the same time (two consumers owning one
+/// partition during a rebalance): their transactions conflict, the loser reads again,
+/// and every event is counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_concurrent_writers_apply_once() {
+    let cfg = cfg(&prefix());
+    let stores = Arc::new([redis_store(&cfg).await, redis_store(&cfg).await]);
+    let stream = Arc::new(random_stream(21, 2, 300));
+    let run = |i: usize| {
+        let (stores, stream) = (stores.clone(), stream.clone());
+        tokio::spawn(async move {
+            let mut applied = 0;
+            for (p, events) in stream.iter() {
+                for (c, chunk) in events.chunks(7 + 3 * i).enumerate() {
+                    let b = batch(*p, (c * (7 + 3 * i)) as i64, chunk);
+                    // Like the consumer: a failed apply is retried.
+                    let mut tries = 0;
+                    loop {
+                        match stores[i].apply(&b).await {
+                            Ok(out) => {
+                                applied += out.applied;
+                                break;
+                            }
+                            Err(StoreError::OffsetGap { .. }) => break,
+                            Err(e) => {
+                                tries += 1;
+                                assert!(tries < 20, "{e}");
+                            }
+                        }
+                    }
+                }
+            }
+            applied
+        })
+    };
+    let (a, b) = tokio::join!(run(0), run(1));
+    assert_eq!(a.unwrap() + b.unwrap(), 600);
+    let reference = reference_of(&cfg, &stream);
+    assert_eq!(
+        reference.diff(&stores[0]).await.unwrap(),
+        Vec::<String>::new()
+    );
+    stores[0].delete_all().await.unwrap();
 }

@@ -1,0 +1,375 @@
+//! One partition's live state and the step that applies a batch to it: the single
+//! definition of the window, trending, session and "read next" rules. The in-process
+//! store keeps one of these per partition; the Redis store keeps one per partition it
+//! writes (loaded from Redis when it starts writing the partition) and stores what each
+//! step [changed](Changes).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use newsrec_core::{PageId, UserId};
+
+use crate::aggregate::{PartitionDelta, same_session};
+use crate::config::StoreConfig;
+use crate::model::{PartitionSnapshot, ScoredPage, top_k};
+use crate::window::{TRENDING_MIN_SCORE, Window, bucket_of, trending_epoch};
+
+/// What the partition step decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PartitionApply {
+    Applied,
+    Duplicate(i64),
+    Partial(i64),
+    Gap(i64),
+}
+
+/// The last read of an open session: time, page, session id.
+pub(crate) type SessionEnd = (i64, PageId, String);
+
+/// A partition's state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PartState {
+    pub next: Option<i64>,
+    pub wm: Option<i64>,
+    /// Trending epoch: `trending` scores are relative to it.
+    pub t0: Option<i64>,
+    pub events: u64,
+    pub buckets: BTreeMap<i64, HashMap<PageId, u64>>,
+    /// One map per configured window, shortest first.
+    pub windows: Vec<HashMap<PageId, u64>>,
+    pub trending: HashMap<PageId, f64>,
+    pub covisit: HashMap<PageId, HashMap<PageId, u64>>,
+    pub covisit_last: HashMap<PageId, i64>,
+    pub sessions: HashMap<UserId, SessionEnd>,
+}
+
+/// What one applied batch changed, so a store can write just that.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// `(bucket, page)` counts written (the new count is in the state).
+    pub bucket_counts: Vec<(i64, PageId)>,
+    /// Buckets that left every window.
+    pub expired_buckets: Vec<i64>,
+    /// The trending epoch moved: every stored score changed.
+    pub rebased: bool,
+    pub trending_set: HashSet<PageId>,
+    pub trending_removed: HashSet<PageId>,
+    pub sessions_set: Vec<UserId>,
+    pub sessions_removed: Vec<UserId>,
+    /// Pages whose "read next" list changed, and pages whose list was dropped.
+    pub covisit_set: HashSet<PageId>,
+    pub covisit_removed: Vec<PageId>,
+}
+
+impl PartState {
+    /// Rebuilds the window counts from the buckets (after loading a stored state).
+    pub fn derive_windows(&mut self, cfg: &StoreConfig, windows: &[Window]) {
+        let b_ms = cfg.bucket_ms();
+        self.windows = vec![HashMap::new(); windows.len()];
+        let Some(wm) = self.wm else { return };
+        let cur = bucket_of(wm, b_ms);
+        for (i, w) in windows.iter().enumerate() {
+            let lo = cur - w.duration_ms() / b_ms;
+            for counts in self.buckets.range(lo + 1..=cur).map(|(_, c)| c) {
+                for (page, c) in counts {
+                    *self.windows[i].entry(page.clone()).or_default() += c;
+                }
+            }
+        }
+    }
+
+    /// Applies one partition delta (see the crate doc for the offset rules).
+    pub fn apply(
+        &mut self,
+        d: &PartitionDelta,
+        cfg: &StoreConfig,
+        windows: &[Window],
+    ) -> (PartitionApply, Changes) {
+        let mut ch = Changes::default();
+        if let Some(stored) = self.next {
+            if stored >= d.e {
+                return (PartitionApply::Duplicate(stored), ch);
+            }
+            if stored > d.s {
+                return (PartitionApply::Partial(stored), ch);
+            }
+            if stored < d.s {
+                return (PartitionApply::Gap(stored), ch);
+            }
+        }
+        if d.n == 0 {
+            self.next = Some(d.e);
+            return (PartitionApply::Applied, ch);
+        }
+        let b_ms = cfg.bucket_ms();
+        if self.windows.len() != windows.len() {
+            self.windows = vec![HashMap::new(); windows.len()];
+        }
+        let wm = self.wm.map_or(d.mx, |w| w.max(d.mx));
+        let cur = bucket_of(wm, b_ms);
+        let spans: Vec<i64> = windows.iter().map(|w| w.duration_ms() / b_ms).collect();
+        let longest = spans.last().copied().unwrap_or(1);
+
+        // 1. Buckets that slid out of each window since the last batch.
+        if let Some(wm_old) = self.wm {
+            let cur_old = bucket_of(wm_old, b_ms);
+            if cur > cur_old {
+                for (i, span) in spans.iter().enumerate() {
+                    let (lo_old, lo_new) = (cur_old - span, cur - span);
+                    for counts in self.buckets.range(lo_old + 1..=lo_new).map(|(_, c)| c) {
+                        for (page, c) in counts {
+                            let left = self.windows[i].get(page).copied().unwrap_or(0);
+                            if left <= *c {
+                                self.windows[i].remove(page);
+                            } else {
+                                self.windows[i].insert(page.clone(), left - c);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let lo_max = cur - longest;
+        let kept = self.buckets.split_off(&(lo_max + 1));
+        ch.expired_buckets = std::mem::replace(&mut self.buckets, kept)
+            .into_keys()
+            .collect();
+
+        // 2. This batch's counts.
+        for (idx, page, c) in &d.b {
+            if *idx > lo_max {
+                *self
+                    .buckets
+                    .entry(*idx)
+                    .or_default()
+                    .entry(page.clone())
+                    .or_default() += c;
+                ch.bucket_counts.push((*idx, page.clone()));
+                for (i, span) in spans.iter().enumerate() {
+                    if *idx > cur - span {
+                        *self.windows[i].entry(page.clone()).or_default() += c;
+                    }
+                }
+            }
+        }
+
+        // 3. Trending, rebased when the epoch moves.
+        let hl = cfg.half_life_ms();
+        let mut t0 = trending_epoch(wm, hl);
+        if let Some(t0_old) = self.t0 {
+            if t0 > t0_old {
+                let scale = 2f64.powf((t0_old - t0) as f64 / hl as f64);
+                for v in self.trending.values_mut() {
+                    *v *= scale;
+                }
+                self.trending.retain(|p, v| {
+                    let keep = *v >= TRENDING_MIN_SCORE;
+                    if !keep {
+                        ch.trending_removed.insert(p.clone());
+                    }
+                    keep
+                });
+                ch.rebased = true;
+            } else {
+                t0 = t0_old;
+            }
+        }
+        let f = 2f64.powf((d.mx - t0) as f64 / hl as f64);
+        for (page, w) in &d.tr {
+            *self.trending.entry(page.clone()).or_default() += w * f;
+            ch.trending_removed.remove(page);
+            ch.trending_set.insert(page.clone());
+        }
+        for p in trim_lowest(&mut self.trending, cfg.trending_max, |v| *v) {
+            ch.trending_set.remove(&p);
+            ch.trending_removed.insert(p);
+        }
+
+        // 4. Sessions across the batch boundary, then pairs inside it.
+        let gap = cfg.session_gap_ms();
+        let mut pair = |st: &mut PartState, a: &PageId, b: &PageId, c: u64, ts: i64| {
+            *st.covisit
+                .entry(a.clone())
+                .or_default()
+                .entry(b.clone())
+                .or_default() += c;
+            let last = st.covisit_last.entry(a.clone()).or_insert(ts);
+            *last = (*last).max(ts);
+            ch.covisit_set.insert(a.clone());
+        };
+        for s in &d.sess {
+            let (fts, fpage, fsid) = s.first();
+            if let Some((pts, ppage, psid)) = self.sessions.get(s.user())
+                && same_session(*pts, psid, fts, fsid, gap)
+                && ppage != fpage
+            {
+                let ppage = ppage.clone();
+                pair(self, &ppage, fpage, 1, fts);
+            }
+            let (lts, lpage, lsid) = s.last();
+            self.sessions
+                .insert(s.user().clone(), (lts, lpage.clone(), lsid.to_owned()));
+        }
+        for (a, b, c, ts) in &d.pairs {
+            pair(self, a, b, *c, *ts);
+        }
+        for a in &ch.covisit_set {
+            if let Some(next) = self.covisit.get_mut(a) {
+                trim_lowest(next, cfg.covisit_max_next, |c| *c as f64);
+            }
+        }
+
+        // 5. Closed sessions and stale "read next" lists.
+        let cut = wm - gap;
+        for s in &d.sess {
+            if s.last().0 >= cut {
+                ch.sessions_set.push(s.user().clone());
+            }
+        }
+        self.sessions.retain(|u, (ts, _, _)| {
+            let keep = *ts >= cut;
+            if !keep {
+                ch.sessions_removed.push(u.clone());
+            }
+            keep
+        });
+        let cv_cut = wm - cfg.covisit_ttl_ms();
+        let stale: Vec<PageId> = self
+            .covisit_last
+            .iter()
+            .filter(|(_, ts)| **ts < cv_cut)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in stale {
+            self.covisit_last.remove(&p);
+            self.covisit.remove(&p);
+            ch.covisit_set.remove(&p);
+            ch.covisit_removed.push(p);
+        }
+
+        // 6. Offsets and watermark.
+        self.next = Some(d.e);
+        self.wm = Some(wm);
+        self.t0 = Some(t0);
+        self.events += d.n;
+        (PartitionApply::Applied, ch)
+    }
+
+    /// Trending scores decayed to `wm`.
+    pub fn decayed_trending(
+        &self,
+        cfg: &StoreConfig,
+        wm: i64,
+    ) -> impl Iterator<Item = (&PageId, f64)> {
+        let hl = cfg.half_life_ms() as f64;
+        let f = 2f64.powf((self.t0.unwrap_or(wm) - wm) as f64 / hl);
+        self.trending.iter().map(move |(p, v)| (p, v * f))
+    }
+
+    /// The `n` most read pages of window `i` (by count, ties by page).
+    pub fn top_window(&self, i: usize, n: usize) -> Vec<ScoredPage> {
+        let Some(w) = self.windows.get(i) else {
+            return Vec::new();
+        };
+        top_n(w.iter().map(|(p, c)| (p, *c as f64)), n)
+    }
+
+    /// The `n` highest trending scores, relative to the epoch `t0`.
+    pub fn top_trending(&self, n: usize) -> Vec<ScoredPage> {
+        top_n(self.trending.iter().map(|(p, v)| (p, *v)), n)
+    }
+
+    /// Everything, as the snapshot readers compare.
+    pub fn snapshot(
+        &self,
+        partition: i32,
+        cfg: &StoreConfig,
+        windows: &[Window],
+    ) -> PartitionSnapshot {
+        let windows = windows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let counts = self
+                    .windows
+                    .get(i)
+                    .map(|m| m.iter().map(|(p, c)| (p.clone(), *c)).collect())
+                    .unwrap_or_default();
+                (*w, counts)
+            })
+            .collect();
+        let trending = match self.wm {
+            Some(wm) => self
+                .decayed_trending(cfg, wm)
+                .map(|(p, v)| (p.clone(), v))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let covisit = self
+            .covisit
+            .iter()
+            .filter(|(_, next)| !next.is_empty())
+            .map(|(a, next)| {
+                (
+                    a.clone(),
+                    next.iter().map(|(b, c)| (b.clone(), *c)).collect(),
+                )
+            })
+            .collect();
+        PartitionSnapshot {
+            partition,
+            next_offset: self.next,
+            watermark: self.wm,
+            events: self.events,
+            windows,
+            trending,
+            covisit,
+        }
+    }
+}
+
+/// The best `n` of `scores` (highest first, ties by page), selected without sorting the
+/// rest.
+pub(crate) fn top_n<'a>(
+    scores: impl Iterator<Item = (&'a PageId, f64)>,
+    n: usize,
+) -> Vec<ScoredPage> {
+    let mut v: Vec<(f64, &PageId)> = scores.map(|(p, s)| (s, p)).collect();
+    let order =
+        |a: &(f64, &PageId), b: &(f64, &PageId)| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1));
+    if v.len() > n && n > 0 {
+        v.select_nth_unstable_by(n - 1, order);
+    }
+    v.truncate(n);
+    top_k(
+        v.into_iter()
+            .map(|(score, page)| ScoredPage {
+                page: page.clone(),
+                score,
+            })
+            .collect(),
+        n,
+    )
+}
+
+/// Drops the lowest entries (by value, then key, as a Redis sorted set ranks them) until
+/// `max` remain; returns the dropped keys.
+pub(crate) fn trim_lowest<V>(
+    map: &mut HashMap<PageId, V>,
+    max: usize,
+    score: impl Fn(&V) -> f64,
+) -> Vec<PageId> {
+    if map.len() <= max {
+        return Vec::new();
+    }
+    let mut entries: Vec<(f64, PageId)> = map.iter().map(|(p, v)| (score(v), p.clone())).collect();
+    entries.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let over = entries.len() - max;
+    entries
+        .into_iter()
+        .take(over)
+        .map(|(_, p)| {
+            map.remove(&p);
+            p
+        })
+        .collect()
+}
