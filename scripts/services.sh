@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts on loopback the real services newsrec's tests use:
 #   Redis           127.0.0.1:6379   (Debian redis-server; reused when one answers)
+#   Redis Cluster   127.0.0.1:7101-7103 (three primaries of the same redis-server, no
+#                   replicas; for the store's cluster tests)
 #   Kafka protocol  127.0.0.1:9092   (Tansu 0.6.0 with the sqlite engine, cached in /opt/tansu)
 #   Prometheus      binary only      (Debian prometheus + promtool; tests start their own)
 #
@@ -18,6 +20,7 @@ TANSU_ROOT=${TANSU_ROOT:-/opt/tansu}
 TANSU=$TANSU_ROOT/bin/tansu
 REDIS_PORT=6379
 KAFKA_PORT=9092
+CLUSTER_PORTS=(7101 7102 7103)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -69,6 +72,34 @@ start_redis() {
   wait_port redis "$REDIS_PORT" 20
 }
 
+cluster_ok() { redis-cli -p "${CLUSTER_PORTS[0]}" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; }
+
+start_cluster() {
+  if cluster_ok; then
+    log "redis cluster already answering on 127.0.0.1:${CLUSTER_PORTS[0]}"
+    return
+  fi
+  log "starting a redis cluster on 127.0.0.1:${CLUSTER_PORTS[*]}"
+  local port nodes=()
+  for port in "${CLUSTER_PORTS[@]}"; do
+    mkdir -p "$STATE/cluster-$port"
+    rm -f "$STATE/cluster-$port/nodes.conf"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+      --cluster-enabled yes --cluster-config-file nodes.conf --dir "$STATE/cluster-$port" \
+      --logfile "$STATE/cluster-$port/redis.log" --pidfile "$STATE/cluster-$port.pid"
+    wait_port "redis cluster node" "$port" 20
+    nodes+=("127.0.0.1:$port")
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+  local i
+  for ((i = 0; i < 100; i++)); do
+    cluster_ok && return 0
+    sleep 0.1
+  done
+  log "the redis cluster did not reach cluster_state:ok"
+  return 1
+}
+
 start_tansu() {
   if port_open "$KAFKA_PORT"; then
     log "a broker already answers on 127.0.0.1:$KAFKA_PORT"
@@ -105,18 +136,21 @@ case "${1:-start}" in
   start)
     install_all
     start_redis
+    start_cluster
     start_tansu
-    log "ready: redis 127.0.0.1:$REDIS_PORT, kafka 127.0.0.1:$KAFKA_PORT"
+    log "ready: redis 127.0.0.1:$REDIS_PORT, redis cluster 127.0.0.1:${CLUSTER_PORTS[0]}, kafka 127.0.0.1:$KAFKA_PORT"
     ;;
   stop)
     stop_one tansu
+    for port in "${CLUSTER_PORTS[@]}"; do stop_one "cluster-$port"; done
     stop_one redis
     ;;
   running)
-    port_open "$REDIS_PORT" && port_open "$KAFKA_PORT"
+    port_open "$REDIS_PORT" && port_open "$KAFKA_PORT" && cluster_ok
     ;;
   status)
     port_open "$REDIS_PORT" && log "redis: up" || log "redis: down"
+    cluster_ok && log "redis cluster: up" || log "redis cluster: down"
     port_open "$KAFKA_PORT" && log "kafka: up" || log "kafka: down"
     ;;
   *)

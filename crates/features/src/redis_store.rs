@@ -442,6 +442,30 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Runs independent commands: one pipeline on a single server; on a cluster, where a
+    /// pipeline must stay on one slot, each command on its own, concurrently.
+    async fn query_all<T: redis::FromRedisValue + Send>(
+        &self,
+        cmds: Vec<Cmd>,
+    ) -> Result<Vec<T>, StoreError> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.cluster {
+            let mut pipe = redis::pipe();
+            for c in cmds {
+                pipe.add_command(c);
+            }
+            let mut conn = self.conn.clone();
+            return Ok(pipe.query_async(&mut conn).await?);
+        }
+        futures::future::try_join_all(cmds.into_iter().map(|c| {
+            let mut conn = self.conn.clone();
+            async move { Ok::<T, StoreError>(c.query_async(&mut conn).await?) }
+        }))
+        .await
+    }
+
     fn next_token(&self) -> String {
         format!(
             "{:016x}-{}",
@@ -1008,15 +1032,13 @@ impl RedisStore {
         &self,
         keys: &[String],
     ) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for k in keys {
-            pipe.cmd("GET").arg(k);
-        }
-        let mut conn = self.conn.clone();
-        let values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        let values: Vec<Option<String>> = self
+            .query_all(
+                keys.iter()
+                    .map(|k| redis::cmd("GET").arg(k).to_owned())
+                    .collect(),
+            )
+            .await?;
         Ok(keys.iter().cloned().zip(values).collect())
     }
 
@@ -1063,7 +1085,7 @@ impl RedisStore {
         for (i, (key, _, _)) in users.iter().enumerate() {
             by_slot.entry(slot(key)).or_default().push(i);
         }
-        let mut pipe = redis::pipe();
+        let mut cmds = Vec::new();
         let mut groups = Vec::new();
         for idx in by_slot.into_values() {
             for chunk in idx.chunks(USERS_PER_SCRIPT) {
@@ -1077,12 +1099,11 @@ impl RedisStore {
                     c.arg(users[*i].1.as_deref().unwrap_or(""))
                         .arg(&users[*i].2);
                 }
-                pipe.add_command(c);
+                cmds.push(c);
                 groups.push(chunk.to_vec());
             }
         }
-        let mut conn = self.conn.clone();
-        let flags: Vec<Vec<i64>> = pipe.query_async(&mut conn).await?;
+        let flags: Vec<Vec<i64>> = self.query_all(cmds).await?;
         Ok(groups
             .iter()
             .zip(flags)
@@ -1159,12 +1180,13 @@ impl RedisStore {
         if keys.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for (key, _) in keys {
-            pipe.cmd("GET").arg(key);
-        }
-        let mut conn = self.conn.clone();
-        let values: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        let values: Vec<Option<String>> = self
+            .query_all(
+                keys.iter()
+                    .map(|(k, _)| redis::cmd("GET").arg(k).to_owned())
+                    .collect(),
+            )
+            .await?;
         let mut lists = Vec::with_capacity(keys.len());
         for ((key, factor), v) in keys.iter().zip(values) {
             if let Some(v) = v {
@@ -1179,15 +1201,19 @@ impl RedisStore {
         if parts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for p in parts {
-            pipe.cmd("HMGET")
-                .arg(self.keys.meta(*p))
-                .arg("wm")
-                .arg("t0");
-        }
-        let mut conn = self.conn.clone();
-        Ok(pipe.query_async(&mut conn).await?)
+        self.query_all(
+            parts
+                .iter()
+                .map(|p| {
+                    redis::cmd("HMGET")
+                        .arg(self.keys.meta(*p))
+                        .arg("wm")
+                        .arg("t0")
+                        .to_owned()
+                })
+                .collect(),
+        )
+        .await
     }
 }
 
@@ -1324,12 +1350,18 @@ impl FeatureStore for RedisStore {
         if partitions.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for p in partitions {
-            pipe.cmd("HGET").arg(self.keys.meta(*p)).arg("next");
-        }
-        let mut conn = self.conn.clone();
-        Ok(pipe.query_async(&mut conn).await?)
+        self.query_all(
+            partitions
+                .iter()
+                .map(|p| {
+                    redis::cmd("HGET")
+                        .arg(self.keys.meta(*p))
+                        .arg("next")
+                        .to_owned()
+                })
+                .collect(),
+        )
+        .await
     }
 
     fn next_offsets_blocking(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError> {
@@ -1347,7 +1379,19 @@ impl FeatureStore for RedisStore {
                 conn.set_read_timeout(Some(timeout))?;
                 pipe.query(&mut conn)?
             }
-            SyncClient::Cluster(c) => pipe.query(&mut c.get_connection()?)?,
+            SyncClient::Cluster(c) => {
+                // One command at a time: a cluster pipeline must stay on one slot.
+                let mut conn = c.get_connection()?;
+                partitions
+                    .iter()
+                    .map(|p| {
+                        redis::cmd("HGET")
+                            .arg(self.keys.meta(*p))
+                            .arg("next")
+                            .query(&mut conn)
+                    })
+                    .collect::<Result<_, _>>()?
+            }
         })
     }
 

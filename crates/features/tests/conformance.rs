@@ -1,6 +1,7 @@
 //! One conformance suite for both feature stores: every check runs against the
-//! in-process store and against the real Redis (`NEWSREC_REDIS_URL`, default
-//! redis://127.0.0.1:6379) under a random key prefix.
+//! in-process store, against the real Redis (`NEWSREC_REDIS_URL`, default
+//! redis://127.0.0.1:6379) and against a real Redis Cluster (`NEWSREC_REDIS_CLUSTER`, seed
+//! nodes, default the three of `scripts/services.sh`), under a random key prefix.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -31,6 +32,12 @@ fn redis_url() -> String {
     std::env::var("NEWSREC_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+fn cluster_nodes() -> String {
+    std::env::var("NEWSREC_REDIS_CLUSTER").unwrap_or_else(|_| {
+        "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103".into()
+    })
+}
+
 fn prefix() -> String {
     format!("test:{:016x}:", rand::rng().random::<u64>())
 }
@@ -45,6 +52,11 @@ impl Subject {
     async fn new(kind: &str, cfg: StoreConfig) -> Self {
         match kind {
             "memory" => Subject::Memory(Arc::new(MemoryStore::new(cfg).unwrap())),
+            "cluster" => Subject::Redis(Arc::new(
+                RedisStore::connect(&RedisTarget::parse(&cluster_nodes(), true), cfg)
+                    .await
+                    .expect("a Redis Cluster must be running (scripts/services.sh start)"),
+            )),
             _ => Subject::Redis(Arc::new(
                 RedisStore::connect(&RedisTarget::Single(redis_url()), cfg)
                     .await
@@ -388,6 +400,17 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod cluster {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let s = Subject::new("cluster", cfg(&prefix())).await;
+                    super::$name(s.store()).await;
+                    s.finish().await;
+                }
+            )*
+        }
     };
 }
 
@@ -553,19 +576,24 @@ fn reference_of(cfg: &StoreConfig, stream: &[(i32, Vec<ClickEvent>)]) -> Referen
     Reference::build(cfg, &all, &ends)
 }
 
-async fn redis_store(cfg: &StoreConfig) -> RedisStore {
-    RedisStore::connect(&RedisTarget::Single(redis_url()), cfg.clone())
-        .await
-        .unwrap()
+async fn redis_store(cfg: &StoreConfig, cluster: bool) -> RedisStore {
+    let target = if cluster {
+        RedisTarget::parse(&cluster_nodes(), true)
+    } else {
+        RedisTarget::Single(redis_url())
+    };
+    RedisStore::connect(&target, cfg.clone()).await.unwrap()
 }
 
 /// Two stores on one prefix take turns at random (each holds the partition's state from
 /// its last write, which the other's writes make stale), sometimes replaying a range:
 /// the state is the reference's, each event counted once.
-#[tokio::test]
-async fn redis_writers_taking_turns_match_reference() {
+async fn writers_taking_turns_match_reference(cluster: bool) {
     let cfg = cfg(&prefix());
-    let stores = [redis_store(&cfg).await, redis_store(&cfg).await];
+    let stores = [
+        redis_store(&cfg, cluster).await,
+        redis_store(&cfg, cluster).await,
+    ];
     let stream = random_stream(11, 2, 400);
     let mut rng = rand::rngs::StdRng::seed_from_u64(12);
     for (p, events) in &stream {
@@ -587,7 +615,7 @@ async fn redis_writers_taking_turns_match_reference() {
         assert_eq!(reference.diff(s).await.unwrap(), Vec::<String>::new());
     }
     // A store that never wrote reads the same state.
-    let third = redis_store(&cfg).await;
+    let third = redis_store(&cfg, cluster).await;
     assert_eq!(reference.diff(&third).await.unwrap(), Vec::<String>::new());
     third.delete_all().await.unwrap();
 }
@@ -595,10 +623,12 @@ async fn redis_writers_taking_turns_match_reference() {
 /// Two stores apply the same batches at the same time (two consumers owning one
 /// partition during a rebalance): their transactions conflict, the loser reads again,
 /// and every event is counted once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_concurrent_writers_apply_once() {
+async fn concurrent_writers_apply_once(cluster: bool) {
     let cfg = cfg(&prefix());
-    let stores = Arc::new([redis_store(&cfg).await, redis_store(&cfg).await]);
+    let stores = Arc::new([
+        redis_store(&cfg, cluster).await,
+        redis_store(&cfg, cluster).await,
+    ]);
     let stream = Arc::new(random_stream(21, 2, 300));
     let run = |i: usize| {
         let (stores, stream) = (stores.clone(), stream.clone());
@@ -635,4 +665,24 @@ async fn redis_concurrent_writers_apply_once() {
         Vec::<String>::new()
     );
     stores[0].delete_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn redis_writers_taking_turns_match_reference() {
+    writers_taking_turns_match_reference(false).await;
+}
+
+#[tokio::test]
+async fn cluster_writers_taking_turns_match_reference() {
+    writers_taking_turns_match_reference(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_concurrent_writers_apply_once() {
+    concurrent_writers_apply_once(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_concurrent_writers_apply_once() {
+    concurrent_writers_apply_once(true).await;
 }
