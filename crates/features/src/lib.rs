@@ -9,8 +9,10 @@
 //! # Layout
 //! - `store`: the [`FeatureStore`] trait (read side for the API, write side for the
 //!   consumer).
-//! - `redis_store`: [`RedisStore`], Redis or Redis Cluster, one atomic script per
-//!   partition batch (scripts in `lua/`).
+//! - `redis_store`: [`RedisStore`], Redis or Redis Cluster, one transaction per
+//!   partition batch (the cluster's guard scripts in `lua/`).
+//! - `partition`: a partition's state and the step that applies a batch to it;
+//!   `user_record`: a user's record and the rule that applies a user delta.
 //! - `memory`: [`MemoryStore`], the same semantics in process, for the demo and unit
 //!   tests.
 //! - `keys`: every Redis key format ([`Keys`]), with prefix and hash tags.
@@ -25,44 +27,56 @@
 //! A [`PartitionBatch`] covers the offsets `[start, end)` of one partition. Applying it
 //! starts with a read of the partition's stored next offset: a batch that starts after it
 //! is refused (a gap: the consumer seeks back) before anything is written, one that ends
-//! at or before it is skipped, and one that overlaps it is cut to the part after it. Then
-//! two parts, in this order:
-//! 1. **User deltas.** Each user's hash stores, per partition, the last offset applied
-//!    to it (`o<n>`). A user delta covers the user's events in the batch, offsets
-//!    `[min, max]`; the update script skips it when the stored offset is `>= max`,
-//!    applies it and stores `max` when the stored offset is `< min`, and otherwise (a
-//!    replay whose batch bounds differ from the first attempt) the delta is re-sent one
-//!    event at a time, each checked the same way. A user's events are applied in offset
-//!    order by whoever consumes the partition, so a stored offset `o` means every event of
-//!    that user up to `o` is in; the check therefore applies each event once however often
-//!    it is retried. Each user update is one script on the user's own slot, so it is
-//!    atomic.
-//! 2. **The partition delta** (window buckets, trending, "read next", open sessions) and
-//!    the new next offset `end` are written by one script on the partition's slot,
-//!    atomically. The script compares the stored next offset first: equal to `start` →
-//!    apply; `>= end` → the whole batch is already in (skip); in between → only the tail
-//!    from the stored offset is re-aggregated and applied; below `start` → error, the
-//!    consumer seeks back.
+//! at or before it is skipped, and one that overlaps it is cut to the part after it.
 //!
-//! A crash between 1 and 2 leaves user deltas applied and the offset not advanced; the
-//! consumer restarts from the stored offset (it seeks to what Redis holds, never to a
-//! Kafka-committed offset), re-sends the users (skipped by their offsets) and applies the
-//! partition delta once. A crash during either step loses nothing, as each script is
-//! atomic. Two consumers briefly owning one partition during a rebalance are fenced
-//! the same way: the offset check in step 2 and the per-user offsets make the loser's
-//! writes no-ops. Derived state that is idempotent by nature (first-seen times: a
-//! minimum) is written outside the scripts.
+//! The partition's state (buckets, windows, trending, open sessions, "read next") is
+//! worked out in process by one shared step (`partition`), from the state as stored
+//! after the last applied offset. The in-process store holds it under one lock. The
+//! Redis store holds a copy per partition it writes, tagged with the stored `next`
+//! offset and the writer token (`tok`, new at every write) it was read or written with;
+//! before each batch it reads both again, and reads the whole state from Redis whenever
+//! they differ from its copy (first write, another consumer wrote meanwhile, a failed
+//! write). Users are updated by one shared rule (`user_record`): each user record stores,
+//! per partition, the offset of the last event applied to it (`o`). A user delta covers
+//! the user's events in the batch, offsets `[min, max]`; it is skipped when the stored
+//! offset is `>= max`, applied when it is `< min`, and otherwise (a replay whose batch
+//! bounds differ from the first attempt) applied one event at a time, each checked the
+//! same way. A user's events are applied in offset order by whoever consumes the
+//! partition, so a stored offset `o` means every event of that user up to `o` is in.
+//!
+//! How the result is written:
+//! - **One Redis server:** `WATCH` the meta hash and the batch's user records, read them,
+//!   then one `MULTI` … `EXEC` writes the users, the partition's changed keys and the new
+//!   `next` and `tok`. It is all or nothing, and `EXEC` does nothing if any watched key
+//!   changed after it was read, so a batch is applied once, against the state it was
+//!   worked out from. A crash before `EXEC` leaves nothing; after it, the batch is in
+//!   and its offset with it.
+//! - **Redis Cluster** (a transaction stays on one slot; users have their own slots):
+//!   first the user records, each by a compare-and-set script that writes only if the
+//!   record still holds what was read (a changed record is read again and reworked,
+//!   idempotently by its offsets); then the partition's writes and its `next` and `tok`
+//!   by one script that first checks `next` and `tok` are what the state was read with.
+//!   A crash between the two steps leaves the users applied and the offset not advanced:
+//!   the consumer restarts from the stored offset, the users' offsets skip what they
+//!   hold, and the partition's writes land once.
+//!
+//! The consumer always seeks to the offsets Redis holds, never to Kafka-committed ones.
+//! Two consumers briefly owning one partition during a rebalance are fenced the same
+//! way: whoever writes second finds `next`/`tok` (or a user record) changed, reads
+//! again, and finds the batch already applied. Derived state that is idempotent by
+//! nature (first-seen times: a minimum; the set of partitions) is written beside.
 //!
 //! The resulting counts are independent of how the stream was cut into batches, because
 //! a window holds exactly the buckets inside it at the partition's watermark and a bucket
 //! is only dropped once it is outside every window. Two bounded approximations depend on
 //! batch bounds: per-list caps (`trending_max`, `covisit_max_next`) and the
 //! "read next" TTL are enforced once per batch.
-//!
+
 //! # Reading
-//! Per-partition lists (windows, trending, "read next") are merged by the reader: each
-//! partition's top entries are fetched, then every candidate's exact total is read from
-//! all partitions, in two pipelined round trips. A user is one hash, one round trip.
+//! Per-partition lists are merged by the reader, in one pipelined round trip: each
+//! partition publishes its window and trending top lists (`top_list_len` entries, so a
+//! page outside a partition's list counts nothing from that partition) and its full
+//! "read next" lists. A user is one string, one round trip.
 
 mod aggregate;
 mod config;

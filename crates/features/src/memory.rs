@@ -1,5 +1,5 @@
-//! The in-process store: the same semantics as the Redis scripts, step for step, over
-//! plain maps behind one mutex. For `newsrec demo` and fast tests; the conformance suite
+//! The in-process store: the shared partition step and user rule over plain maps behind
+//! one mutex, nothing persisted. For `newsrec demo` and fast tests; the conformance suite
 //! holds it and [`crate::RedisStore`] to the same results.
 
 use std::collections::{BTreeMap, HashMap};
