@@ -466,6 +466,14 @@ impl RedisStore {
         .await
     }
 
+    /// `HGET meta next` of one partition.
+    fn next_cmd(&self, partition: i32) -> Cmd {
+        redis::cmd("HGET")
+            .arg(self.keys.meta(partition))
+            .arg("next")
+            .to_owned()
+    }
+
     fn next_token(&self) -> String {
         format!(
             "{:016x}-{}",
@@ -1350,18 +1358,8 @@ impl FeatureStore for RedisStore {
         if partitions.is_empty() {
             return Ok(Vec::new());
         }
-        self.query_all(
-            partitions
-                .iter()
-                .map(|p| {
-                    redis::cmd("HGET")
-                        .arg(self.keys.meta(*p))
-                        .arg("next")
-                        .to_owned()
-                })
-                .collect(),
-        )
-        .await
+        self.query_all(partitions.iter().map(|p| self.next_cmd(*p)).collect())
+            .await
     }
 
     fn next_offsets_blocking(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError> {
@@ -1370,7 +1368,7 @@ impl FeatureStore for RedisStore {
         }
         let mut pipe = redis::pipe();
         for p in partitions {
-            pipe.cmd("HGET").arg(self.keys.meta(*p)).arg("next");
+            pipe.add_command(self.next_cmd(*p));
         }
         let timeout = Duration::from_secs(5);
         Ok(match &self.sync_client {
@@ -1384,12 +1382,7 @@ impl FeatureStore for RedisStore {
                 let mut conn = c.get_connection()?;
                 partitions
                     .iter()
-                    .map(|p| {
-                        redis::cmd("HGET")
-                            .arg(self.keys.meta(*p))
-                            .arg("next")
-                            .query(&mut conn)
-                    })
+                    .map(|p| self.next_cmd(*p).query(&mut conn))
                     .collect::<Result<_, _>>()?
             }
         })
