@@ -44,21 +44,22 @@
 //! same way. A user's events are applied in offset order by whoever consumes the
 //! partition, so a stored offset `o` means every event of that user up to `o` is in.
 //!
-//! How the result is written:
-//! - **One Redis server:** `WATCH` the meta hash and the batch's user records, read them,
-//!   then one `MULTI` … `EXEC` writes the users, the partition's changed keys and the new
-//!   `next` and `tok`. It is all or nothing, and `EXEC` does nothing if any watched key
-//!   changed after it was read, so a batch is applied once, against the state it was
-//!   worked out from. A crash before `EXEC` leaves nothing; after it, the batch is in
-//!   and its offset with it.
-//! - **Redis Cluster** (a transaction stays on one slot; users have their own slots):
-//!   first the user records, each by a compare-and-set script that writes only if the
-//!   record still holds what was read (a changed record is read again and reworked,
-//!   idempotently by its offsets); then the partition's writes and its `next` and `tok`
-//!   by one script that first checks `next` and `tok` are what the state was read with.
-//!   A crash between the two steps leaves the users applied and the offset not advanced:
-//!   the consumer restarts from the stored offset, the users' offsets skip what they
-//!   hold, and the partition's writes land once.
+//! How the result is written, in two steps, users first:
+//! 1. **User records.** On one Redis server, in transactions of a few dozen users: `WATCH`
+//!    their records, read them, work out the new values, `MULTI` … `EXEC`; on Redis
+//!    Cluster (users have their own slots), by a compare-and-set script per slot that
+//!    writes a record only if it still holds what was read. Either way a record another
+//!    writer changed meanwhile is read again and reworked, so no update is lost, and
+//!    the offsets in the record make the step idempotent.
+//! 2. **The partition.** Its changed keys and the new `next` and `tok`, all on the
+//!    partition's slot, written only if `next` and `tok` are still what the state was
+//!    read with: on one server one `MULTI` … `EXEC` under `WATCH` of the meta hash, on a
+//!    cluster one script that checks them first. It lands whole or not at all.
+//!
+//! A crash between the two steps leaves the users applied and the offset not advanced:
+//! the consumer restarts from the stored offset, the users' offsets skip what they hold,
+//! and the partition's writes land once. A crash during either step leaves each
+//! transaction either whole or absent.
 //!
 //! The consumer always seeks to the offsets Redis holds, never to Kafka-committed ones.
 //! Two consumers briefly owning one partition during a rebalance are fenced the same

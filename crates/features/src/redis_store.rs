@@ -4,14 +4,11 @@
 //! Whoever applies a partition's batches keeps that partition's state in memory (loaded
 //! from Redis the first time, and again whenever someone else wrote the partition), works
 //! out each batch's new state in process and writes only what changed, as plain values:
-//! Redis does no arithmetic and runs no per-event script. Each batch is one
-//! transaction, guarded by the partition's stored `next` offset and writer token:
-//! - on one server, `WATCH` on the partition's meta hash and on the batch's user records,
-//!   then `MULTI` … `EXEC` with the users, the partition state and the new offset;
-//! - on a cluster, where a transaction cannot span slots, user records are written by a
-//!   compare-and-set script per slot, then the partition's writes by a script that
-//!   checks `next` and the token first (see the crate doc for why that order is exactly
-//!   once).
+//! Redis does no arithmetic and runs no per-event script. Users go first, in small
+//! `WATCH`ed transactions (a compare-and-set script per slot on a cluster); then the
+//! partition's writes and its new offset and writer token, in one transaction guarded by
+//! the offset and token it was read with (`WATCH`/`MULTI` on one server, a checking
+//! script on a cluster). The crate doc says why that is exactly once.
 //!
 //! A transaction that finds the partition or a user changed since it read them does
 //! nothing; the store reloads what it holds and tries again.
@@ -51,8 +48,12 @@ const CAS_USERS: &str = include_str!("lua/cas_users.lua");
 /// thousand values at once.
 const PER_CMD: usize = 1_000;
 
-/// Users per compare-and-set script (one slot per script).
+/// Users per compare-and-set script (one slot, cluster).
 const USERS_PER_SCRIPT: usize = 500;
+
+/// Users per transaction on a single server: `WATCH` scans the keys the connection
+/// already watches for each key it adds, so its cost grows with the square of this.
+const USERS_PER_WATCH: usize = 64;
 
 /// Times one apply re-reads and tries again when another writer moved the partition or
 /// one of its users meanwhile.
@@ -292,17 +293,6 @@ fn first_error(v: &Value) -> Option<StoreError> {
         Value::Array(items) => items.iter().find_map(first_error),
         _ => None,
     }
-}
-
-/// One batch worked out in process, ready to be written.
-struct Prepared {
-    /// User keys, the values read, and the new values (only users that changed).
-    users: Vec<(String, Option<String>, String)>,
-    /// Writes on the partition's slot, the new offset and token last.
-    partition: Vec<Cmd>,
-    /// Idempotent writes elsewhere (first-seen times, the partition set).
-    other: Vec<Cmd>,
-    outcome: ApplyOutcome,
 }
 
 /// How an attempt ended.
@@ -743,32 +733,23 @@ impl RedisStore {
         out
     }
 
-    /// Works out a batch against the state `held` and the user records read: the new
-    /// user records, the partition's writes and the outcome. Changes `held`.
-    fn prepare(
+    /// New values for the users read (`(key, value)`), each delta applied by the offset
+    /// rules (skipped, whole, or per event); only users that changed.
+    fn user_writes(
         &self,
         batch: &PartitionBatch,
-        total: usize,
-        held: &mut Held,
+        delta: &BatchDelta,
         users: Vec<(String, Option<String>)>,
-        tok: &str,
-    ) -> Result<Prepared, StoreError> {
+    ) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
         let p = batch.partition;
-        let delta = BatchDelta::build(batch, &self.cfg);
         let cap = self.cfg.history_len;
-        let by_user: HashMap<&str, usize> = delta
-            .users
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.user.as_str(), i))
-            .collect();
-        let mut user_writes = Vec::new();
+        let by_user: HashMap<&str, &UserDelta> =
+            delta.users.iter().map(|d| (d.user.as_str(), d)).collect();
+        let mut out = Vec::new();
         for (key, old) in users {
-            let user = key_user(&key);
-            let Some(&i) = by_user.get(user) else {
+            let Some(d) = by_user.get(key_user(&key)) else {
                 continue;
             };
-            let d: &UserDelta = &delta.users[i];
             let mut rec = old.as_deref().map(|v| parse_user(&key, v)).transpose()?;
             let changed = match UserRecord::apply(&mut rec, p, d, cap) {
                 UserApply::Applied => true,
@@ -776,9 +757,23 @@ impl RedisStore {
                 UserApply::Partial => self.apply_per_event(&mut rec, batch, &d.user),
             };
             if let (true, Some(rec)) = (changed, rec) {
-                user_writes.push((key, old, user_value(&rec)?));
+                out.push((key, old, user_value(&rec)?));
             }
         }
+        Ok(out)
+    }
+
+    /// Applies the partition's part of a batch to `held`: the partition's writes (new
+    /// offset and token last), the idempotent writes elsewhere, and the outcome.
+    fn partition_step(
+        &self,
+        batch: &PartitionBatch,
+        total: usize,
+        held: &mut Held,
+        delta: &BatchDelta,
+        tok: &str,
+    ) -> Result<(Vec<Cmd>, Vec<Cmd>, ApplyOutcome), StoreError> {
+        let p = batch.partition;
         let (res, ch) = held.state.apply(&delta.partition, &self.cfg, &self.windows);
         if res != PartitionApply::Applied {
             return Err(StoreError::InvalidBatch(format!(
@@ -813,16 +808,12 @@ impl RedisStore {
                 .arg(p)
                 .to_owned(),
         );
-        Ok(Prepared {
-            users: user_writes,
-            partition,
-            other,
-            outcome: ApplyOutcome {
-                applied: batch.events.len(),
-                duplicates: total - batch.events.len(),
-                next_offset: batch.end,
-            },
-        })
+        let outcome = ApplyOutcome {
+            applied: batch.events.len(),
+            duplicates: total - batch.events.len(),
+            next_offset: batch.end,
+        };
+        Ok((partition, other, outcome))
     }
 
     fn user_set(&self, key: &str, value: &str) -> Cmd {
@@ -846,8 +837,90 @@ impl RedisStore {
             .collect()
     }
 
-    /// One attempt on a single server: `WATCH` the meta hash and the users, read, work
-    /// the batch out, and `EXEC` it all, or nothing if anything watched changed.
+    /// Reads the partition's `next` and `tok`, and its whole state if this store's copy
+    /// is not of them. `None`: the copy was (re)loaded, try again.
+    async fn check_held<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        held: &mut Option<Held>,
+        partition: i32,
+        watch: bool,
+    ) -> Result<Option<Option<i64>>, StoreError> {
+        let meta = self.keys.meta(partition);
+        let mut pipe = redis::pipe();
+        if watch {
+            pipe.cmd("WATCH").arg(&meta).ignore();
+        }
+        pipe.cmd("HMGET").arg(&meta).arg("next").arg("tok");
+        let ((next, tok),): ((Option<i64>, Option<String>),) = pipe.query_async(conn).await?;
+        if held
+            .as_ref()
+            .is_some_and(|h| h.state.next == next && h.tok == tok)
+        {
+            return Ok(Some(next));
+        }
+        if watch {
+            redis::cmd("UNWATCH").exec_async(conn).await?;
+        }
+        *held = Some(self.load_partition(conn, partition).await?);
+        Ok(None)
+    }
+
+    /// Writes the users of a batch on a single server, in chunks: `WATCH` a chunk's
+    /// records, read them, work out their new values, and `EXEC` them unless one changed
+    /// meanwhile (then that chunk again). Idempotent by the records' offsets.
+    async fn users_single(
+        &self,
+        conn: &mut MultiplexedConnection,
+        batch: &PartitionBatch,
+        delta: &BatchDelta,
+    ) -> Result<(), StoreError> {
+        let keys = self.user_keys(batch);
+        for chunk in keys.chunks(USERS_PER_WATCH) {
+            let mut landed = false;
+            for _ in 0..MAX_ATTEMPTS {
+                let mut pipe = redis::pipe();
+                pipe.cmd("WATCH").arg(chunk).ignore();
+                pipe.cmd("MGET").arg(chunk);
+                let (values,): (Vec<Option<String>>,) = pipe.query_async(conn).await?;
+                let writes =
+                    self.user_writes(batch, delta, chunk.iter().cloned().zip(values).collect())?;
+                if writes.is_empty() {
+                    redis::cmd("UNWATCH").exec_async(conn).await?;
+                    landed = true;
+                    break;
+                }
+                let mut tx = redis::pipe();
+                tx.atomic();
+                for (key, _, value) in &writes {
+                    tx.add_command(self.user_set(key, value)).ignore();
+                }
+                let reply: Value = tx.query_async(conn).await?;
+                if !matches!(reply, Value::Nil) {
+                    if let Some(e) = first_error(&reply) {
+                        return Err(e);
+                    }
+                    landed = true;
+                    break;
+                }
+                debug!(
+                    partition = batch.partition,
+                    "a user changed meanwhile; reading again"
+                );
+            }
+            if !landed {
+                return Err(StoreError::InvalidBatch(format!(
+                    "users of partition {} kept changing while applying",
+                    batch.partition
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// One attempt on a single server: the users (see `users_single`), then the
+    /// partition's writes and new offset in one `MULTI` under `WATCH` of its meta hash,
+    /// which does nothing if anyone wrote the partition since it was read.
     async fn attempt_single(
         &self,
         conn: &mut MultiplexedConnection,
@@ -855,73 +928,44 @@ impl RedisStore {
         batch: &PartitionBatch,
     ) -> Result<Attempt, StoreError> {
         let p = batch.partition;
-        let meta = self.keys.meta(p);
-        let user_keys = self.user_keys(batch);
-        let mut pipe = redis::pipe();
-        pipe.cmd("WATCH").arg(&meta).arg(&user_keys).ignore();
-        pipe.cmd("HMGET").arg(&meta).arg("next").arg("tok");
-        if !user_keys.is_empty() {
-            pipe.cmd("MGET").arg(&user_keys);
-        }
-        let mut vals: Vec<Value> = pipe.query_async(conn).await?;
-        let values: Vec<Option<String>> = if user_keys.is_empty() {
-            Vec::new()
-        } else {
-            from_value(vals.pop().unwrap_or(Value::Nil))?
-        };
-        let (next, tok): (Option<i64>, Option<String>) =
-            from_value(vals.pop().unwrap_or(Value::Nil))?;
-        let unwatch = |conn: &mut MultiplexedConnection| {
-            let mut conn = conn.clone();
-            async move { redis::cmd("UNWATCH").exec_async(&mut conn).await }
-        };
-        let fresh = held
-            .as_ref()
-            .is_some_and(|h| h.state.next == next && h.tok == tok);
-        if !fresh {
-            unwatch(conn).await?;
-            *held = Some(self.load_partition(conn, p).await?);
+        let Some(next) = self.check_held(conn, held, p, false).await? else {
             return Ok(Attempt::Again);
-        }
-        let b = match batch.pending(next) {
-            Ok(Pending::Done(outcome)) => {
-                unwatch(conn).await?;
-                return Ok(Attempt::Done(outcome));
-            }
-            Ok(Pending::Apply(b)) => b,
-            Err(e) => {
-                unwatch(conn).await?;
-                return Err(e);
-            }
         };
-        let Some(h) = held.as_mut() else {
+        let b = match batch.pending(next)? {
+            Pending::Done(outcome) => return Ok(Attempt::Done(outcome)),
+            Pending::Apply(b) => b,
+        };
+        let delta = BatchDelta::build(b.as_ref(), &self.cfg);
+        self.users_single(conn, b.as_ref(), &delta).await?;
+        // Still the state the batch was checked against?
+        let Some(now) = self.check_held(conn, held, p, true).await? else {
+            return Ok(Attempt::Again);
+        };
+        let Some(h) = held.as_mut().filter(|_| now == next) else {
+            redis::cmd("UNWATCH").exec_async(conn).await?;
             return Ok(Attempt::Again);
         };
         let new_tok = self.next_token();
-        let users = user_keys.into_iter().zip(values).collect();
-        let prepared = self.prepare(b.as_ref(), batch.events.len(), h, users, &new_tok);
-        let prepared = match prepared {
+        let stepped = self.partition_step(b.as_ref(), batch.events.len(), h, &delta, &new_tok);
+        let (partition, other, outcome) = match stepped {
             Ok(x) => x,
             Err(e) => {
                 *held = None;
-                unwatch(conn).await?;
+                redis::cmd("UNWATCH").exec_async(conn).await?;
                 return Err(e);
             }
         };
         h.tok = Some(new_tok);
         let mut tx = redis::pipe();
         tx.atomic();
-        for (key, _, value) in &prepared.users {
-            tx.add_command(self.user_set(key, value));
-        }
-        for c in prepared.partition.into_iter().chain(prepared.other) {
+        for c in partition.into_iter().chain(other) {
             tx.add_command(c);
         }
         let reply: Value = tx.query_async(conn).await?;
         if matches!(reply, Value::Nil) {
             debug!(
                 partition = p,
-                "partition or user changed meanwhile; reading again"
+                "the partition changed meanwhile; reading again"
             );
             *held = None;
             return Ok(Attempt::Again);
@@ -930,7 +974,7 @@ impl RedisStore {
             *held = None;
             return Err(e);
         }
-        Ok(Attempt::Done(prepared.outcome))
+        Ok(Attempt::Done(outcome))
     }
 
     /// One attempt on a cluster: users by compare-and-set, then the partition's writes
@@ -941,68 +985,48 @@ impl RedisStore {
         batch: &PartitionBatch,
     ) -> Result<Attempt, StoreError> {
         let p = batch.partition;
-        let meta = self.keys.meta(p);
         let mut conn = self.conn.clone();
-        let (next, tok): (Option<i64>, Option<String>) = redis::cmd("HMGET")
-            .arg(&meta)
-            .arg("next")
-            .arg("tok")
-            .query_async(&mut conn)
-            .await?;
-        let fresh = held
-            .as_ref()
-            .is_some_and(|h| h.state.next == next && h.tok == tok);
-        if !fresh {
-            *held = Some(self.load_partition(&mut conn, p).await?);
+        let Some(next) = self.check_held(&mut conn, held, p, false).await? else {
             return Ok(Attempt::Again);
-        }
+        };
         let b = match batch.pending(next)? {
             Pending::Done(outcome) => return Ok(Attempt::Done(outcome)),
             Pending::Apply(b) => b,
         };
-        let Some(h) = held.as_mut() else {
-            return Ok(Attempt::Again);
-        };
-        let user_keys = self.user_keys(b.as_ref());
-        let users = self.read_users(&user_keys).await?;
-        let new_tok = self.next_token();
-        let prepared = match self.prepare(b.as_ref(), batch.events.len(), h, users, &new_tok) {
-            Ok(x) => x,
-            Err(e) => {
-                *held = None;
-                return Err(e);
-            }
-        };
-        // From here on `held` is ahead of Redis until the guarded write lands.
-        let mut pending_users = prepared.users;
+        let delta = BatchDelta::build(b.as_ref(), &self.cfg);
+        let keys = self.user_keys(b.as_ref());
+        let mut pending = self.user_writes(b.as_ref(), &delta, self.read_users(&keys).await?)?;
         for _ in 0..MAX_ATTEMPTS {
-            if pending_users.is_empty() {
+            if pending.is_empty() {
                 break;
             }
-            let failed = self.cas_users(&pending_users).await?;
-            if failed.is_empty() {
-                pending_users.clear();
-                break;
-            }
+            let failed = self.cas_users(&pending).await?;
             // Changed meanwhile (another writer of the same user): read, rework, retry.
-            let keys: Vec<String> = failed
-                .into_iter()
-                .map(|i| pending_users[i].0.clone())
-                .collect();
-            let fresh = self.read_users(&keys).await?;
-            pending_users = self.rework_users(b.as_ref(), fresh)?;
+            let keys: Vec<String> = failed.into_iter().map(|i| pending[i].0.clone()).collect();
+            pending = self.user_writes(b.as_ref(), &delta, self.read_users(&keys).await?)?;
         }
-        if !pending_users.is_empty() {
-            *held = None;
+        if !pending.is_empty() {
             return Err(StoreError::InvalidBatch(format!(
                 "users of partition {p} kept changing while applying"
             )));
         }
+        let Some(h) = held.as_mut() else {
+            return Ok(Attempt::Again);
+        };
+        let expect = (h.state.next, h.tok.clone());
+        let new_tok = self.next_token();
+        let (partition, other, outcome) =
+            self.partition_step(b.as_ref(), batch.events.len(), h, &delta, &new_tok)?;
+        h.tok = Some(new_tok);
         let mut args: Vec<Vec<u8>> = vec![
-            next.map(|n| n.to_string()).unwrap_or_default().into_bytes(),
-            tok.unwrap_or_default().into_bytes(),
+            expect
+                .0
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+                .into_bytes(),
+            expect.1.unwrap_or_default().into_bytes(),
         ];
-        for c in &prepared.partition {
+        for c in &partition {
             let parts: Vec<Vec<u8>> = c
                 .args_iter()
                 .filter_map(|a| match a {
@@ -1014,26 +1038,19 @@ impl RedisStore {
             args.extend(parts);
         }
         let mut inv = self.guarded_script.prepare_invoke();
-        inv.key(&meta);
+        inv.key(self.keys.meta(p));
         for a in &args {
             inv.arg(a.as_slice());
         }
-        let written: i64 = match inv.invoke_async(&mut conn).await {
-            Ok(w) => w,
-            Err(e) => {
-                *held = None;
-                return Err(e.into());
-            }
-        };
-        h.tok = Some(new_tok);
+        let written: i64 = inv.invoke_async(&mut conn).await?;
         if written == 0 {
             *held = None;
             return Ok(Attempt::Again);
         }
-        for c in prepared.other {
+        for c in other {
             let _: Value = c.query_async(&mut conn).await?;
         }
-        Ok(Attempt::Done(prepared.outcome))
+        Ok(Attempt::Done(outcome))
     }
 
     async fn read_users(
@@ -1064,24 +1081,6 @@ impl RedisStore {
                 == UserApply::Applied;
         }
         changed
-    }
-
-    /// New values for users read again after a failed compare-and-set.
-    fn rework_users(
-        &self,
-        batch: &PartitionBatch,
-        users: Vec<(String, Option<String>)>,
-    ) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
-        let mut out = Vec::new();
-        for (key, old) in users {
-            let user = UserId::parse(key_user(&key)).map_err(|e| corrupt(&key, e.to_string()))?;
-            let mut rec = old.as_deref().map(|v| parse_user(&key, v)).transpose()?;
-            let changed = self.apply_per_event(&mut rec, batch, &user);
-            if let (true, Some(rec)) = (changed, rec) {
-                out.push((key, old, user_value(&rec)?));
-            }
-        }
-        Ok(out)
     }
 
     /// Compare-and-set of user records, grouped by slot; the indexes that changed meanwhile.

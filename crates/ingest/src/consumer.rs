@@ -201,8 +201,8 @@ fn dead_letter(topic: &str, m: &LogMessage, reason: &newsrec_core::RejectReason)
 
 /// One partition's part of a round, ready to apply.
 struct Prepared {
-    /// The batch.
-    batch: PartitionBatch,
+    /// The batch (shared with the task that applies it).
+    batch: Arc<PartitionBatch>,
     /// Reason codes of the messages set aside (counted once the batch is applied).
     codes: Vec<&'static str>,
     /// Latest event time in the batch.
@@ -222,7 +222,7 @@ enum Prep {
 /// The consumer: state shared by the rounds of one run.
 struct Loop<'a> {
     log: &'a dyn EventLog,
-    store: &'a dyn FeatureStore,
+    store: &'a Arc<dyn FeatureStore>,
     cfg: &'a ConsumerConfig,
     stats: &'a ConsumerStats,
     shutdown: watch::Receiver<bool>,
@@ -351,20 +351,19 @@ impl Loop<'_> {
 
         let max_ts = events.iter().map(|e| e.event.ts).max();
         Ok(Prep::Batch(Prepared {
-            batch: PartitionBatch {
+            batch: Arc::new(PartitionBatch {
                 partition,
                 start,
                 end: last + 1,
                 events,
-            },
+            }),
             codes,
             max_ts,
         }))
     }
 
-    /// Applies the prepared batches of one round, all partitions at once: the store
-    /// works on one while this process aggregates the next (each is atomic on its
-    /// own, as with several consumers in a group). `false`: shutdown interrupted it.
+    /// Applies the prepared batches of one round, all partitions at once, each in a task
+    /// of its own (each is atomic on its own, as with several consumers in a group). `false`: shutdown interrupted it.
     async fn apply_round(
         &mut self,
         consumer: &mut dyn LogConsumer,
@@ -380,7 +379,17 @@ impl Loop<'_> {
                     cfg,
                     stats,
                     &mut shutdown,
-                    || store.apply(&p.batch),
+                    || {
+                        let (store, batch) = (Arc::clone(store), Arc::clone(&p.batch));
+                        // A task of its own, so partitions are worked out on every core.
+                        async move {
+                            tokio::spawn(async move { store.apply(&batch).await })
+                                .await
+                                .unwrap_or_else(|e| {
+                                    Err(StoreError::InvalidBatch(format!("apply task: {e}")))
+                                })
+                        }
+                    },
                 )
                 .await
             }
@@ -493,7 +502,7 @@ pub async fn run(
         let start = stats.snapshot();
         let mut lp = Loop {
             log: log.as_ref(),
-            store: store.as_ref(),
+            store: &store,
             cfg: &cfg,
             stats: &stats,
             shutdown,
