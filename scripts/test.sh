@@ -11,7 +11,7 @@ scripts/services.sh start
 
 export NEWSREC_KAFKA_BROKERS=${NEWSREC_KAFKA_BROKERS:-127.0.0.1:9092}
 export NEWSREC_REDIS_URL=${NEWSREC_REDIS_URL:-redis://127.0.0.1:6379}
-export NEWSREC_REDIS_CLUSTER=${NEWSREC_REDIS_CLUSTER:-redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103}
+export NEWSREC_TEST_REDIS_CLUSTER=${NEWSREC_TEST_REDIS_CLUSTER:-redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103}
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -55,6 +55,9 @@ const USERS_PER_SCRIPT: usize = 500;
 /// already watches for each key it adds, so its cost grows with the square of this.
 const USERS_PER_WATCH: usize = 64;
 
+/// Connections a partition's writer uses at once for user transactions (one server).
+const USER_LANES: usize = 4;
+
 /// Times one apply re-reads and tries again when another writer moved the partition or
 /// one of its users meanwhile.
 const MAX_ATTEMPTS: usize = 10;
@@ -143,8 +146,9 @@ struct Held {
 #[derive(Default)]
 struct Writer {
     held: Option<Held>,
-    /// A connection of its own on a single server: `WATCH` is per connection.
-    conn: Option<MultiplexedConnection>,
+    /// Connections of its own on a single server (`WATCH` is per connection): the
+    /// first also writes the partition; users go over all of them at once.
+    conns: Vec<MultiplexedConnection>,
 }
 
 /// The feature store on Redis.
@@ -866,56 +870,69 @@ impl RedisStore {
         Ok(None)
     }
 
-    /// Writes the users of a batch on a single server, in chunks: `WATCH` a chunk's
-    /// records, read them, work out their new values, and `EXEC` them unless one changed
-    /// meanwhile (then that chunk again). Idempotent by the records' offsets.
+    /// Writes the users of a batch on a single server, in chunks spread over the
+    /// writer's connections (see `user_chunk_single`).
     async fn users_single(
         &self,
-        conn: &mut MultiplexedConnection,
+        conns: &mut [MultiplexedConnection],
         batch: &PartitionBatch,
         delta: &BatchDelta,
     ) -> Result<(), StoreError> {
         let keys = self.user_keys(batch);
-        for chunk in keys.chunks(USERS_PER_WATCH) {
-            let mut landed = false;
-            for _ in 0..MAX_ATTEMPTS {
-                let mut pipe = redis::pipe();
-                pipe.cmd("WATCH").arg(chunk).ignore();
-                pipe.cmd("MGET").arg(chunk);
-                let (values,): (Vec<Option<String>>,) = pipe.query_async(conn).await?;
-                let writes =
-                    self.user_writes(batch, delta, chunk.iter().cloned().zip(values).collect())?;
-                if writes.is_empty() {
-                    redis::cmd("UNWATCH").exec_async(conn).await?;
-                    landed = true;
-                    break;
+        let chunks: Vec<&[String]> = keys.chunks(USERS_PER_WATCH).collect();
+        let lanes = conns.len().max(1);
+        futures::future::try_join_all(conns.iter_mut().enumerate().map(|(i, conn)| {
+            let mine: Vec<&[String]> = chunks.iter().skip(i).step_by(lanes).copied().collect();
+            async move {
+                for chunk in mine {
+                    self.user_chunk_single(conn, batch, delta, chunk).await?;
                 }
-                let mut tx = redis::pipe();
-                tx.atomic();
-                for (key, _, value) in &writes {
-                    tx.add_command(self.user_set(key, value)).ignore();
-                }
-                let reply: Value = tx.query_async(conn).await?;
-                if !matches!(reply, Value::Nil) {
-                    if let Some(e) = first_error(&reply) {
-                        return Err(e);
-                    }
-                    landed = true;
-                    break;
-                }
-                debug!(
-                    partition = batch.partition,
-                    "a user changed meanwhile; reading again"
-                );
+                Ok::<(), StoreError>(())
             }
-            if !landed {
-                return Err(StoreError::InvalidBatch(format!(
-                    "users of partition {} kept changing while applying",
-                    batch.partition
-                )));
-            }
-        }
+        }))
+        .await?;
         Ok(())
+    }
+
+    /// One chunk of users on a single server: `WATCH` their records, read them, work out
+    /// their new values, and `EXEC` them unless one changed meanwhile (then again).
+    /// Idempotent by the records' offsets.
+    async fn user_chunk_single(
+        &self,
+        conn: &mut MultiplexedConnection,
+        batch: &PartitionBatch,
+        delta: &BatchDelta,
+        chunk: &[String],
+    ) -> Result<(), StoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut pipe = redis::pipe();
+            pipe.cmd("WATCH").arg(chunk).ignore();
+            pipe.cmd("MGET").arg(chunk);
+            let (values,): (Vec<Option<String>>,) = pipe.query_async(conn).await?;
+            let writes =
+                self.user_writes(batch, delta, chunk.iter().cloned().zip(values).collect())?;
+            if writes.is_empty() {
+                redis::cmd("UNWATCH").exec_async(conn).await?;
+                return Ok(());
+            }
+            let mut tx = redis::pipe();
+            tx.atomic();
+            for (key, _, value) in &writes {
+                tx.add_command(self.user_set(key, value)).ignore();
+            }
+            let reply: Value = tx.query_async(conn).await?;
+            if !matches!(reply, Value::Nil) {
+                return first_error(&reply).map_or(Ok(()), Err);
+            }
+            debug!(
+                partition = batch.partition,
+                "a user changed meanwhile; reading again"
+            );
+        }
+        Err(StoreError::InvalidBatch(format!(
+            "users of partition {} kept changing while applying",
+            batch.partition
+        )))
     }
 
     /// One attempt on a single server: the users (see `users_single`), then the
@@ -923,11 +940,15 @@ impl RedisStore {
     /// which does nothing if anyone wrote the partition since it was read.
     async fn attempt_single(
         &self,
-        conn: &mut MultiplexedConnection,
+        conns: &mut [MultiplexedConnection],
         held: &mut Option<Held>,
         batch: &PartitionBatch,
     ) -> Result<Attempt, StoreError> {
         let p = batch.partition;
+        let (first, _) = conns
+            .split_first_mut()
+            .ok_or_else(|| StoreError::InvalidBatch("no connection".into()))?;
+        let conn = &mut first.clone();
         let Some(next) = self.check_held(conn, held, p, false).await? else {
             return Ok(Attempt::Again);
         };
@@ -936,7 +957,7 @@ impl RedisStore {
             Pending::Apply(b) => b,
         };
         let delta = BatchDelta::build(b.as_ref(), &self.cfg);
-        self.users_single(conn, b.as_ref(), &delta).await?;
+        self.users_single(conns, b.as_ref(), &delta).await?;
         // Still the state the batch was checked against?
         let Some(now) = self.check_held(conn, held, p, true).await? else {
             return Ok(Attempt::Again);
@@ -1129,23 +1150,22 @@ impl RedisStore {
         for _ in 0..MAX_ATTEMPTS {
             let attempt = match (&self.sync_client, self.cluster) {
                 (SyncClient::Single(client), false) => {
-                    let mut conn = match w.conn.take() {
-                        Some(c) => c,
-                        None => {
-                            let cfg = AsyncConnectionConfig::new()
-                                .set_connection_timeout(Some(Duration::from_secs(2)))
-                                .set_response_timeout(Some(Duration::from_secs(10)));
+                    while w.conns.len() < USER_LANES {
+                        let cfg = AsyncConnectionConfig::new()
+                            .set_connection_timeout(Some(Duration::from_secs(2)))
+                            .set_response_timeout(Some(Duration::from_secs(10)));
+                        w.conns.push(
                             client
                                 .get_multiplexed_async_connection_with_config(&cfg)
-                                .await?
-                        }
-                    };
-                    let r = self.attempt_single(&mut conn, &mut w.held, batch).await;
-                    if r.is_ok() {
-                        w.conn = Some(conn);
-                    } else {
-                        // Unknown whether a transaction landed: forget the state too.
+                                .await?,
+                        );
+                    }
+                    let r = self.attempt_single(&mut w.conns, &mut w.held, batch).await;
+                    if r.is_err() {
+                        // Unknown whether a transaction landed: forget the state, and
+                        // the connections (one may be broken or still watching).
                         w.held = None;
+                        w.conns.clear();
                     }
                     r?
                 }

@@ -1,6 +1,6 @@
 //! One conformance suite for both feature stores: every check runs against the
 //! in-process store, against the real Redis (`NEWSREC_REDIS_URL`, default
-//! redis://127.0.0.1:6379) and against a real Redis Cluster (`NEWSREC_REDIS_CLUSTER`, seed
+//! redis://127.0.0.1:6379) and against a real Redis Cluster (`NEWSREC_TEST_REDIS_CLUSTER`, seed
 //! nodes, default the three of `scripts/services.sh`), under a random key prefix.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
@@ -33,7 +33,7 @@ fn redis_url() -> String {
 }
 
 fn cluster_nodes() -> String {
-    std::env::var("NEWSREC_REDIS_CLUSTER").unwrap_or_else(|_| {
+    std::env::var("NEWSREC_TEST_REDIS_CLUSTER").unwrap_or_else(|_| {
         "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103".into()
     })
 }
