@@ -65,7 +65,8 @@
 //! Two consumers briefly owning one partition during a rebalance are fenced the same
 //! way: whoever writes second finds `next`/`tok` (or a user record) changed, reads
 //! again, and finds the batch already applied. Derived state that is idempotent by
-//! nature (first-seen times: a minimum; the set of partitions) is written beside.
+//! nature (first-seen times: a minimum; the set of partitions) is written with the
+//! partition on one server, and before it on a cluster.
 //!
 //! The resulting counts are independent of how the stream was cut into batches, because
 //! a window holds exactly the buckets inside it at the partition's watermark and a bucket

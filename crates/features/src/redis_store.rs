@@ -1039,6 +1039,11 @@ impl RedisStore {
         let (partition, other, outcome) =
             self.partition_step(b.as_ref(), batch.events.len(), h, &delta, &new_tok)?;
         h.tok = Some(new_tok);
+        // Idempotent writes on other slots go first: once the guarded write lands, a
+        // crash must not be able to leave them out (a replay finds the batch applied).
+        for c in other {
+            let _: Value = c.query_async(&mut conn).await?;
+        }
         let mut args: Vec<Vec<u8>> = vec![
             expect
                 .0
@@ -1067,9 +1072,6 @@ impl RedisStore {
         if written == 0 {
             *held = None;
             return Ok(Attempt::Again);
-        }
-        for c in other {
-            let _: Value = c.query_async(&mut conn).await?;
         }
         Ok(Attempt::Done(outcome))
     }
