@@ -234,49 +234,23 @@ fn user_value(rec: &UserRecord) -> Result<String, StoreError> {
     serde_json::to_string(rec).map_err(|e| StoreError::InvalidBatch(e.to_string()))
 }
 
-/// `cmd key f1 v1 f2 v2 …` in commands of at most [`PER_CMD`] pairs.
-fn field_cmds<K: redis::ToRedisArgs, V: redis::ToRedisArgs>(
+/// `cmd <head…> item item …` in commands of at most [`PER_CMD`] items. An item may be a
+/// tuple (a field and its value, a score and its member): it is written as its parts.
+fn chunked_cmds<T: redis::ToRedisArgs>(
     out: &mut Vec<Cmd>,
     cmd: &str,
-    key: &str,
-    pairs: impl IntoIterator<Item = (K, V)>,
+    head: &[&str],
+    items: impl IntoIterator<Item = T>,
 ) {
     let mut c: Option<Cmd> = None;
     let mut n = 0;
-    for (f, v) in pairs {
-        let cur = c.get_or_insert_with(|| {
+    for item in items {
+        c.get_or_insert_with(|| {
             let mut c = redis::cmd(cmd);
-            c.arg(key);
+            c.arg(head);
             c
-        });
-        cur.arg(f).arg(v);
-        n += 1;
-        if n == PER_CMD {
-            out.extend(c.take());
-            n = 0;
-        }
-    }
-    out.extend(c);
-}
-
-/// `cmd key m1 m2 …` (or `cmd m1 m2 …` without a key) in commands of at most [`PER_CMD`].
-fn member_cmds<M: redis::ToRedisArgs>(
-    out: &mut Vec<Cmd>,
-    cmd: &str,
-    key: Option<&str>,
-    members: impl IntoIterator<Item = M>,
-) {
-    let mut c: Option<Cmd> = None;
-    let mut n = 0;
-    for m in members {
-        let cur = c.get_or_insert_with(|| {
-            let mut c = redis::cmd(cmd);
-            if let Some(k) = key {
-                c.arg(k);
-            }
-            c
-        });
-        cur.arg(m);
+        })
+        .arg(item);
         n += 1;
         if n == PER_CMD {
             out.extend(c.take());
@@ -599,29 +573,29 @@ impl RedisStore {
             }
             for (b, pages) in &by_bucket {
                 let counts = &st.buckets[b];
-                field_cmds(
+                chunked_cmds(
                     &mut out,
                     "HSET",
-                    &k.bucket(partition, *b),
+                    &[&k.bucket(partition, *b)],
                     pages.iter().map(|p| (p.as_str(), counts[*p])),
                 );
             }
-            field_cmds(
+            chunked_cmds(
                 &mut out,
                 "ZADD",
-                &k.bucket_index(partition),
+                &[&k.bucket_index(partition)],
                 by_bucket.keys().map(|b| (*b, *b)),
             );
-            member_cmds(
+            chunked_cmds(
                 &mut out,
                 "UNLINK",
-                None,
+                &[],
                 ch.expired_buckets.iter().map(|b| k.bucket(partition, *b)),
             );
-            member_cmds(
+            chunked_cmds(
                 &mut out,
                 "ZREM",
-                Some(&k.bucket_index(partition)),
+                &[&k.bucket_index(partition)],
                 ch.expired_buckets.iter(),
             );
             // Top lists.
@@ -638,27 +612,27 @@ impl RedisStore {
             let tr = k.trending(partition);
             if ch.rebased {
                 out.push(redis::cmd("UNLINK").arg(&tr).to_owned());
-                field_cmds(
+                chunked_cmds(
                     &mut out,
                     "HSET",
-                    &tr,
+                    &[&tr],
                     st.trending
                         .iter()
                         .map(|(p, v)| (p.as_str(), format!("{v:?}"))),
                 );
             } else {
-                field_cmds(
+                chunked_cmds(
                     &mut out,
                     "HSET",
-                    &tr,
+                    &[&tr],
                     ch.trending_set
                         .iter()
                         .map(|p| (p.as_str(), format!("{:?}", st.trending[p]))),
                 );
-                member_cmds(
+                chunked_cmds(
                     &mut out,
                     "HDEL",
-                    Some(&tr),
+                    &[&tr],
                     ch.trending_removed.iter().map(PageId::as_str),
                 );
             }
@@ -670,19 +644,19 @@ impl RedisStore {
             );
             // Sessions.
             let sess = k.sessions(partition);
-            field_cmds(
+            chunked_cmds(
                 &mut out,
                 "HSET",
-                &sess,
+                &[&sess],
                 ch.sessions_set.iter().filter_map(|u| {
                     let (ts, p, sid) = st.sessions.get(u)?;
                     Some((u.as_str(), format!("{ts} {p} {sid}")))
                 }),
             );
-            member_cmds(
+            chunked_cmds(
                 &mut out,
                 "HDEL",
-                Some(&sess),
+                &[&sess],
                 ch.sessions_removed.iter().map(UserId::as_str),
             );
             // "Read next".
@@ -698,26 +672,26 @@ impl RedisStore {
                     );
                 }
             }
-            field_cmds(
+            chunked_cmds(
                 &mut out,
                 "HSET",
-                &times,
+                &[&times],
                 ch.covisit_set
                     .iter()
                     .filter_map(|a| Some((a.as_str(), *st.covisit_last.get(a)?))),
             );
-            member_cmds(
+            chunked_cmds(
                 &mut out,
                 "UNLINK",
-                None,
+                &[],
                 ch.covisit_removed
                     .iter()
                     .map(|a| k.covisit(partition, a.as_str())),
             );
-            member_cmds(
+            chunked_cmds(
                 &mut out,
                 "HDEL",
-                Some(&times),
+                &[&times],
                 ch.covisit_removed.iter().map(PageId::as_str),
             );
         }
@@ -788,16 +762,13 @@ impl RedisStore {
         let mut other = Vec::new();
         if !delta.first_seen.is_empty() {
             let seen = self.keys.seen();
-            field_cmds(
+            // `ZADD key LT …`: first-seen times only go down.
+            chunked_cmds(
                 &mut other,
                 "ZADD",
-                &seen,
+                &[&seen, "LT"],
                 delta.first_seen.iter().map(|(pg, ts)| (*ts, pg.as_str())),
             );
-            // `ZADD key LT …`: first-seen times only go down.
-            for c in &mut other {
-                *c = insert_flag(c, "LT");
-            }
             other.push(
                 redis::cmd("ZREMRANGEBYRANK")
                     .arg(&seen)
@@ -1251,20 +1222,6 @@ fn key_user(key: &str) -> &str {
     key.rsplit_once('{')
         .and_then(|(_, rest)| rest.strip_suffix('}'))
         .unwrap_or(key)
-}
-
-/// `cmd key <flag> rest…`: the same command with a flag after its key.
-fn insert_flag(c: &Cmd, flag: &str) -> Cmd {
-    let mut out = Cmd::new();
-    for (i, a) in c.args_iter().enumerate() {
-        if let redis::Arg::Simple(b) = a {
-            out.arg(b);
-        }
-        if i == 1 {
-            out.arg(flag);
-        }
-    }
-    out
 }
 
 #[async_trait]
