@@ -42,6 +42,10 @@ pub struct StoreConfig {
     /// Wall-clock lifetime of an idle user's state, days (0 keeps it forever). A
     /// retention decision, so it follows the wall clock, unlike everything else.
     pub user_ttl_days: u32,
+    /// User records whoever writes a partition keeps in memory for it, so a batch reads
+    /// only users it has not seen (past this many, they are all read again as needed;
+    /// 0 reads every batch's users). Process memory, not Redis.
+    pub user_cache: usize,
 }
 
 impl Default for StoreConfig {
@@ -59,6 +63,7 @@ impl Default for StoreConfig {
             top_list_len: 1_000,
             max_items: 1_000_000,
             user_ttl_days: 90,
+            user_cache: 200_000,
         }
     }
 }

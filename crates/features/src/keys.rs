@@ -5,7 +5,7 @@
 //!
 //! | key | type | tag | what |
 //! |---|---|---|---|
-//! | `P user:{<user>}` | string | user | user features, JSON (see below) |
+//! | `P u:{<user>}` | hash | user | partition → the user's record of that partition, JSON (see below); on a cluster also `<partition>:o` → its offset |
 //! | `P p:{p<n>}:meta` | hash | partition | `next` offset, `wm` watermark, `t0` trending epoch, `events`, `tok` the last writer's token |
 //! | `P p:{p<n>}:b:<bucket>` | hash | partition | page → count in one time bucket |
 //! | `P p:{p<n>}:bidx` | zset | partition | live bucket indexes |
@@ -21,8 +21,9 @@
 //!
 //! A user record is the JSON of `user_record::UserRecord`: `ty` type, `a` the
 //! [`newsrec_core::UserAggregates`] sums, `h` recent pages newest first, `lp` last page,
-//! `ls` last session id, and `o` the last offset applied from each partition (what makes
-//! user updates idempotent). Window counts are not stored per page: they are the sums of
+//! `ls` last session id, and `o` the offset of the last event applied from the record's
+//! partition (what makes user updates idempotent). With keyed producers a user has one
+//! record; readers merge several. Window counts are not stored per page: they are the sums of
 //! the live buckets, which whoever writes the partition keeps in memory; readers use the
 //! top lists.
 
@@ -47,7 +48,7 @@ impl Keys {
 
     /// A user's record.
     pub fn user(&self, user: &str) -> String {
-        format!("{}user:{{{user}}}", self.prefix)
+        format!("{}u:{{{user}}}", self.prefix)
     }
 
     /// The common start of one partition's keys (ends with `:`).
@@ -166,7 +167,7 @@ mod tests {
             assert_eq!(slot(&key), s, "{key}");
         }
         assert_eq!(slot(&k.issued()), slot(&k.seen()));
-        assert_eq!(k.user("u1"), "t:user:{u1}");
+        assert_eq!(k.user("u1"), "t:u:{u1}");
         assert_eq!(slot(&k.user("u1")), slot("{u1}"));
     }
 

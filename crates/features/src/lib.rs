@@ -36,37 +36,39 @@
 //! offset and the writer token (`tok`, new at every write) it was read or written with;
 //! before each batch it reads both again, and reads the whole state from Redis whenever
 //! they differ from its copy (first write, another consumer wrote meanwhile, a failed
-//! write). Users are updated by one shared rule (`user_record`): each user record stores,
-//! per partition, the offset of the last event applied to it (`o`). A user delta covers
-//! the user's events in the batch, offsets `[min, max]`; it is skipped when the stored
-//! offset is `>= max`, applied when it is `< min`, and otherwise (a replay whose batch
-//! bounds differ from the first attempt) applied one event at a time, each checked the
-//! same way. A user's events are applied in offset order by whoever consumes the
-//! partition, so a stored offset `o` means every event of that user up to `o` is in.
+//! write).
 //!
-//! How the result is written, in two steps, users first:
-//! 1. **User records.** On one Redis server, in transactions of a few dozen users: `WATCH`
-//!    their records, read them, work out the new values, `MULTI` … `EXEC`; on Redis
-//!    Cluster (users have their own slots), by a compare-and-set script per slot that
-//!    writes a record only if it still holds what was read. Either way a record another
-//!    writer changed meanwhile is read again and reworked, so no update is lost, and
-//!    the offsets in the record make the step idempotent.
-//! 2. **The partition.** Its changed keys and the new `next` and `tok`, all on the
-//!    partition's slot, written only if `next` and `tok` are still what the state was
-//!    read with: on one server one `MULTI` … `EXEC` under `WATCH` of the meta hash, on a
-//!    cluster one script that checks them first. It lands whole or not at all.
+//! A user has one record per partition (`user_record`; with producers keyed by user, as
+//! the replay and the API publish, exactly one), written only by whoever writes that
+//! partition, and storing the offset of the last event applied to it (`o`). A record is
+//! therefore a function of the partition's events up to `o`. Users are updated by one
+//! shared rule: a user delta covers the user's events in the batch, offsets `[min, max]`;
+//! it is skipped when the record's offset is `>= max`, applied when it is `< min`, and
+//! otherwise (a replay whose batch bounds differ from an earlier attempt) applied one
+//! event at a time, each checked the same way. The writer keeps the records it read or
+//! wrote with its copy of the partition, and drops them with it: a record another
+//! writer could have changed is never used, because that writer changed `tok` too.
 //!
-//! A crash between the two steps leaves the users applied and the offset not advanced:
-//! the consumer restarts from the stored offset, the users' offsets skip what they hold,
-//! and the partition's writes land once. A crash during either step leaves each
-//! transaction either whole or absent.
+//! How the result is written:
+//! - **One Redis server:** `WATCH` the partition's meta hash, check `next` and `tok`, read
+//!   the records of users not held yet, then one `MULTI` … `EXEC` with the changed user
+//!   records, the partition's changed keys and the new `next` and `tok`. Anyone writing
+//!   the partition since the `WATCH` makes the `EXEC` do nothing; otherwise it lands
+//!   whole. Users and offsets move together.
+//! - **Redis Cluster** (users have their own slots): users first, by a script per slot
+//!   that writes a record only over one of a lower offset (never undoing a writer that
+//!   is ahead; an equal offset means an equal record); then the partition's changed keys
+//!   and new `next` and `tok` by one script on its slot that checks `next` and `tok`
+//!   first. A crash between the two leaves users ahead of the offset: the consumer
+//!   restarts from the stored offset, the records' offsets skip what they hold, and the
+//!   partition's writes land once.
 //!
 //! The consumer always seeks to the offsets Redis holds, never to Kafka-committed ones.
 //! Two consumers briefly owning one partition during a rebalance are fenced the same
-//! way: whoever writes second finds `next`/`tok` (or a user record) changed, reads
-//! again, and finds the batch already applied. Derived state that is idempotent by
-//! nature (first-seen times: a minimum; the set of partitions) is written with the
-//! partition on one server, and before it on a cluster.
+//! way: whoever writes second finds `next`/`tok` changed, reads again, and finds the
+//! batch already applied. Derived state that is idempotent by nature (first-seen times:
+//! a minimum; the set of partitions) is written with the partition on one server, and
+//! before it on a cluster.
 //!
 //! The resulting counts are independent of how the stream was cut into batches, because
 //! a window holds exactly the buckets inside it at the partition's watermark and a bucket
@@ -78,7 +80,8 @@
 //! Per-partition lists are merged by the reader, in one pipelined round trip: each
 //! partition publishes its window and trending top lists (`top_list_len` entries, so a
 //! page outside a partition's list counts nothing from that partition) and its full
-//! "read next" lists. A user is one string, one round trip.
+//! "read next" lists. A user is one hash, one round trip; several partitions' records
+//! of one user are merged (sums over all; the record with the latest event first).
 
 mod aggregate;
 mod config;

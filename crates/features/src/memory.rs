@@ -16,13 +16,14 @@ use crate::model::{
 };
 use crate::partition::{PartState, PartitionApply, top_n, trim_lowest};
 use crate::store::FeatureStore;
-use crate::user_record::{UserApply, UserRecord};
+use crate::user_record::{UserApply, UserRecord, merged};
 use crate::window::{Window, decay_weight};
 
 #[derive(Debug, Default)]
 struct State {
     parts: BTreeMap<i32, PartState>,
-    users: HashMap<UserId, Option<UserRecord>>,
+    /// Per user, one record per partition.
+    users: HashMap<UserId, BTreeMap<i32, UserRecord>>,
     issued: HashMap<PageId, i64>,
     seen: HashMap<PageId, i64>,
 }
@@ -52,8 +53,11 @@ impl MemoryStore {
     }
 
     fn apply_user(&self, st: &mut State, partition: i32, d: &UserDelta) -> UserApply {
-        let rec = st.users.entry(d.user.clone()).or_default();
-        UserRecord::apply(rec, partition, d, self.cfg.history_len)
+        let recs = st.users.entry(d.user.clone()).or_default();
+        let mut rec = recs.remove(&partition);
+        let done = UserRecord::apply(&mut rec, d, self.cfg.history_len);
+        recs.extend(rec.map(|r| (partition, r)));
+        done
     }
 }
 
@@ -65,11 +69,13 @@ impl FeatureStore for MemoryStore {
 
     async fn user(&self, user: &UserId) -> Result<Option<UserState>, StoreError> {
         let st = self.lock();
-        Ok(st
-            .users
-            .get(user)
-            .and_then(Option::as_ref)
-            .map(|u| u.state(user)))
+        Ok(st.users.get(user).and_then(|recs| {
+            merged(
+                user,
+                recs.iter().map(|(p, r)| (*p, r)),
+                self.cfg.history_len,
+            )
+        }))
     }
 
     async fn popular(&self, window: Window, k: usize) -> Result<Vec<ScoredPage>, StoreError> {

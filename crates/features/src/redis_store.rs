@@ -13,7 +13,7 @@
 //! A transaction that finds the partition or a user changed since it read them does
 //! nothing; the store reloads what it holds and tries again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +29,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Script, Value};
 use tracing::{debug, instrument};
 
-use crate::aggregate::{BatchDelta, UserDelta};
+use crate::aggregate::BatchDelta;
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::keys::{Keys, slot};
@@ -38,25 +38,18 @@ use crate::model::{
 };
 use crate::partition::{Changes, PartState, PartitionApply, top_n};
 use crate::store::FeatureStore;
-use crate::user_record::{UserApply, UserRecord};
+use crate::user_record::{UserApply, UserRecord, merged};
 use crate::window::{Window, decay_weight};
 
 const GUARDED_WRITES: &str = include_str!("lua/guarded_writes.lua");
-const CAS_USERS: &str = include_str!("lua/cas_users.lua");
+const FORWARD_USERS: &str = include_str!("lua/forward_users.lua");
 
 /// Fields (or members, or keys) per write command: scripts may unpack at most a few
 /// thousand values at once.
 const PER_CMD: usize = 1_000;
 
-/// Users per compare-and-set script (one slot, cluster).
+/// Users per forward-only write script (one slot, cluster).
 const USERS_PER_SCRIPT: usize = 500;
-
-/// Users per transaction on a single server: `WATCH` scans the keys the connection
-/// already watches for each key it adds, so its cost grows with the square of this.
-const USERS_PER_WATCH: usize = 64;
-
-/// Connections a partition's writer uses at once for user transactions (one server).
-const USER_LANES: usize = 4;
 
 /// Times one apply re-reads and tries again when another writer moved the partition or
 /// one of its users meanwhile.
@@ -134,11 +127,31 @@ enum SyncClient {
     Cluster(Box<ClusterClient>),
 }
 
+/// A user's record of one partition as this store last read or wrote it (`None`: the
+/// user has none).
+struct CachedUser {
+    rec: Option<UserRecord>,
+    /// When this store last set the key's TTL (`None`: never, the record was read).
+    ttl_set: Option<Instant>,
+}
+
 /// A partition's state as this store last wrote or read it, with the writer token stored
 /// beside it then.
 struct Held {
     tok: Option<String>,
     state: PartState,
+    /// User records of this partition read or written under `tok`: only the
+    /// partition's writer writes them, so they stay current while `tok` does.
+    users: HashMap<UserId, CachedUser>,
+}
+
+/// A user record to write.
+struct UserWrite {
+    key: String,
+    value: String,
+    offset: i64,
+    /// Whether the key's TTL is (re)set with it.
+    set_ttl: bool,
 }
 
 /// What this store holds for one partition it writes. Locked for a whole apply, so one
@@ -146,9 +159,8 @@ struct Held {
 #[derive(Default)]
 struct Writer {
     held: Option<Held>,
-    /// Connections of its own on a single server (`WATCH` is per connection): the
-    /// first also writes the partition; users go over all of them at once.
-    conns: Vec<MultiplexedConnection>,
+    /// A connection of its own on a single server (`WATCH` is per connection).
+    conn: Option<MultiplexedConnection>,
 }
 
 /// The feature store on Redis.
@@ -160,7 +172,7 @@ pub struct RedisStore {
     conn: Conn,
     cluster: bool,
     guarded_script: Script,
-    cas_script: Script,
+    forward_script: Script,
     partitions_cache: Mutex<Option<(Instant, Vec<i32>)>>,
     writers: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Writer>>>>,
     /// Writer tokens: this store's random id and a sequence number.
@@ -321,7 +333,7 @@ impl RedisStore {
             cluster: matches!(sync_client, SyncClient::Cluster(_)),
             sync_client,
             guarded_script: Script::new(GUARDED_WRITES),
-            cas_script: Script::new(CAS_USERS),
+            forward_script: Script::new(FORWARD_USERS),
             partitions_cache: Mutex::new(None),
             writers: Mutex::new(HashMap::new()),
             token_id,
@@ -404,7 +416,7 @@ impl RedisStore {
 
     async fn load_scripts(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        for s in [&self.guarded_script, &self.cas_script] {
+        for s in [&self.guarded_script, &self.forward_script] {
             s.prepare_invoke().load_async(&mut conn).await?;
         }
         Ok(())
@@ -547,7 +559,11 @@ impl RedisStore {
                 );
             }
             st.derive_windows(&self.cfg, &self.windows);
-            return Ok(Held { tok, state: st });
+            return Ok(Held {
+                tok,
+                state: st,
+                users: HashMap::new(),
+            });
         }
         Err(StoreError::InvalidBatch(format!(
             "partition {partition} kept changing while it was read"
@@ -711,36 +727,6 @@ impl RedisStore {
         out
     }
 
-    /// New values for the users read (`(key, value)`), each delta applied by the offset
-    /// rules (skipped, whole, or per event); only users that changed.
-    fn user_writes(
-        &self,
-        batch: &PartitionBatch,
-        delta: &BatchDelta,
-        users: Vec<(String, Option<String>)>,
-    ) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
-        let p = batch.partition;
-        let cap = self.cfg.history_len;
-        let by_user: HashMap<&str, &UserDelta> =
-            delta.users.iter().map(|d| (d.user.as_str(), d)).collect();
-        let mut out = Vec::new();
-        for (key, old) in users {
-            let Some(d) = by_user.get(key_user(&key)) else {
-                continue;
-            };
-            let mut rec = old.as_deref().map(|v| parse_user(&key, v)).transpose()?;
-            let changed = match UserRecord::apply(&mut rec, p, d, cap) {
-                UserApply::Applied => true,
-                UserApply::Duplicate => false,
-                UserApply::Partial => self.apply_per_event(&mut rec, batch, &d.user),
-            };
-            if let (true, Some(rec)) = (changed, rec) {
-                out.push((key, old, user_value(&rec)?));
-            }
-        }
-        Ok(out)
-    }
-
     /// Applies the partition's part of a batch to `held`: the partition's writes (new
     /// offset and token last), the idempotent writes elsewhere, and the outcome.
     fn partition_step(
@@ -791,27 +777,6 @@ impl RedisStore {
         Ok((partition, other, outcome))
     }
 
-    fn user_set(&self, key: &str, value: &str) -> Cmd {
-        let mut c = redis::cmd("SET");
-        c.arg(key).arg(value);
-        let ttl = self.cfg.user_ttl_ms();
-        if ttl > 0 {
-            c.arg("PX").arg(ttl);
-        }
-        c
-    }
-
-    /// The distinct user keys of a batch, in order of first appearance.
-    fn user_keys(&self, batch: &PartitionBatch) -> Vec<String> {
-        let mut seen = HashSet::new();
-        batch
-            .events
-            .iter()
-            .filter(|e| seen.insert(e.event.user_id.as_str()))
-            .map(|e| self.keys.user(e.event.user_id.as_str()))
-            .collect()
-    }
-
     /// Reads the partition's `next` and `tok`, and its whole state if this store's copy
     /// is not of them. `None`: the copy was (re)loaded, try again.
     async fn check_held<C: ConnectionLike + Send>(
@@ -841,105 +806,170 @@ impl RedisStore {
         Ok(None)
     }
 
-    /// Writes the users of a batch on a single server, in chunks spread over the
-    /// writer's connections (see `user_chunk_single`).
-    async fn users_single(
+    /// Users of `delta` whose record of the partition `held` does not have (or whose
+    /// key's TTL this store set so long ago that Redis may have expired it): they are
+    /// read before the batch applies.
+    fn missing_users<'d>(&self, held: &Held, delta: &'d BatchDelta) -> Vec<&'d UserId> {
+        let ttl = self.user_ttl();
+        delta
+            .users
+            .iter()
+            .map(|d| &d.user)
+            .filter(|u| {
+                held.users.get(*u).is_none_or(|c| {
+                    ttl.zip(c.ttl_set)
+                        .is_some_and(|(ttl, at)| at.elapsed() >= ttl.mul_f64(0.9))
+                })
+            })
+            .collect()
+    }
+
+    /// The wall-clock user TTL, when there is one.
+    fn user_ttl(&self) -> Option<Duration> {
+        let ms = self.cfg.user_ttl_ms();
+        (ms > 0).then(|| Duration::from_millis(ms as u64))
+    }
+
+    /// `HGET u:{user} <partition>`: the user's record of one partition.
+    fn user_get(&self, user: &UserId, partition: i32) -> Cmd {
+        redis::cmd("HGET")
+            .arg(self.keys.user(user.as_str()))
+            .arg(partition)
+            .to_owned()
+    }
+
+    /// Keeps the records read for `users` (`values` in the same order).
+    fn hold_users(
         &self,
-        conns: &mut [MultiplexedConnection],
-        batch: &PartitionBatch,
-        delta: &BatchDelta,
+        held: &mut Held,
+        users: &[&UserId],
+        values: Vec<Option<String>>,
     ) -> Result<(), StoreError> {
-        let keys = self.user_keys(batch);
-        let chunks: Vec<&[String]> = keys.chunks(USERS_PER_WATCH).collect();
-        let lanes = conns.len().max(1);
-        futures::future::try_join_all(conns.iter_mut().enumerate().map(|(i, conn)| {
-            let mine: Vec<&[String]> = chunks.iter().skip(i).step_by(lanes).copied().collect();
-            async move {
-                for chunk in mine {
-                    self.user_chunk_single(conn, batch, delta, chunk).await?;
-                }
-                Ok::<(), StoreError>(())
-            }
-        }))
-        .await?;
+        for (u, v) in users.iter().zip(values) {
+            let rec = v
+                .map(|v| parse_user(&self.keys.user(u.as_str()), &v))
+                .transpose()?;
+            held.users
+                .insert((*u).clone(), CachedUser { rec, ttl_set: None });
+        }
         Ok(())
     }
 
-    /// One chunk of users on a single server: `WATCH` their records, read them, work out
-    /// their new values, and `EXEC` them unless one changed meanwhile (then again).
-    /// Idempotent by the records' offsets.
-    async fn user_chunk_single(
+    /// Applies each user's delta to the record `held` has (by the offset rules: skipped,
+    /// whole, or per event). The users that changed, each with its new record (JSON), its
+    /// offset, and whether its key's TTL is to be set: on the first write after a read
+    /// and then once per tenth of the TTL (an idle user's state lives 90 to 100 % of
+    /// it), which spares a command per user and batch.
+    fn user_updates(
         &self,
-        conn: &mut MultiplexedConnection,
         batch: &PartitionBatch,
         delta: &BatchDelta,
-        chunk: &[String],
-    ) -> Result<(), StoreError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let mut pipe = redis::pipe();
-            pipe.cmd("WATCH").arg(chunk).ignore();
-            pipe.cmd("MGET").arg(chunk);
-            let (values,): (Vec<Option<String>>,) = pipe.query_async(conn).await?;
-            let writes =
-                self.user_writes(batch, delta, chunk.iter().cloned().zip(values).collect())?;
-            if writes.is_empty() {
-                redis::cmd("UNWATCH").exec_async(conn).await?;
-                return Ok(());
+        held: &mut Held,
+    ) -> Result<Vec<UserWrite>, StoreError> {
+        let cap = self.cfg.history_len;
+        let ttl = self.user_ttl();
+        let now = Instant::now();
+        let mut out = Vec::with_capacity(delta.users.len());
+        for d in &delta.users {
+            let cached = held.users.entry(d.user.clone()).or_insert(CachedUser {
+                rec: None,
+                ttl_set: None,
+            });
+            let rec = &mut cached.rec;
+            let changed = match UserRecord::apply(rec, d, cap) {
+                UserApply::Applied => true,
+                UserApply::Duplicate => false,
+                UserApply::Partial => self.apply_per_event(rec, batch, &d.user),
+            };
+            let Some(r) = rec.as_ref().filter(|_| changed) else {
+                if cached.ttl_set.is_none() {
+                    // Read, not written: its TTL is unknown, so it is not kept.
+                    held.users.remove(&d.user);
+                }
+                continue;
+            };
+            let set_ttl = ttl.is_some_and(|ttl| {
+                cached
+                    .ttl_set
+                    .is_none_or(|at| now.duration_since(at) >= ttl / 10)
+            });
+            if set_ttl || ttl.is_none() {
+                cached.ttl_set = Some(now);
             }
-            let mut tx = redis::pipe();
-            tx.atomic();
-            for (key, _, value) in &writes {
-                tx.add_command(self.user_set(key, value)).ignore();
-            }
-            let reply: Value = tx.query_async(conn).await?;
-            if !matches!(reply, Value::Nil) {
-                return first_error(&reply).map_or(Ok(()), Err);
-            }
-            debug!(
-                partition = batch.partition,
-                "a user changed meanwhile; reading again"
-            );
+            out.push(UserWrite {
+                key: self.keys.user(d.user.as_str()),
+                value: user_value(r)?,
+                offset: r.offset,
+                set_ttl,
+            });
         }
-        Err(StoreError::InvalidBatch(format!(
-            "users of partition {} kept changing while applying",
-            batch.partition
-        )))
+        Ok(out)
     }
 
-    /// One attempt on a single server: the users (see `users_single`), then the
-    /// partition's writes and new offset in one `MULTI` under `WATCH` of its meta hash,
-    /// which does nothing if anyone wrote the partition since it was read.
+    /// Applies `user`'s events of `batch` one at a time (each checked against the
+    /// record's offset); whether any was new.
+    fn apply_per_event(
+        &self,
+        rec: &mut Option<UserRecord>,
+        batch: &PartitionBatch,
+        user: &UserId,
+    ) -> bool {
+        let mut changed = false;
+        for single in BatchDelta::per_event(batch, user, &self.cfg) {
+            changed |= UserRecord::apply(rec, &single, self.cfg.history_len) == UserApply::Applied;
+        }
+        changed
+    }
+
+    /// Forgets held user records past `user_cache` (they are read again when needed).
+    fn trim_users(&self, held: &mut Held) {
+        if held.users.len() > self.cfg.user_cache {
+            held.users.clear();
+        }
+    }
+
+    /// One attempt on a single server: `WATCH` the partition's meta, read what this
+    /// store does not hold yet, then write the users' records, the partition's changes
+    /// and its new offset and token in one `MULTI`, which does nothing if anyone wrote
+    /// the partition since the `WATCH`.
     async fn attempt_single(
         &self,
-        conns: &mut [MultiplexedConnection],
+        conn: &mut MultiplexedConnection,
         held: &mut Option<Held>,
         batch: &PartitionBatch,
     ) -> Result<Attempt, StoreError> {
         let p = batch.partition;
-        let (first, _) = conns
-            .split_first_mut()
-            .ok_or_else(|| StoreError::InvalidBatch("no connection".into()))?;
-        let conn = &mut first.clone();
-        let Some(next) = self.check_held(conn, held, p, false).await? else {
+        let Some(next) = self.check_held(conn, held, p, true).await? else {
             return Ok(Attempt::Again);
         };
-        let b = match batch.pending(next)? {
-            Pending::Done(outcome) => return Ok(Attempt::Done(outcome)),
-            Pending::Apply(b) => b,
-        };
-        let delta = BatchDelta::build(b.as_ref(), &self.cfg);
-        self.users_single(conns, b.as_ref(), &delta).await?;
-        // Still the state the batch was checked against?
-        let Some(now) = self.check_held(conn, held, p, true).await? else {
-            return Ok(Attempt::Again);
-        };
-        let Some(h) = held.as_mut().filter(|_| now == next) else {
+        let (b, Some(h)) = (batch.pending(next)?, held.as_mut()) else {
             redis::cmd("UNWATCH").exec_async(conn).await?;
             return Ok(Attempt::Again);
         };
+        let b = match b {
+            Pending::Done(outcome) => {
+                redis::cmd("UNWATCH").exec_async(conn).await?;
+                return Ok(Attempt::Done(outcome));
+            }
+            Pending::Apply(b) => b,
+        };
+        let delta = BatchDelta::build(b.as_ref(), &self.cfg);
+        let missing = self.missing_users(h, &delta);
+        if !missing.is_empty() {
+            let mut pipe = redis::pipe();
+            for u in &missing {
+                pipe.add_command(self.user_get(u, p));
+            }
+            let values: Vec<Option<String>> = pipe.query_async(conn).await?;
+            self.hold_users(h, &missing, values)?;
+        }
         let new_tok = self.next_token();
-        let stepped = self.partition_step(b.as_ref(), batch.events.len(), h, &delta, &new_tok);
-        let (partition, other, outcome) = match stepped {
+        let stepped = self.user_updates(b.as_ref(), &delta, h).and_then(|users| {
+            let (partition, other, outcome) =
+                self.partition_step(b.as_ref(), batch.events.len(), h, &delta, &new_tok)?;
+            Ok((users, partition, other, outcome))
+        });
+        let (users, partition, other, outcome) = match stepped {
             Ok(x) => x,
             Err(e) => {
                 *held = None;
@@ -948,8 +978,15 @@ impl RedisStore {
             }
         };
         h.tok = Some(new_tok);
+        let ttl = self.cfg.user_ttl_ms();
         let mut tx = redis::pipe();
         tx.atomic();
+        for u in &users {
+            tx.cmd("HSET").arg(&u.key).arg(p).arg(&u.value).ignore();
+            if u.set_ttl {
+                tx.cmd("PEXPIRE").arg(&u.key).arg(ttl).ignore();
+            }
+        }
         for c in partition.into_iter().chain(other) {
             tx.add_command(c);
         }
@@ -966,11 +1003,13 @@ impl RedisStore {
             *held = None;
             return Err(e);
         }
+        self.trim_users(h);
         Ok(Attempt::Done(outcome))
     }
 
-    /// One attempt on a cluster: users by compare-and-set, then the partition's writes
-    /// guarded by its offset and token.
+    /// One attempt on a cluster: users by writes that only ever move a record forward
+    /// (one script per slot), then the partition's writes guarded by its offset and
+    /// token.
     async fn attempt_cluster(
         &self,
         held: &mut Option<Held>,
@@ -985,26 +1024,19 @@ impl RedisStore {
             Pending::Done(outcome) => return Ok(Attempt::Done(outcome)),
             Pending::Apply(b) => b,
         };
-        let delta = BatchDelta::build(b.as_ref(), &self.cfg);
-        let keys = self.user_keys(b.as_ref());
-        let mut pending = self.user_writes(b.as_ref(), &delta, self.read_users(&keys).await?)?;
-        for _ in 0..MAX_ATTEMPTS {
-            if pending.is_empty() {
-                break;
-            }
-            let failed = self.cas_users(&pending).await?;
-            // Changed meanwhile (another writer of the same user): read, rework, retry.
-            let keys: Vec<String> = failed.into_iter().map(|i| pending[i].0.clone()).collect();
-            pending = self.user_writes(b.as_ref(), &delta, self.read_users(&keys).await?)?;
-        }
-        if !pending.is_empty() {
-            return Err(StoreError::InvalidBatch(format!(
-                "users of partition {p} kept changing while applying"
-            )));
-        }
         let Some(h) = held.as_mut() else {
             return Ok(Attempt::Again);
         };
+        let delta = BatchDelta::build(b.as_ref(), &self.cfg);
+        let missing = self.missing_users(h, &delta);
+        if !missing.is_empty() {
+            let values: Vec<Option<String>> = self
+                .query_all(missing.iter().map(|u| self.user_get(u, p)).collect())
+                .await?;
+            self.hold_users(h, &missing, values)?;
+        }
+        let users = self.user_updates(b.as_ref(), &delta, h)?;
+        self.forward_users(p, &users).await?;
         let expect = (h.state.next, h.tok.clone());
         let new_tok = self.next_token();
         let (partition, other, outcome) =
@@ -1044,78 +1076,40 @@ impl RedisStore {
             *held = None;
             return Ok(Attempt::Again);
         }
+        self.trim_users(h);
         Ok(Attempt::Done(outcome))
     }
 
-    async fn read_users(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        let values: Vec<Option<String>> = self
-            .query_all(
-                keys.iter()
-                    .map(|k| redis::cmd("GET").arg(k).to_owned())
-                    .collect(),
-            )
-            .await?;
-        Ok(keys.iter().cloned().zip(values).collect())
-    }
-
-    /// Applies `user`'s events of `batch` one at a time (each checked against the
-    /// record's offset); whether any was new.
-    fn apply_per_event(
-        &self,
-        rec: &mut Option<UserRecord>,
-        batch: &PartitionBatch,
-        user: &UserId,
-    ) -> bool {
-        let mut changed = false;
-        for single in BatchDelta::per_event(batch, user, &self.cfg) {
-            changed |= UserRecord::apply(rec, batch.partition, &single, self.cfg.history_len)
-                == UserApply::Applied;
-        }
-        changed
-    }
-
-    /// Compare-and-set of user records, grouped by slot; the indexes that changed meanwhile.
-    async fn cas_users(
-        &self,
-        users: &[(String, Option<String>, String)],
-    ) -> Result<Vec<usize>, StoreError> {
-        let mut by_slot: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
-        for (i, (key, _, _)) in users.iter().enumerate() {
-            by_slot.entry(slot(key)).or_default().push(i);
+    /// Writes user records of `partition` on a cluster, grouped by slot: each only if it
+    /// covers more of the partition than the stored one (a record is a function of the
+    /// partition's events up to its offset, so the further one is always right). Each
+    /// write sets the key's TTL.
+    async fn forward_users(&self, partition: i32, users: &[UserWrite]) -> Result<(), StoreError> {
+        let mut by_slot: BTreeMap<u16, Vec<&UserWrite>> = BTreeMap::new();
+        for u in users {
+            by_slot.entry(slot(&u.key)).or_default().push(u);
         }
         let mut cmds = Vec::new();
-        let mut groups = Vec::new();
-        for idx in by_slot.into_values() {
-            for chunk in idx.chunks(USERS_PER_SCRIPT) {
+        for group in by_slot.into_values() {
+            for chunk in group.chunks(USERS_PER_SCRIPT) {
                 let mut c = redis::cmd("EVALSHA");
-                c.arg(self.cas_script.get_hash()).arg(chunk.len());
-                for i in chunk {
-                    c.arg(&users[*i].0);
+                c.arg(self.forward_script.get_hash()).arg(chunk.len());
+                for u in chunk {
+                    c.arg(&u.key);
                 }
-                c.arg(self.cfg.user_ttl_ms());
-                for i in chunk {
-                    c.arg(users[*i].1.as_deref().unwrap_or(""))
-                        .arg(&users[*i].2);
+                c.arg(self.cfg.user_ttl_ms()).arg(partition);
+                for u in chunk {
+                    c.arg(u.offset).arg(&u.value);
                 }
                 cmds.push(c);
-                groups.push(chunk.to_vec());
             }
         }
-        let flags: Vec<Vec<i64>> = self.query_all(cmds).await?;
-        Ok(groups
-            .iter()
-            .zip(flags)
-            .flat_map(|(g, f)| g.iter().copied().zip(f))
-            .filter(|(_, f)| *f == 0)
-            .map(|(i, _)| i)
-            .collect())
+        let _: Vec<Value> = self.query_all(cmds).await?;
+        Ok(())
     }
 
     /// Applies a batch, reading again and retrying while other writers move the
-    /// partition or its users.
+    /// partition.
     async fn apply_batch(&self, batch: &PartitionBatch) -> Result<ApplyOutcome, StoreError> {
         let writer = self.writer(batch.partition);
         let mut w = writer.lock().await;
@@ -1123,22 +1117,25 @@ impl RedisStore {
         for _ in 0..MAX_ATTEMPTS {
             let attempt = match (&self.sync_client, self.cluster) {
                 (SyncClient::Single(client), false) => {
-                    while w.conns.len() < USER_LANES {
-                        let cfg = AsyncConnectionConfig::new()
-                            .set_connection_timeout(Some(Duration::from_secs(2)))
-                            .set_response_timeout(Some(Duration::from_secs(10)));
-                        w.conns.push(
-                            client
-                                .get_multiplexed_async_connection_with_config(&cfg)
-                                .await?,
-                        );
-                    }
-                    let r = self.attempt_single(&mut w.conns, &mut w.held, batch).await;
+                    let conn = match &mut w.conn {
+                        Some(c) => c,
+                        None => {
+                            let cfg = AsyncConnectionConfig::new()
+                                .set_connection_timeout(Some(Duration::from_secs(2)))
+                                .set_response_timeout(Some(Duration::from_secs(10)));
+                            w.conn.insert(
+                                client
+                                    .get_multiplexed_async_connection_with_config(&cfg)
+                                    .await?,
+                            )
+                        }
+                    };
+                    let r = self.attempt_single(conn, &mut w.held, batch).await;
                     if r.is_err() {
-                        // Unknown whether a transaction landed: forget the state, and
-                        // the connections (one may be broken or still watching).
+                        // Unknown whether the transaction landed: forget the state, and
+                        // the connection (it may be broken or still watching).
                         w.held = None;
-                        w.conns.clear();
+                        w.conn = None;
                     }
                     r?
                 }
@@ -1217,13 +1214,6 @@ impl RedisStore {
     }
 }
 
-/// The user id inside a user key (between the hash tag's braces).
-fn key_user(key: &str) -> &str {
-    key.rsplit_once('{')
-        .and_then(|(_, rest)| rest.strip_suffix('}'))
-        .unwrap_or(key)
-}
-
 #[async_trait]
 impl FeatureStore for RedisStore {
     fn config(&self) -> &StoreConfig {
@@ -1234,8 +1224,22 @@ impl FeatureStore for RedisStore {
     async fn user(&self, user: &UserId) -> Result<Option<UserState>, StoreError> {
         let key = self.keys.user(user.as_str());
         let mut conn = self.conn.clone();
-        let v: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
-        v.map(|v| Ok(parse_user(&key, &v)?.state(user))).transpose()
+        let fields: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
+        let mut recs = Vec::with_capacity(fields.len());
+        // Fields that are not a partition number (`<partition>:o`) are for writers.
+        for (field, v) in fields {
+            if let Ok(p) = field.parse::<i32>() {
+                recs.push((p, parse_user(&key, &v)?));
+            }
+        }
+        Ok(merged(
+            user,
+            recs.iter().map(|(p, r)| (*p, r)),
+            self.cfg.history_len,
+        ))
     }
 
     #[instrument(level = "debug", skip(self))]

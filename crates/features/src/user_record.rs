@@ -1,7 +1,11 @@
-//! One user's stored features and the rule that applies a user delta to them, shared by
-//! both stores. The Redis store keeps a record as one JSON string per user.
-
-use std::collections::BTreeMap;
+//! One user's stored features and the rules that apply a user delta to them and read
+//! them back, shared by both stores.
+//!
+//! A user has one record per partition their events arrived through (with keyed
+//! producers, one): whoever writes a partition is the only writer of that partition's
+//! records, so it can keep them in memory and write them together with the partition's
+//! offset. Readers merge the records ([`merged`]). The Redis store keeps them in one
+//! hash per user, one JSON value per partition.
 
 use newsrec_core::{PageId, UserAggregates, UserId, UserType};
 use serde::{Deserialize, Serialize};
@@ -18,7 +22,7 @@ pub(crate) enum UserApply {
     Partial,
 }
 
-/// A user's record. Field names are short: this is the stored JSON.
+/// A user's record of one partition. Field names are short: this is the stored JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct UserRecord {
     #[serde(rename = "ty")]
@@ -33,25 +37,17 @@ pub(crate) struct UserRecord {
     /// Empty when the last event had no session id.
     #[serde(rename = "ls")]
     pub last_session: String,
-    /// Per partition, the offset of the last event applied from it (what makes applying
-    /// a delta idempotent).
+    /// Offset of the last event applied (what makes applying a delta idempotent). The
+    /// record is a function of the partition's events up to it.
     #[serde(rename = "o")]
-    pub offsets: BTreeMap<i32, i64>,
+    pub offset: i64,
 }
 
 impl UserRecord {
-    /// Applies `d` (the user's events of one batch of `partition`) to `rec`, unless the
-    /// record holds some of them already.
-    pub fn apply(
-        rec: &mut Option<UserRecord>,
-        partition: i32,
-        d: &UserDelta,
-        cap: usize,
-    ) -> UserApply {
-        match rec
-            .as_ref()
-            .and_then(|u| u.offsets.get(&partition).copied())
-        {
+    /// Applies `d` (the user's events of one batch of the record's partition) to `rec`,
+    /// unless the record holds some of them already.
+    pub fn apply(rec: &mut Option<UserRecord>, d: &UserDelta, cap: usize) -> UserApply {
+        match rec.as_ref().map(|u| u.offset) {
             Some(o) if o >= d.max_offset => return UserApply::Duplicate,
             Some(o) if o >= d.min_offset => return UserApply::Partial,
             _ => {}
@@ -63,7 +59,7 @@ impl UserRecord {
                 u.history = merge_history(&d.history, &u.history, cap);
                 u.last_page = d.last_page.clone();
                 u.last_session = d.last_session.clone();
-                u.offsets.insert(partition, d.max_offset);
+                u.offset = d.max_offset;
             }
             None => {
                 let mut agg = UserAggregates::default();
@@ -74,22 +70,47 @@ impl UserRecord {
                     history: merge_history(&d.history, &[], cap),
                     last_page: d.last_page.clone(),
                     last_session: d.last_session.clone(),
-                    offsets: BTreeMap::from([(partition, d.max_offset)]),
+                    offset: d.max_offset,
                 });
             }
         }
         UserApply::Applied
     }
+}
 
-    /// The state the API reads.
-    pub fn state(&self, user: &UserId) -> UserState {
-        UserState::new(
-            user.clone(),
-            self.user_type,
-            self.agg,
-            self.history.clone(),
-            self.last_page.clone(),
-            Some(self.last_session.clone()).filter(|s| !s.is_empty()),
-        )
+/// The state the API reads, from a user's records of every partition: sums over all of
+/// them; type, last page and session of the record with the latest event (ties: the
+/// higher partition); history from that record first, then the others', newest records
+/// first. With one record (keyed producers) it is that record.
+pub(crate) fn merged<'a>(
+    user: &UserId,
+    records: impl IntoIterator<Item = (i32, &'a UserRecord)>,
+    cap: usize,
+) -> Option<UserState> {
+    let mut recs: Vec<(i32, &UserRecord)> = records.into_iter().collect();
+    // Sums in partition order, so every reader adds in the same order.
+    recs.sort_by_key(|(p, _)| *p);
+    let mut agg = UserAggregates::default();
+    for (_, r) in &recs {
+        agg.merge(&r.agg);
     }
+    recs.sort_by(|(pa, a), (pb, b)| (b.agg.last_ts, pb).cmp(&(a.agg.last_ts, pa)));
+    let (_, latest) = recs.first()?;
+    let history = if recs.len() == 1 {
+        latest.history.clone()
+    } else {
+        recs.iter()
+            .flat_map(|(_, r)| r.history.iter())
+            .take(cap)
+            .cloned()
+            .collect()
+    };
+    Some(UserState::new(
+        user.clone(),
+        latest.user_type,
+        agg,
+        history,
+        latest.last_page.clone(),
+        Some(latest.last_session.clone()).filter(|s| !s.is_empty()),
+    ))
 }

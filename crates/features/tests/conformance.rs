@@ -137,6 +137,40 @@ async fn user_features_and_tiers(s: &dyn FeatureStore) {
     assert!(!st.session_open(T0 + 40 * MIN, 30 * MIN));
 }
 
+/// A user whose events arrive through two partitions (a producer not keyed by user) has
+/// one record per partition, read back merged: sums over both; type, last page and
+/// session of the latest event; that record's history first. The order the partitions
+/// are applied in does not matter.
+async fn users_on_two_partitions_merge(s: &dyn FeatureStore) {
+    let (nl, lg) = (UserType::NonLogged, UserType::Logged);
+    let a = [
+        ev("both", nl, "a", T0, Some("s1")),
+        ev("both", nl, "b", T0 + MIN, Some("s1")),
+    ];
+    let b = [ev("both", lg, "c", T0 + 2 * MIN, Some("s2"))];
+    s.apply(&batch(1, 0, &b)).await.unwrap();
+    s.apply(&batch(0, 0, &a)).await.unwrap();
+    let st = s
+        .user(&UserId::parse("both").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut want = UserAggregates::default();
+    for e in a.iter().chain(&b) {
+        want.add(&e.engagement(), e.ts);
+    }
+    assert_eq!(st.interactions(), 3);
+    assert!((st.aggregates.engagement - want.engagement).abs() < 1e-9);
+    assert_eq!(
+        (st.aggregates.first_ts, st.aggregates.last_ts),
+        (T0, T0 + 2 * MIN)
+    );
+    assert_eq!((st.user_type, st.tier), (lg, Tier::Logged));
+    assert_eq!(st.last_page, page("c"));
+    assert_eq!(st.last_session.as_deref(), Some("s2"));
+    assert_eq!(st.history, vec![page("c"), page("b"), page("a")]);
+}
+
 async fn windows_slide_and_expire(s: &dyn FeatureStore) {
     let nl = UserType::NonLogged;
     let w1 = Window::hours(1);
@@ -479,6 +513,7 @@ conformance!(
     read_next_follows_sessions,
     recency_prefers_issued,
     trending_decays_and_merges,
+    users_on_two_partitions_merge,
     random_batches_seed_1,
     random_batches_seed_2,
     wide_batches_match_reference,
@@ -497,11 +532,11 @@ async fn redis_corrupt_user_record_is_an_error() {
     let client = ::redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let agg = r#"{"interactions":1,"clicks":1.0,"time_min":0.5,"scroll":50.0,"visits":1.0,"engagement":1.2,"first_ts":1656644400000,"last_ts":1656644400000}"#;
-    let good =
-        format!(r#"{{"ty":"Non-Logged","a":{agg},"h":["a"],"lp":"a","ls":"","o":{{"0":3}}}}"#);
+    let good = format!(r#"{{"ty":"Non-Logged","a":{agg},"h":["a"],"lp":"a","ls":"","o":3}}"#);
     // The well-formed record reads back, so the bad ones below fail for their flaw.
-    let _: () = ::redis::cmd("SET")
+    let _: () = ::redis::cmd("HSET")
         .arg(&key)
+        .arg(0)
         .arg(&good)
         .query_async(&mut conn)
         .await
@@ -516,8 +551,9 @@ async fn redis_corrupt_user_record_is_an_error() {
         good.replace(r#""lp":"a""#, r#""lp":"a b""#),
     ];
     for value in bad {
-        let _: () = ::redis::cmd("SET")
+        let _: () = ::redis::cmd("HSET")
             .arg(&key)
+            .arg(0)
             .arg(&value)
             .query_async(&mut conn)
             .await
@@ -685,4 +721,38 @@ async fn redis_concurrent_writers_apply_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_concurrent_writers_apply_once() {
     concurrent_writers_apply_once(true).await;
+}
+
+/// User keys carry the wall-clock TTL (`user_ttl_days`), none when it is 0.
+#[tokio::test]
+async fn redis_user_keys_expire_by_the_ttl() {
+    for days in [90u32, 0] {
+        let cfg = StoreConfig {
+            user_ttl_days: days,
+            ..cfg(&prefix())
+        };
+        let key = newsrec_features::Keys::new(&cfg.prefix).user("ttl");
+        let s = redis_store(&cfg, false).await;
+        let nl = UserType::NonLogged;
+        s.apply(&batch(0, 0, &[ev("ttl", nl, "a", T0, None)]))
+            .await
+            .unwrap();
+        s.apply(&batch(0, 1, &[ev("ttl", nl, "b", T0 + MIN, None)]))
+            .await
+            .unwrap();
+        let client = ::redis::Client::open(redis_url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let pttl: i64 = ::redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if days == 0 {
+            assert_eq!(pttl, -1);
+        } else {
+            let full = i64::from(days) * 24 * 3_600_000;
+            assert!(pttl > full - 60_000 && pttl <= full, "{pttl}");
+        }
+        s.delete_all().await.unwrap();
+    }
 }
