@@ -5,7 +5,7 @@
 //! next" pairs, session ends) applied atomically with the offsets, and one delta per user
 //! made idempotent by the offset range it covers.
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
 
 use newsrec_core::{PageId, UserAggregates, UserId, UserType};
 use serde::Serialize;
@@ -98,12 +98,14 @@ impl BatchDelta {
         let gap = cfg.session_gap_ms();
         let mx = batch.events.iter().map(|e| e.event.ts).max().unwrap_or(-1);
 
-        let mut buckets: BTreeMap<(i64, PageId), u64> = BTreeMap::new();
-        let mut trending: BTreeMap<PageId, f64> = BTreeMap::new();
-        let mut first_seen: BTreeMap<PageId, i64> = BTreeMap::new();
+        // Unordered maps with a fast hash: nothing downstream depends on their order
+        // (each page's sums are still taken in event order).
+        let mut buckets: FxHashMap<(i64, PageId), u64> = FxHashMap::default();
+        let mut trending: FxHashMap<PageId, f64> = FxHashMap::default();
+        let mut first_seen: FxHashMap<PageId, i64> = FxHashMap::default();
         // Events per user, offset order preserved; users in order of first appearance.
         let mut order: Vec<UserId> = Vec::new();
-        let mut per_user: HashMap<UserId, Vec<&BatchEvent>> = HashMap::new();
+        let mut per_user: FxHashMap<UserId, Vec<&BatchEvent>> = FxHashMap::default();
         for be in &batch.events {
             let e = &be.event;
             *buckets
@@ -123,7 +125,7 @@ impl BatchDelta {
                 .push(be);
         }
 
-        let mut pairs: BTreeMap<(PageId, PageId), (u64, i64)> = BTreeMap::new();
+        let mut pairs: FxHashMap<(PageId, PageId), (u64, i64)> = FxHashMap::default();
         let mut sess = Vec::with_capacity(order.len());
         let mut users = Vec::with_capacity(order.len());
         for user in order {

@@ -4,7 +4,9 @@
 //! writes (loaded from Redis when it starts writing the partition) and stores what each
 //! step [changed](Changes).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use newsrec_core::{PageId, UserId};
 
@@ -64,7 +66,7 @@ impl PartState {
     /// Rebuilds the window counts from the buckets (after loading a stored state).
     pub fn derive_windows(&mut self, cfg: &StoreConfig, windows: &[Window]) {
         let b_ms = cfg.bucket_ms();
-        self.windows = vec![HashMap::new(); windows.len()];
+        self.windows = vec![HashMap::default(); windows.len()];
         let Some(wm) = self.wm else { return };
         let cur = bucket_of(wm, b_ms);
         for (i, w) in windows.iter().enumerate() {
@@ -102,7 +104,7 @@ impl PartState {
         }
         let b_ms = cfg.bucket_ms();
         if self.windows.len() != windows.len() {
-            self.windows = vec![HashMap::new(); windows.len()];
+            self.windows = vec![HashMap::default(); windows.len()];
         }
         let wm = self.wm.map_or(d.mx, |w| w.max(d.mx));
         let cur = bucket_of(wm, b_ms);
@@ -353,8 +355,8 @@ pub(crate) fn top_n<'a>(
 
 /// Drops the lowest entries (by value, then key, as a Redis sorted set ranks them) until
 /// `max` remain; returns the dropped keys.
-pub(crate) fn trim_lowest<V>(
-    map: &mut HashMap<PageId, V>,
+pub(crate) fn trim_lowest<V, S: std::hash::BuildHasher>(
+    map: &mut std::collections::HashMap<PageId, V, S>,
     max: usize,
     score: impl Fn(&V) -> f64,
 ) -> Vec<PageId> {

@@ -531,7 +531,7 @@ impl RedisStore {
                         .into_iter()
                         .map(|s| (s.page, s.score as u64))
                         .collect(),
-                    None => HashMap::new(),
+                    None => Default::default(),
                 };
                 let a = page(&key, p)?;
                 st.covisit_last
