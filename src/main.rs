@@ -8,6 +8,12 @@ mod cmd;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: the consumer and the API allocate many
+/// small, short-lived objects per event and per request from several threads, where
+/// glibc's malloc spent about a third of the consumer's CPU (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A streaming, event-driven news recommender.
 #[derive(Parser)]
 #[command(name = "newsrec", version, about, propagate_version = true)]

@@ -380,14 +380,17 @@ impl RedisStore {
                 .arg(1000)
                 .query_async(&mut conn)
                 .await?;
-            for key in batch {
-                // One key per DEL: keys of many slots may not share a command on a cluster.
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await?;
-                deleted += n;
-            }
+            // One key per command (keys of many slots may not share one on a cluster),
+            // all of a scan step's at once.
+            let counts: Vec<u64> = self
+                .query_all(
+                    batch
+                        .iter()
+                        .map(|key| redis::cmd("UNLINK").arg(key).to_owned())
+                        .collect(),
+                )
+                .await?;
+            deleted += counts.iter().sum::<u64>();
             if next == 0 {
                 break;
             }
