@@ -44,7 +44,9 @@ pub struct StoreConfig {
     pub user_ttl_days: u32,
     /// User records whoever writes a partition keeps in memory for it, so a batch reads
     /// only users it has not seen (past this many, they are all read again as needed;
-    /// 0 reads every batch's users). Process memory, not Redis.
+    /// 0 reads every batch's users). Process memory, not Redis; only the consumer uses
+    /// it. Held records assume Redis does not evict keys (`maxmemory-policy
+    /// noeviction`, as in `compose/`): an evicted user key would be written back whole.
     pub user_cache: usize,
 }
 

@@ -18,6 +18,7 @@
 //! | `P {items}:issued` | zset | items | page → publication time |
 //! | `P {items}:seen` | zset | items | page → first read time |
 //! | `P parts` | set | — | partitions with state |
+//! | `P layout` | string | — | the version of this layout (4); a store refuses state of another |
 //!
 //! A user record is the JSON of `user_record::UserRecord`: `ty` type, `a` the
 //! [`newsrec_core::UserAggregates`] sums, `h` recent pages newest first, `lp` last page,
@@ -114,6 +115,11 @@ impl Keys {
     /// The set of partitions with state.
     pub fn partitions(&self) -> String {
         format!("{}parts", self.prefix)
+    }
+
+    /// The key layout version of the state under the prefix.
+    pub fn layout(&self) -> String {
+        format!("{}layout", self.prefix)
     }
 }
 

@@ -40,14 +40,18 @@
 //!
 //! A user has one record per partition (`user_record`; with producers keyed by user, as
 //! the replay and the API publish, exactly one), written only by whoever writes that
-//! partition, and storing the offset of the last event applied to it (`o`). A record is
-//! therefore a function of the partition's events up to `o`. Users are updated by one
+//! partition, and storing the offset of the last event applied to it (`o`): it holds
+//! the user's events of the partition up to `o` (since the record last expired, see
+//! `user_ttl_days`). Users are updated by one
 //! shared rule: a user delta covers the user's events in the batch, offsets `[min, max]`;
 //! it is skipped when the record's offset is `>= max`, applied when it is `< min`, and
 //! otherwise (a replay whose batch bounds differ from an earlier attempt) applied one
 //! event at a time, each checked the same way. The writer keeps the records it read or
-//! wrote with its copy of the partition, and drops them with it: a record another
-//! writer could have changed is never used, because that writer changed `tok` too.
+//! wrote with its copy of the partition, and drops them with it. On one server a record
+//! another writer changed is never used, because that writer changed `tok` in the same
+//! transaction. On a cluster a writer that failed after its user step may have moved
+//! records without moving `tok`; those records are ahead of the held ones, and the
+//! forward-only write below keeps them.
 //!
 //! How the result is written:
 //! - **One Redis server:** `WATCH` the partition's meta hash, check `next` and `tok`, read
@@ -57,7 +61,7 @@
 //!   whole. Users and offsets move together.
 //! - **Redis Cluster** (users have their own slots): users first, by a script per slot
 //!   that writes a record only over one of a lower offset (never undoing a writer that
-//!   is ahead; an equal offset means an equal record); then the partition's changed keys
+//!   is ahead; at an equal offset both hold the same events); then the partition's changed keys
 //!   and new `next` and `tok` by one script on its slot that checks `next` and `tok`
 //!   first. A crash between the two leaves users ahead of the offset: the consumer
 //!   restarts from the stored offset, the records' offsets skip what they hold, and the

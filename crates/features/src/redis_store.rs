@@ -4,14 +4,17 @@
 //! Whoever applies a partition's batches keeps that partition's state in memory (loaded
 //! from Redis the first time, and again whenever someone else wrote the partition), works
 //! out each batch's new state in process and writes only what changed, as plain values:
-//! Redis does no arithmetic and runs no per-event script. Users go first, in small
-//! `WATCH`ed transactions (a compare-and-set script per slot on a cluster); then the
-//! partition's writes and its new offset and writer token, in one transaction guarded by
-//! the offset and token it was read with (`WATCH`/`MULTI` on one server, a checking
-//! script on a cluster). The crate doc says why that is exactly once.
+//! Redis does no arithmetic and runs no per-event script. It also keeps the partition's
+//! user records, reading only users it has not seen. On one server the changed user
+//! records, the partition's writes and its new offset and writer token go in one
+//! `MULTI` under `WATCH` of the partition's meta hash; on a cluster users go first, by a
+//! script per slot that only moves a record forward, then the partition's writes by a
+//! script that checks the offset and token. The crate doc says why that is exactly once.
 //!
-//! A transaction that finds the partition or a user changed since it read them does
-//! nothing; the store reloads what it holds and tries again.
+//! A transaction that finds the partition changed since it read it does nothing; the
+//! store reloads what it holds and tries again. An attempt takes the held state out of
+//! the writer and puts it back only when it succeeds, so an attempt that fails, panics
+//! or is dropped half way leaves nothing half-applied in memory.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
@@ -47,6 +50,10 @@ const FORWARD_USERS: &str = include_str!("lua/forward_users.lua");
 /// Fields (or members, or keys) per write command: scripts may unpack at most a few
 /// thousand values at once.
 const PER_CMD: usize = 1_000;
+
+/// The key layout this build reads and writes (`keys`), stored under `P layout`: state
+/// of another layout under the same prefix is refused, never half read.
+const LAYOUT: i64 = 4;
 
 /// Users per forward-only write script (one slot, cluster).
 const USERS_PER_SCRIPT: usize = 500;
@@ -288,7 +295,7 @@ fn first_error(v: &Value) -> Option<StoreError> {
 /// How an attempt ended.
 enum Attempt {
     Done(ApplyOutcome),
-    /// The partition or a user moved (or this store held no state yet): read again.
+    /// The partition moved (or this store held no state yet): read again.
     Again,
 }
 
@@ -343,7 +350,37 @@ impl RedisStore {
         if store.cluster {
             store.load_scripts().await?;
         }
+        store.check_layout().await?;
         Ok(store)
+    }
+
+    /// Claims a fresh prefix for this layout, or checks the layout of the state under it.
+    async fn check_layout(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.layout();
+        let stored: Option<i64> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        let parts: i64 = redis::cmd("SCARD")
+            .arg(self.keys.partitions())
+            .query_async(&mut conn)
+            .await?;
+        let prefix = self.keys.prefix();
+        match stored {
+            Some(LAYOUT) => Ok(()),
+            None if parts == 0 => {
+                let _: Value = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(LAYOUT)
+                    .arg("NX")
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(())
+            }
+            other => Err(StoreError::Config(format!(
+                "the state under prefix `{prefix}` has key layout {}, this build uses layout \
+                 {LAYOUT}: use another prefix and replay the topic, or delete the old state",
+                other.map_or("3 or earlier".to_owned(), |v| v.to_string())
+            ))),
+        }
     }
 
     /// The key layout in use.
@@ -945,7 +982,15 @@ impl RedisStore {
         let Some(next) = self.check_held(conn, held, p, true).await? else {
             return Ok(Attempt::Again);
         };
-        let (b, Some(h)) = (batch.pending(next)?, held.as_mut()) else {
+        let pending = match batch.pending(next) {
+            Ok(p) => p,
+            Err(e) => {
+                // A gap: nothing was read or changed, the state stays good.
+                let _ = redis::cmd("UNWATCH").exec_async(conn).await;
+                return Err(e);
+            }
+        };
+        let (b, Some(h)) = (pending, held.as_mut()) else {
             redis::cmd("UNWATCH").exec_async(conn).await?;
             return Ok(Attempt::Again);
         };
@@ -976,7 +1021,7 @@ impl RedisStore {
             Ok(x) => x,
             Err(e) => {
                 *held = None;
-                redis::cmd("UNWATCH").exec_async(conn).await?;
+                let _ = redis::cmd("UNWATCH").exec_async(conn).await;
                 return Err(e);
             }
         };
@@ -1133,19 +1178,23 @@ impl RedisStore {
                             )
                         }
                     };
-                    let r = self.attempt_single(conn, &mut w.held, batch).await;
-                    if r.is_err() {
+                    // Taken out for the attempt, put back when it succeeds (or when
+                    // the batch was refused as a gap before anything was read).
+                    let mut held = w.held.take();
+                    let r = self.attempt_single(conn, &mut held, batch).await;
+                    match &r {
+                        Ok(_) | Err(StoreError::OffsetGap { .. }) => w.held = held,
                         // Unknown whether the transaction landed: forget the state, and
                         // the connection (it may be broken or still watching).
-                        w.held = None;
-                        w.conn = None;
+                        Err(_) => w.conn = None,
                     }
                     r?
                 }
                 _ => {
-                    let r = self.attempt_cluster(&mut w.held, batch).await;
-                    if r.is_err() {
-                        w.held = None;
+                    let mut held = w.held.take();
+                    let r = self.attempt_cluster(&mut held, batch).await;
+                    if matches!(r, Ok(_) | Err(StoreError::OffsetGap { .. })) {
+                        w.held = held;
                     }
                     r?
                 }

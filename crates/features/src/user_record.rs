@@ -3,8 +3,8 @@
 //!
 //! A user has one record per partition their events arrived through (with keyed
 //! producers, one): whoever writes a partition is the only writer of that partition's
-//! records, so it can keep them in memory and write them together with the partition's
-//! offset. Readers merge the records ([`merged`]). The Redis store keeps them in one
+//! records, so it can keep them in memory and write them with the partition's offset
+//! (in one transaction on one server, just before it on a cluster). Readers merge the records ([`merged`]). The Redis store keeps them in one
 //! hash per user, one JSON value per partition.
 
 use newsrec_core::{PageId, UserAggregates, UserId, UserType};
@@ -37,8 +37,8 @@ pub(crate) struct UserRecord {
     /// Empty when the last event had no session id.
     #[serde(rename = "ls")]
     pub last_session: String,
-    /// Offset of the last event applied (what makes applying a delta idempotent). The
-    /// record is a function of the partition's events up to it.
+    /// Offset of the last event applied (what makes applying a delta idempotent): the
+    /// record holds the user's events of its partition up to it.
     #[serde(rename = "o")]
     pub offset: i64,
 }

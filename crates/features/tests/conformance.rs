@@ -756,3 +756,45 @@ async fn redis_user_keys_expire_by_the_ttl() {
         s.delete_all().await.unwrap();
     }
 }
+
+/// State written by another key layout under the same prefix is refused at connect, not
+/// half read; a fresh prefix is claimed for this layout.
+#[tokio::test]
+async fn redis_refuses_state_of_another_layout() {
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // An earlier layout: partitions with state, no layout key.
+    let old = cfg(&prefix());
+    let _: () = ::redis::cmd("SADD")
+        .arg(format!("{}parts", old.prefix))
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let got = RedisStore::connect(&RedisTarget::Single(redis_url()), old.clone()).await;
+    assert!(matches!(got, Err(StoreError::Config(_))), "{got:?}");
+    // A layout this build does not know.
+    let other = cfg(&prefix());
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{}layout", other.prefix))
+        .arg(99)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let got = RedisStore::connect(&RedisTarget::Single(redis_url()), other.clone()).await;
+    assert!(matches!(got, Err(StoreError::Config(_))), "{got:?}");
+    // A fresh prefix is claimed, and connects again.
+    let fresh = cfg(&prefix());
+    let s = redis_store(&fresh, false).await;
+    let again = redis_store(&fresh, false).await;
+    again.delete_all().await.unwrap();
+    drop(s);
+    for p in [&old.prefix, &other.prefix] {
+        let _: () = ::redis::cmd("UNLINK")
+            .arg(format!("{p}parts"))
+            .arg(format!("{p}layout"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}

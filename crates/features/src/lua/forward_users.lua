@@ -11,7 +11,8 @@ for i, k in ipairs(KEYS) do
   local offset = tonumber(ARGV[1 + 2 * i])
   local cur = tonumber(redis.call('HGET', k, offset_field))
   if cur == nil or cur < offset then
-    redis.call('HSET', k, field, ARGV[2 + 2 * i], offset_field, offset)
+    -- The offset as it was given: a Lua number would be written as %.14g.
+    redis.call('HSET', k, field, ARGV[2 + 2 * i], offset_field, ARGV[1 + 2 * i])
     if ttl > 0 then
       redis.call('PEXPIRE', k, ttl)
     end
