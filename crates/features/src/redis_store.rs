@@ -1445,6 +1445,10 @@ impl FeatureStore for RedisStore {
         Ok(parts)
     }
 
+    fn release_others(&self, owned: &[i32]) {
+        self.lock_writers().retain(|p, _| owned.contains(p));
+    }
+
     async fn snapshot(&self, partition: i32) -> Result<PartitionSnapshot, StoreError> {
         let mut conn = self.conn.clone();
         let held = self.load_partition(&mut conn, partition).await?;

@@ -64,4 +64,11 @@ pub trait FeatureStore: Send + Sync {
 
     /// Everything stored for one partition.
     async fn snapshot(&self, partition: i32) -> Result<PartitionSnapshot, StoreError>;
+
+    /// Forgets what this store holds in memory for writing partitions other than `owned`
+    /// (a consumer calls it after a rebalance, so state of partitions it no longer owns
+    /// does not stay in its memory). Nothing stored changes.
+    fn release_others(&self, owned: &[i32]) {
+        let _ = owned;
+    }
 }

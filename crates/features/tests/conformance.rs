@@ -638,6 +638,10 @@ async fn writers_taking_turns_match_reference(cluster: bool) {
             let n = rng.random_range(1..50).min(events.len() - at);
             let from = at - rng.random_range(0..=at.min(20));
             let s = &stores[rng.random_range(0..2usize)];
+            if rng.random_bool(0.1) {
+                // As after a rebalance that took the partition away: held state goes.
+                s.release_others(&[]);
+            }
             let out = s
                 .apply(&batch(*p, from as i64, &events[from..at + n]))
                 .await

@@ -521,6 +521,7 @@ pub async fn run(
             if assignment.generation != lp.generation {
                 lp.generation = assignment.generation;
                 lp.expected.clear();
+                store.release_others(&assignment.partitions);
             }
             if !msgs.is_empty() {
                 let t = Instant::now();
