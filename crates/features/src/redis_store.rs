@@ -58,8 +58,8 @@ const LAYOUT: i64 = 4;
 /// Users per forward-only write script (one slot, cluster).
 const USERS_PER_SCRIPT: usize = 500;
 
-/// Times one apply re-reads and tries again when another writer moved the partition or
-/// one of its users meanwhile.
+/// Times one apply re-reads and tries again when another writer moved the partition
+/// meanwhile.
 const MAX_ATTEMPTS: usize = 10;
 
 /// How long the list of partitions is reused by readers before it is read again.
@@ -846,12 +846,17 @@ impl RedisStore {
         Ok(None)
     }
 
-    /// Users of `delta` whose record of the partition `held` does not have (or whose
-    /// key's TTL this store set so long ago that Redis may have expired it): they are
-    /// read before the batch applies.
-    fn missing_users<'d>(&self, held: &Held, delta: &'d BatchDelta) -> Vec<&'d UserId> {
+    /// Reads the records of `delta`'s users that `held` does not have (or whose key's
+    /// TTL this store set so long ago that Redis may have expired it), in one round trip
+    /// on one server, and keeps them.
+    async fn hold_missing_users(
+        &self,
+        held: &mut Held,
+        delta: &BatchDelta,
+        partition: i32,
+    ) -> Result<(), StoreError> {
         let ttl = self.user_ttl();
-        delta
+        let missing: Vec<&UserId> = delta
             .users
             .iter()
             .map(|d| &d.user)
@@ -861,38 +866,40 @@ impl RedisStore {
                         .is_some_and(|(ttl, at)| at.elapsed() >= ttl.mul_f64(0.9))
                 })
             })
-            .collect()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<Option<String>> = self
+            .query_all(
+                missing
+                    .iter()
+                    .map(|u| {
+                        redis::cmd("HGET")
+                            .arg(self.keys.user(u.as_str()))
+                            .arg(partition)
+                            .to_owned()
+                    })
+                    .collect(),
+            )
+            .await?;
+        for (u, v) in missing.into_iter().zip(values) {
+            let rec = v
+                .map(|v| {
+                    serde_json::from_str(&v)
+                        .map_err(|e| corrupt(&self.keys.user(u.as_str()), e.to_string()))
+                })
+                .transpose()?;
+            held.users
+                .insert(u.clone(), CachedUser { rec, ttl_set: None });
+        }
+        Ok(())
     }
 
     /// The wall-clock user TTL, when there is one.
     fn user_ttl(&self) -> Option<Duration> {
         let ms = self.cfg.user_ttl_ms();
         (ms > 0).then(|| Duration::from_millis(ms as u64))
-    }
-
-    /// `HGET u:{user} <partition>`: the user's record of one partition.
-    fn user_get(&self, user: &UserId, partition: i32) -> Cmd {
-        redis::cmd("HGET")
-            .arg(self.keys.user(user.as_str()))
-            .arg(partition)
-            .to_owned()
-    }
-
-    /// Keeps the records read for `users` (`values` in the same order).
-    fn hold_users(
-        &self,
-        held: &mut Held,
-        users: &[&UserId],
-        values: Vec<Option<String>>,
-    ) -> Result<(), StoreError> {
-        for (u, v) in users.iter().zip(values) {
-            let rec = v
-                .map(|v| parse_user(&self.keys.user(u.as_str()), &v))
-                .transpose()?;
-            held.users
-                .insert((*u).clone(), CachedUser { rec, ttl_set: None });
-        }
-        Ok(())
     }
 
     /// Applies each user's delta to the record `held` has (by the offset rules: skipped,
@@ -1002,15 +1009,9 @@ impl RedisStore {
             Pending::Apply(b) => b,
         };
         let delta = BatchDelta::build(b.as_ref(), &self.cfg);
-        let missing = self.missing_users(h, &delta);
-        if !missing.is_empty() {
-            let mut pipe = redis::pipe();
-            for u in &missing {
-                pipe.add_command(self.user_get(u, p));
-            }
-            let values: Vec<Option<String>> = pipe.query_async(conn).await?;
-            self.hold_users(h, &missing, values)?;
-        }
+        // Read on the shared connection: a writer that changes them changes the token
+        // too, which the `WATCH` above catches.
+        self.hold_missing_users(h, &delta, p).await?;
         let new_tok = self.next_token();
         let stepped = self.user_updates(b.as_ref(), &delta, h).and_then(|users| {
             let (partition, other, outcome) =
@@ -1076,13 +1077,7 @@ impl RedisStore {
             return Ok(Attempt::Again);
         };
         let delta = BatchDelta::build(b.as_ref(), &self.cfg);
-        let missing = self.missing_users(h, &delta);
-        if !missing.is_empty() {
-            let values: Vec<Option<String>> = self
-                .query_all(missing.iter().map(|u| self.user_get(u, p)).collect())
-                .await?;
-            self.hold_users(h, &missing, values)?;
-        }
+        self.hold_missing_users(h, &delta, p).await?;
         let users = self.user_updates(b.as_ref(), &delta, h)?;
         self.forward_users(p, &users).await?;
         let expect = (h.state.next, h.tok.clone());
