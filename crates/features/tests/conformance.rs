@@ -767,26 +767,25 @@ async fn redis_user_keys_expire_by_the_ttl() {
 async fn redis_refuses_state_of_another_layout() {
     let client = ::redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    // An earlier layout: partitions with state, no layout key.
+    // An earlier layout (partitions with state, no layout key), and a layout this
+    // build does not know.
     let old = cfg(&prefix());
-    let _: () = ::redis::cmd("SADD")
-        .arg(format!("{}parts", old.prefix))
-        .arg(0)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let got = RedisStore::connect(&RedisTarget::Single(redis_url()), old.clone()).await;
-    assert!(matches!(got, Err(StoreError::Config(_))), "{got:?}");
-    // A layout this build does not know.
     let other = cfg(&prefix());
-    let _: () = ::redis::cmd("SET")
-        .arg(format!("{}layout", other.prefix))
-        .arg(99)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let got = RedisStore::connect(&RedisTarget::Single(redis_url()), other.clone()).await;
-    assert!(matches!(got, Err(StoreError::Config(_))), "{got:?}");
+    for (c, key, value) in [
+        ("SADD", format!("{}parts", old.prefix), 0),
+        ("SET", format!("{}layout", other.prefix), 99),
+    ] {
+        let _: () = ::redis::cmd(c)
+            .arg(key)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    for c in [&old, &other] {
+        let got = RedisStore::connect(&RedisTarget::Single(redis_url()), c.clone()).await;
+        assert!(matches!(got, Err(StoreError::Config(_))), "{got:?}");
+    }
     // A fresh prefix is claimed, and connects again.
     let fresh = cfg(&prefix());
     let s = redis_store(&fresh, false).await;
