@@ -1158,7 +1158,10 @@ impl RedisStore {
         let mut w = writer.lock().await;
         let w = &mut *w;
         for _ in 0..MAX_ATTEMPTS {
-            let attempt = match (&self.sync_client, self.cluster) {
+            // Taken out for the attempt, put back when it succeeds (or when the batch was
+            // refused as a gap before anything was read).
+            let mut held = w.held.take();
+            let r = match (&self.sync_client, self.cluster) {
                 (SyncClient::Single(client), false) => {
                     let conn = match &mut w.conn {
                         Some(c) => c,
@@ -1173,27 +1176,17 @@ impl RedisStore {
                             )
                         }
                     };
-                    // Taken out for the attempt, put back when it succeeds (or when
-                    // the batch was refused as a gap before anything was read).
-                    let mut held = w.held.take();
-                    let r = self.attempt_single(conn, &mut held, batch).await;
-                    match &r {
-                        Ok(_) | Err(StoreError::OffsetGap { .. }) => w.held = held,
-                        // Unknown whether the transaction landed: forget the state, and
-                        // the connection (it may be broken or still watching).
-                        Err(_) => w.conn = None,
-                    }
-                    r?
+                    self.attempt_single(conn, &mut held, batch).await
                 }
-                _ => {
-                    let mut held = w.held.take();
-                    let r = self.attempt_cluster(&mut held, batch).await;
-                    if matches!(r, Ok(_) | Err(StoreError::OffsetGap { .. })) {
-                        w.held = held;
-                    }
-                    r?
-                }
+                _ => self.attempt_cluster(&mut held, batch).await,
             };
+            match &r {
+                Ok(_) | Err(StoreError::OffsetGap { .. }) => w.held = held,
+                // Unknown whether the transaction landed: forget the state, and the
+                // connection (it may be broken or still watching).
+                Err(_) => w.conn = None,
+            }
+            let attempt = r?;
             if let Attempt::Done(outcome) = attempt {
                 return Ok(outcome);
             }
