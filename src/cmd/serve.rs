@@ -160,9 +160,9 @@ pub struct BenchArgs {
     /// Connections of the fixed-rate runs.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Connections of the peak run.
-    #[arg(long, default_value_t = 32)]
-    peak_connections: usize,
+    /// Connections of the peak runs, comma-separated: one closed-loop run per count.
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
+    peak_connections: Vec<usize>,
     /// Newest training interactions applied to the store as live events.
     #[arg(long, default_value_t = 200_000)]
     live_events: usize,
@@ -203,15 +203,16 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| target req/s | achieved req/s | requests | errors | degraded | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
+        "| target req/s | connections | achieved req/s | requests | errors | degraded | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for run in &r.runs {
         let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
         println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
             run.target_rate
                 .map_or("peak".to_string(), |t| format!("{t:.0}")),
+            run.connections,
             run.throughput,
             run.requests,
             run.errors,

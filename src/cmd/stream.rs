@@ -106,7 +106,7 @@ pub struct ConsumeArgs {
     #[arg(long)]
     items: Option<PathBuf>,
     /// Most messages per round.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 50_000)]
     batch_max: usize,
     /// Partitions for topics the consumer creates.
     #[arg(long, default_value_t = 4)]
@@ -266,6 +266,9 @@ pub struct BenchArgs {
     /// Active users for the Redis memory measurement.
     #[arg(long, default_value_t = 100_000)]
     memory_users: usize,
+    /// Most messages per consumer round (as `consume --batch-max`).
+    #[arg(long, default_value_t = 50_000)]
+    batch_max: usize,
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
@@ -291,12 +294,14 @@ async fn consume_all(
     log: Arc<dyn EventLog>,
     store: Arc<RedisStore>,
     topic: &str,
+    batch_max: usize,
     timeout: Duration,
 ) -> anyhow::Result<f64> {
     let ends = log.end_offsets(topic).await?;
     let parts: Vec<i32> = ends.iter().map(|e| e.0).collect();
     let (stop, stopped) = watch::channel(false);
-    let cfg = ConsumerConfig::new(topic, format!("bench-{}", rand_suffix()));
+    let mut cfg = ConsumerConfig::new(topic, format!("bench-{}", rand_suffix()));
+    cfg.batch_max = batch_max.max(1);
     let stats = Arc::new(ConsumerStats::new());
     let task = tokio::spawn(consumer::run(
         log,
@@ -379,6 +384,7 @@ async fn bench_async(a: BenchArgs) -> anyhow::Result<()> {
         Arc::clone(&kafka) as Arc<dyn EventLog>,
         Arc::clone(&e2e_store),
         &topic,
+        a.batch_max,
         timeout,
     )
     .await?;
@@ -405,6 +411,7 @@ async fn bench_async(a: BenchArgs) -> anyhow::Result<()> {
         mem as Arc<dyn EventLog>,
         Arc::clone(&apply_store),
         &topic,
+        a.batch_max,
         timeout,
     )
     .await?;
@@ -434,6 +441,7 @@ async fn bench_async(a: BenchArgs) -> anyhow::Result<()> {
         mlog as Arc<dyn EventLog>,
         Arc::clone(&mem_store),
         &topic,
+        a.batch_max,
         timeout,
     )
     .await?;

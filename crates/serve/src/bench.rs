@@ -62,8 +62,9 @@ pub struct BenchOptions {
     pub peak_seconds: f64,
     /// Connections of the fixed-rate runs.
     pub connections: usize,
-    /// Connections of the peak run.
-    pub peak_connections: usize,
+    /// Connections of the peak runs: one closed-loop run per count (a closed loop
+    /// measures latency, not capacity, until it has enough requests in flight).
+    pub peak_connections: Vec<usize>,
     /// Newest training interactions applied to the store as live events.
     pub live_events: usize,
     /// Items per request.
@@ -84,7 +85,7 @@ impl Default for BenchOptions {
             rate_seconds: 10.0,
             peak_seconds: 10.0,
             connections: 64,
-            peak_connections: 32,
+            peak_connections: vec![32, 64, 128],
             live_events: 200_000,
             k: 10,
             server_threads: 2,
@@ -115,7 +116,7 @@ pub struct BenchReport {
     pub mix: UserMix,
     /// The served model version.
     pub model_version: String,
-    /// One report per fixed rate, then the peak run.
+    /// One report per fixed rate, then one per peak run.
     pub runs: Vec<LoadReport>,
 }
 
@@ -292,9 +293,16 @@ fn run_with_store(
             );
             runs.push(r);
         }
-        let r = loadgen::run(&plan(None, opts.peak_seconds, opts.peak_connections)).await?;
-        tracing::info!(throughput = r.throughput, p99_us = r.p99_us, "peak run");
-        runs.push(r);
+        for &connections in &opts.peak_connections {
+            let r = loadgen::run(&plan(None, opts.peak_seconds, connections)).await?;
+            tracing::info!(
+                connections,
+                throughput = r.throughput,
+                p99_us = r.p99_us,
+                "peak run"
+            );
+            runs.push(r);
+        }
         Ok::<_, BenchError>(runs)
     });
     let _ = stop_tx.send(());

@@ -56,6 +56,8 @@ pub struct LoadPlan {
 pub struct LoadReport {
     /// The requested rate (`None`: peak).
     pub target_rate: Option<f64>,
+    /// Connections (requests in flight at most).
+    pub connections: usize,
     /// Requests answered (any status).
     pub requests: u64,
     /// Answers with a non-2xx status, or transport failures.
@@ -125,6 +127,7 @@ pub async fn run(plan: &LoadPlan) -> Result<LoadReport, LoadError> {
     let requests = all.latencies.len() as u64;
     Ok(LoadReport {
         target_rate: plan.rate,
+        connections: plan.connections,
         requests,
         errors: all.errors,
         degraded: all.degraded,
