@@ -245,6 +245,20 @@ struct Prepared {
     max_ts: Option<i64>,
 }
 
+/// Seeks `partition` if this member still owns it. The next round is polled while a
+/// batch is applied, so a rebalance can take the partition away before its batch
+/// settles; its new owner positions it from the offsets in the store.
+async fn seek_owned(
+    consumer: &mut dyn LogConsumer,
+    partition: i32,
+    offset: i64,
+) -> Result<(), ConsumeError> {
+    if consumer.assignment().partitions.contains(&partition) {
+        consumer.seek(partition, offset).await?;
+    }
+    Ok(())
+}
+
 /// How one partition's apply settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settled {
@@ -471,7 +485,7 @@ impl Loop<'_> {
                 self.expected.insert(partition, o.next_offset);
                 if o.next_offset != batch.end {
                     // The store is ahead (another member applied more): continue from there.
-                    consumer.seek(partition, o.next_offset).await?;
+                    seek_owned(consumer, partition, o.next_offset).await?;
                     return Ok(Settled::Sought);
                 }
                 Ok(Settled::Moved)
@@ -482,7 +496,7 @@ impl Loop<'_> {
                     partition,
                     stored, start, "store is behind this batch; seeking back"
                 );
-                consumer.seek(partition, stored).await?;
+                seek_owned(consumer, partition, stored).await?;
                 self.expected.insert(partition, stored);
                 Ok(Settled::Sought)
             }
