@@ -282,24 +282,23 @@ fn run_with_store(
     let result = client_rt.block_on(async {
         // Warm-up: connections, allocator, the model's pages.
         loadgen::run(&plan(Some(1_000.0), 2.0, opts.connections)).await?;
+        let fixed = opts
+            .rates
+            .iter()
+            .map(|&rate| (Some(rate), opts.rate_seconds, opts.connections));
+        let peaks = opts
+            .peak_connections
+            .iter()
+            .map(|&c| (None, opts.peak_seconds, c));
         let mut runs = Vec::new();
-        for &rate in &opts.rates {
-            let r = loadgen::run(&plan(Some(rate), opts.rate_seconds, opts.connections)).await?;
+        for (rate, secs, connections) in fixed.chain(peaks) {
+            let r = loadgen::run(&plan(rate, secs, connections)).await?;
             tracing::info!(
-                rate,
-                throughput = r.throughput,
-                p99_us = r.p99_us,
-                "fixed-rate run"
-            );
-            runs.push(r);
-        }
-        for &connections in &opts.peak_connections {
-            let r = loadgen::run(&plan(None, opts.peak_seconds, connections)).await?;
-            tracing::info!(
+                rate = rate.map_or("peak".to_string(), |r| r.to_string()),
                 connections,
                 throughput = r.throughput,
                 p99_us = r.p99_us,
-                "peak run"
+                "load run"
             );
             runs.push(r);
         }
