@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Topic `POST /events` publishes to.
     #[arg(long)]
     topic: Option<String>,
+    /// librdkafka setting for the `POST /events` producer, passed through (repeatable),
+    /// e.g. `security.protocol=ssl`.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    kafka_options: Vec<String>,
     /// Listen address, e.g. 0.0.0.0:8080 (port 0: any free port).
     #[arg(long)]
     addr: Option<String>,
@@ -111,13 +115,15 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     {
         anyhow::bail!("data directory {} does not exist", d.display());
     }
+    let kafka_options = a.kafka_options;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let sink: Option<Arc<dyn EventSink>> = if cfg.brokers.trim().is_empty() {
             None
         } else {
-            let log = KafkaLog::new(KafkaConfig::new(cfg.brokers.clone()))
-                .context("creating the Kafka producer")?;
+            let log =
+                KafkaLog::new(KafkaConfig::new(cfg.brokers.clone()).with_options(&kafka_options)?)
+                    .context("creating the Kafka producer")?;
             Some(Arc::new(KafkaSink {
                 log,
                 topic: cfg.topic.clone(),
