@@ -106,7 +106,7 @@ pub struct ConsumeArgs {
     #[arg(long)]
     items: Option<PathBuf>,
     /// Most messages per round.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = consumer::DEFAULT_BATCH_MAX)]
     batch_max: usize,
     /// Partitions for topics the consumer creates.
     #[arg(long, default_value_t = 4)]
@@ -187,7 +187,7 @@ pub fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
         if let Some(d) = a.dead_letter_topic {
             cfg.dead_letter_topic = d;
         }
-        cfg.batch_max = a.batch_max.max(1);
+        cfg.batch_max = a.batch_max;
         cfg.partitions = a.partitions;
         let stats = Arc::new(ConsumerStats::new());
         let (stop, stopped) = watch::channel(false);
@@ -267,7 +267,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100_000)]
     memory_users: usize,
     /// Most messages per consumer round (as `consume --batch-max`).
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = consumer::DEFAULT_BATCH_MAX)]
     batch_max: usize,
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 600)]
@@ -301,7 +301,7 @@ async fn consume_all(
     let parts: Vec<i32> = ends.iter().map(|e| e.0).collect();
     let (stop, stopped) = watch::channel(false);
     let mut cfg = ConsumerConfig::new(topic, format!("bench-{}", rand_suffix()));
-    cfg.batch_max = batch_max.max(1);
+    cfg.batch_max = batch_max;
     let stats = Arc::new(ConsumerStats::new());
     let task = tokio::spawn(consumer::run(
         log,

@@ -23,6 +23,9 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::eventlog::{EventLog, LogConsumer, LogError, LogMessage, Positioner, Record};
 use crate::stats::{ConsumerStats, RetryTarget};
 
+/// Default of [`ConsumerConfig::batch_max`].
+pub const DEFAULT_BATCH_MAX: usize = 50_000;
+
 /// Consumer settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerConfig {
@@ -38,7 +41,7 @@ pub struct ConsumerConfig {
     /// event) but make each partition's `MULTI` longer, and Redis serves nothing else
     /// while one runs: at about 3 µs per event, 50,000 over 4 partitions block it for
     /// roughly 40 ms at a time when catching up. A live stream fills rounds only up to
-    /// what arrives within `batch_linger`.
+    /// what arrives within `batch_linger`. 0 counts as 1.
     pub batch_max: usize,
     /// How long a round keeps collecting after its first message.
     pub batch_linger: Duration,
@@ -61,7 +64,7 @@ impl ConsumerConfig {
             topic,
             group: group.into(),
             partitions: 4,
-            batch_max: 50_000,
+            batch_max: DEFAULT_BATCH_MAX,
             batch_linger: Duration::from_millis(50),
             poll_wait: Duration::from_millis(500),
             retry_initial: Duration::from_millis(100),
@@ -307,9 +310,10 @@ impl Loop<'_> {
         consumer: &mut dyn LogConsumer,
     ) -> Result<Option<Vec<LogMessage>>, ConsumeError> {
         let (cfg, stats) = (self.cfg, self.stats);
+        let batch_max = cfg.batch_max.max(1);
         let mut shutdown = self.shutdown.clone();
         let first = tokio::select! {
-            r = consumer.poll(cfg.batch_max, cfg.poll_wait) => r,
+            r = consumer.poll(batch_max, cfg.poll_wait) => r,
             _ = shutdown.wait_for(|s| *s) => return Ok(None),
         };
         let mut msgs = match first {
@@ -326,12 +330,12 @@ impl Loop<'_> {
             return Ok(Some(msgs));
         }
         let until = Instant::now() + cfg.batch_linger;
-        while msgs.len() < cfg.batch_max {
+        while msgs.len() < batch_max {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            match consumer.poll(cfg.batch_max - msgs.len(), left).await {
+            match consumer.poll(batch_max - msgs.len(), left).await {
                 Ok(more) if more.is_empty() => break,
                 Ok(more) => msgs.extend(more),
                 Err(e) => {
@@ -587,9 +591,7 @@ pub async fn run(
                 lp.expected.clear();
                 store.release_others(&assignment.partitions);
             }
-            if round.is_empty() {
-                ahead = None;
-            } else {
+            if !round.is_empty() {
                 let t = Instant::now();
                 let mut prepared = Vec::with_capacity(round.len());
                 let mut finished = true;
