@@ -2,6 +2,7 @@
 //! process. The test runs the built binary on a random loopback port, waits for the
 //! API, and asks it for recommendations.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::Path;
@@ -136,6 +137,47 @@ async fn demo_serves_recommendations() -> anyhow::Result<()> {
         popular["items"].as_array().is_some_and(|i| !i.is_empty()),
         "no live popularity after the replay: {popular}"
     );
+    // No validation reader is offered a page they read: every replayed click counts,
+    // heavy readers' included.
+    let refined = dir.path().join("demo").join("refined");
+    let (events, _) = newsrec_ingest::replay::load_events(&refined, None)?;
+    let mut read: HashMap<String, HashSet<String>> = HashMap::new();
+    for e in &events {
+        read.entry(e.user_id.as_str().to_owned())
+            .or_default()
+            .insert(e.page.as_str().to_owned());
+    }
+    let validation: BTreeSet<String> = newsrec_train::read_validation(&refined)?
+        .into_iter()
+        .map(|r| r.user.as_str().to_owned())
+        .collect();
+    let (mut offered, mut heavy) = (0, 0);
+    for user in &validation {
+        let v = get_json(
+            &http,
+            &format!("{base}/recommendations?user_id={user}&k=10"),
+        )
+        .await?;
+        let Some(pages) = read.get(user) else {
+            continue;
+        };
+        heavy += usize::from(pages.len() > 20);
+        for item in v["items"].as_array().context("no items")? {
+            let page = item["page"].as_str().unwrap_or_default();
+            ensure!(
+                !pages.contains(page),
+                "{user} ({} reads) was offered {page}, which they read",
+                pages.len()
+            );
+            offered += 1;
+        }
+    }
+    eprintln!(
+        "{} validation readers ({heavy} with more than 20 reads), {offered} pages offered, none read",
+        validation.len()
+    );
+    ensure!(heavy > 0, "no heavy reader among the validation readers");
+
     demo.start_kill()?;
     let _ = demo.wait().await;
     Ok(())

@@ -1,7 +1,9 @@
-//! Crash safety of `newsrec consume` against the real broker and Redis: the consumer
-//! process is killed with SIGKILL at random moments while it applies a replayed stream,
-//! restarted each time, and finally stopped with SIGTERM; the state in Redis must equal
-//! the state computed directly from the same events, exactly.
+//! Crash and store-loss safety of `newsrec consume` against the real broker and Redis.
+//! The consumer process is killed with SIGKILL at random moments while it applies a
+//! replayed stream in small rounds, restarted each time, and finally stopped with
+//! SIGTERM; or the store is emptied under it mid-stream. Either way every key Redis
+//! holds afterwards must equal, value for value, what one clean run (default rounds)
+//! leaves for the same topic.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
 
@@ -10,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use newsrec_features::reference::Reference;
+use newsrec_core::ClickEvent;
+use newsrec_features::reference::dump_diff;
 use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::replay;
 use newsrec_ingest::{EventLog, KafkaConfig, KafkaLog};
@@ -72,7 +75,7 @@ impl Drop for ConsumerProcess {
     }
 }
 
-fn spawn_consumer(topic: &str, group: &str, prefix: &str) -> ConsumerProcess {
+fn spawn_consumer(topic: &str, group: &str, prefix: &str, extra: &[&str]) -> ConsumerProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_newsrec"))
         .args([
             "consume",
@@ -86,14 +89,9 @@ fn spawn_consumer(topic: &str, group: &str, prefix: &str) -> ConsumerProcess {
             &redis_url(),
             "--prefix",
             prefix,
-            "--batch-max",
-            "400",
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
-        // The store config the reference assumes: no "read next" list reaches its cap
-        // or its TTL within the test's week of event time.
-        .env("NEWSREC_STORE__COVISIT_TTL_HOURS", "87600")
-        .env("NEWSREC_STORE__COVISIT_MAX_NEXT", "100000")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -112,6 +110,88 @@ async fn offsets(store: &dyn FeatureStore, ends: &[(i32, i64)]) -> i64 {
         .sum()
 }
 
+/// Waits until the store holds `total` offsets while `child` runs.
+async fn wait_for(
+    store: &dyn FeatureStore,
+    ends: &[(i32, i64)],
+    total: i64,
+    child: &mut ConsumerProcess,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while offsets(store, ends).await < total {
+        anyhow::ensure!(Instant::now() < deadline, "consumer did not finish");
+        anyhow::ensure!(child.try_wait()?.is_none(), "consumer exited early");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Stops `child` with SIGTERM and checks it exits 0.
+async fn stop(mut child: ConsumerProcess) -> anyhow::Result<()> {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    anyhow::ensure!(term.success(), "kill -TERM failed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill()?;
+            anyhow::bail!("consumer ignored SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    anyhow::ensure!(status.success(), "graceful shutdown exits 0, got {status}");
+    Ok(())
+}
+
+/// A topic of its own with `events` synthetic clicks; its end offsets.
+async fn topic_with(
+    log: &KafkaLog,
+    topic: &str,
+    events: &[ClickEvent],
+) -> anyhow::Result<Vec<(i32, i64)>> {
+    log.ensure_topic(topic, 4).await?;
+    produce(log, topic, events).await?;
+    Ok(log.end_offsets(topic).await?)
+}
+
+async fn produce(log: &KafkaLog, topic: &str, events: &[ClickEvent]) -> anyhow::Result<()> {
+    for chunk in events.chunks(10_000) {
+        log.produce(topic, chunk.iter().map(replay::event_record).collect())
+            .await?;
+    }
+    Ok(())
+}
+
+async fn store(prefix: &str) -> anyhow::Result<Arc<RedisStore>> {
+    Ok(Arc::new(
+        RedisStore::connect(
+            &RedisTarget::Single(redis_url()),
+            StoreConfig::with_prefix(prefix),
+        )
+        .await?,
+    ))
+}
+
+/// The whole key space a clean run of one consumer (default rounds, never stopped
+/// early) leaves for `topic`, under a prefix of its own (deleted afterwards).
+async fn clean_run(topic: &str, tag: &str, ends: &[(i32, i64)]) -> anyhow::Result<Dump> {
+    let prefix = format!("test:clean:{tag}:");
+    let clean = store(&prefix).await?;
+    let total: i64 = ends.iter().map(|e| e.1).sum();
+    let mut child = spawn_consumer(topic, &format!("test-clean-{tag}"), &prefix, &[]);
+    wait_for(clean.as_ref(), ends, total, &mut child).await?;
+    stop(child).await?;
+    let dump = clean.dump().await?;
+    clean.delete_all().await?;
+    Ok(dump)
+}
+
+type Dump = BTreeMap<String, String>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_consumer_resumes_exactly_once() -> anyhow::Result<()> {
     let mut rng = Rng::new();
@@ -120,36 +200,24 @@ async fn killed_consumer_resumes_exactly_once() -> anyhow::Result<()> {
     let prefix = format!("test:crash:{tag}:");
 
     let log = KafkaLog::new(KafkaConfig::new(brokers()))?;
-    log.ensure_topic(&topic, 4).await?;
     let events =
         replay::synthetic_events(40_000, 2_000, 300, 1_656_644_400_000, 15_000, rng.next());
-    let mut placed = Vec::with_capacity(events.len());
-    for chunk in events.chunks(10_000) {
-        let at = log
-            .produce(&topic, chunk.iter().map(replay::event_record).collect())
-            .await?;
-        placed.extend(
-            at.into_iter()
-                .zip(chunk.iter().cloned())
-                .map(|((p, o), e)| (p, o, e)),
-        );
-    }
-    let ends = log.end_offsets(&topic).await?;
+    let ends = topic_with(&log, &topic, &events).await?;
     let total: i64 = ends.iter().map(|e| e.1).sum();
+    let store = store(&prefix).await?;
 
-    let cfg = StoreConfig {
-        covisit_ttl_hours: 87_600,
-        covisit_max_next: 100_000,
-        ..StoreConfig::with_prefix(&prefix)
-    };
-    let store = Arc::new(RedisStore::connect(&RedisTarget::Single(redis_url()), cfg).await?);
-
-    // Kill at random moments, as long as there is work left.
+    // Kill at random moments, as long as there is work left; small rounds, so the
+    // kills fall between many batches.
     let mut kills = 0;
     let mut progress = Vec::new();
     for run in 0..5 {
         let before = offsets(store.as_ref(), &ends).await;
-        let mut child = spawn_consumer(&topic, &format!("test-crash-{tag}-{run}"), &prefix);
+        let mut child = spawn_consumer(
+            &topic,
+            &format!("test-crash-{tag}-{run}"),
+            &prefix,
+            &["--batch-max", "400"],
+        );
         // Kill once it is applying: after its first batch, at a random moment.
         let deadline = Instant::now() + Duration::from_secs(60);
         while offsets(store.as_ref(), &ends).await == before && Instant::now() < deadline {
@@ -168,38 +236,85 @@ async fn killed_consumer_resumes_exactly_once() -> anyhow::Result<()> {
     eprintln!("offsets applied after each of {kills} kills: {progress:?} of {total}");
 
     // A last run to the end, stopped gracefully.
-    let mut child = spawn_consumer(&topic, &format!("test-crash-{tag}-last"), &prefix);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while offsets(store.as_ref(), &ends).await < total {
-        anyhow::ensure!(Instant::now() < deadline, "consumer did not finish");
-        anyhow::ensure!(child.try_wait()?.is_none(), "consumer exited early");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()?;
-    anyhow::ensure!(term.success(), "kill -TERM failed");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if Instant::now() > deadline {
-            child.kill()?;
-            anyhow::bail!("consumer ignored SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    anyhow::ensure!(status.success(), "graceful shutdown exits 0, got {status}");
+    let mut child = spawn_consumer(
+        &topic,
+        &format!("test-crash-{tag}-last"),
+        &prefix,
+        &["--batch-max", "400"],
+    );
+    wait_for(store.as_ref(), &ends, total, &mut child).await?;
+    stop(child).await?;
 
-    let ends_map: BTreeMap<i32, i64> = ends.iter().copied().filter(|e| e.1 > 0).collect();
-    let reference = Reference::build(store.config(), &placed, &ends_map);
-    let diff = reference.diff(store.as_ref()).await?;
+    let crashed = store.dump().await?;
     store.delete_all().await?;
-    assert_eq!(diff, Vec::<String>::new());
+    let clean = clean_run(&topic, &tag, &ends).await?;
+    eprintln!("{} keys compared", clean.len());
+    assert_eq!(dump_diff(&crashed, &clean), Vec::<String>::new());
+    assert!(clean.len() > 1_000, "a whole state: {} keys", clean.len());
     assert!(
         progress.iter().any(|p| *p < total),
         "at least one kill hit before the end: {progress:?}"
     );
+    Ok(())
+}
+
+/// Reads one counter of the consumer's metrics endpoint.
+async fn counter(addr: &str, name: &str) -> anyhow::Result<f64> {
+    let body = reqwest::get(format!("http://{addr}/metrics"))
+        .await?
+        .text()
+        .await?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no {name} in the metrics"))
+}
+
+/// Redis loses everything under the prefix while the consumer runs (as after a restart
+/// without persistence, a failover to an empty replica or a flush): the consumer does
+/// not write on top of the empty store; it rebuilds every partition from the start of
+/// the log, counts it, and the whole state afterwards is a clean run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptied_store_is_rebuilt() -> anyhow::Result<()> {
+    let mut rng = Rng::new();
+    let tag = format!("{:x}", rng.next() >> 16);
+    let topic = format!("test-emptied-{tag}");
+    let prefix = format!("test:emptied:{tag}:");
+    let log = KafkaLog::new(KafkaConfig::new(brokers()))?;
+    let events = replay::synthetic_events(12_000, 800, 200, 1_656_644_400_000, 15_000, rng.next());
+    let (first, later) = events.split_at(8_000);
+    let ends = topic_with(&log, &topic, first).await?;
+    let store = store(&prefix).await?;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = spawn_consumer(
+        &topic,
+        &format!("test-emptied-{tag}"),
+        &prefix,
+        &["--metrics-addr", &addr],
+    );
+    let total: i64 = ends.iter().map(|e| e.1).sum();
+    wait_for(store.as_ref(), &ends, total, &mut child).await?;
+    assert_eq!(
+        counter(&addr, "newsrec_consumer_rebuilds_total").await?,
+        0.0
+    );
+
+    let lost = store.delete_all().await?;
+    anyhow::ensure!(lost > 100, "the store held {lost} keys");
+    produce(&log, &topic, later).await?;
+    let ends = log.end_offsets(&topic).await?;
+    let total: i64 = ends.iter().map(|e| e.1).sum();
+    wait_for(store.as_ref(), &ends, total, &mut child).await?;
+    let rebuilds = counter(&addr, "newsrec_consumer_rebuilds_total").await?;
+    stop(child).await?;
+
+    let rebuilt = store.dump().await?;
+    store.delete_all().await?;
+    let clean = clean_run(&topic, &tag, &ends).await?;
+    assert_eq!(dump_diff(&rebuilt, &clean), Vec::<String>::new());
+    assert!(rebuilds >= 1.0, "rebuilds counted: {rebuilds}");
     Ok(())
 }

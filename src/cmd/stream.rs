@@ -269,6 +269,13 @@ pub struct BenchArgs {
     /// Most messages per consumer round (as `consume --batch-max`).
     #[arg(long, default_value_t = consumer::DEFAULT_BATCH_MAX)]
     batch_max: usize,
+    /// Reads per user for the Redis memory measurement (each to another page, so each
+    /// one lands in the user's read set).
+    #[arg(long, default_value_t = 3)]
+    memory_reads: usize,
+    /// Single events timed on an otherwise idle stream (0: skip that phase).
+    #[arg(long, default_value_t = 50)]
+    quiet_events: usize,
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
@@ -420,8 +427,14 @@ async fn bench_async(a: BenchArgs) -> anyhow::Result<()> {
 
     // 5. Memory per 100k active users: every user reads a few pages.
     let n_users = a.memory_users.max(1);
-    let mem_events =
-        replay::synthetic_events(3 * n_users, n_users, a.pages, 1_656_644_400_000, 50, 7);
+    let mem_events = replay::synthetic_events(
+        a.memory_reads.max(1) * n_users,
+        n_users,
+        a.pages,
+        1_656_644_400_000,
+        50,
+        7,
+    );
     let distinct: std::collections::HashSet<_> =
         mem_events.iter().map(|e| e.user_id.clone()).collect();
     let mlog = Arc::new(MemoryLog::new());
@@ -454,7 +467,83 @@ async fn bench_async(a: BenchArgs) -> anyhow::Result<()> {
         mem_events.len()
     );
     mem_store.delete_all().await?;
+
+    // 6. Quiet stream: one event at a time, each after the stream idled.
+    if a.quiet_events > 0 {
+        let (p50, p99, max) = quiet_latency(&a, &kafka, &suffix, timeout).await?;
+        println!(
+            "quiet stream, produce -> in Redis:  p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} events, 300 ms apart)",
+            a.quiet_events
+        );
+    }
     Ok(())
+}
+
+/// Times single events on an idle stream, from the producer's send to the store holding
+/// the event's offset (a running consumer, real broker and Redis); p50, p99 and max, ms.
+async fn quiet_latency(
+    a: &BenchArgs,
+    kafka: &Arc<KafkaLog>,
+    suffix: &str,
+    timeout: Duration,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let topic = format!("bench-quiet-{suffix}");
+    kafka.ensure_topic(&topic, a.partitions).await?;
+    let store = connect_store(
+        &a.redis,
+        false,
+        StoreConfig::with_prefix(format!("bench:{suffix}:quiet:")),
+    )
+    .await?;
+    let mut cfg = ConsumerConfig::new(&topic, format!("bench-quiet-{suffix}"));
+    cfg.partitions = a.partitions;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(consumer::run(
+        Arc::clone(kafka) as Arc<dyn EventLog>,
+        Arc::clone(&store) as Arc<dyn FeatureStore>,
+        cfg,
+        Arc::new(ConsumerStats::new()),
+        stopped,
+    ));
+    let events = replay::synthetic_events(
+        a.quiet_events + 1,
+        a.quiet_events + 1,
+        100,
+        1_656_644_400_000,
+        1_000,
+        9,
+    );
+    let mut took = Vec::with_capacity(a.quiet_events);
+    for (i, e) in events.iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = Instant::now();
+        let (p, o) = kafka
+            .produce(&topic, vec![replay::event_record(e)])
+            .await?
+            .first()
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("the log placed nothing"))?;
+        // The first event waits for the group to form: not timed.
+        let deadline = t + if i == 0 {
+            timeout
+        } else {
+            Duration::from_secs(5)
+        };
+        // Polled every millisecond (`caught_up` polls every 20).
+        while store.next_offsets(&[p]).await?[0].is_none_or(|n| n <= o) {
+            anyhow::ensure!(Instant::now() < deadline, "event {i} not applied in time");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if i > 0 {
+            took.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let _ = stop.send(true);
+    task.await??;
+    store.delete_all().await?;
+    took.sort_by(f64::total_cmp);
+    let at = |q: f64| took[((took.len() as f64 * q).ceil() as usize).clamp(1, took.len()) - 1];
+    Ok((at(0.5), at(0.99), at(1.0)))
 }
 
 #[cfg(test)]

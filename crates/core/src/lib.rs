@@ -11,6 +11,8 @@
 //! - `engagement`: [`Engagement`] cleaning and the engagement score.
 //! - `features`: [`UserAggregates`], the per-user feature definition shared by the live
 //!   consumer and batch training.
+//! - `read_set`: [`ReadSet`], a reader's read pages, compact and bounded, never
+//!   recommended again.
 //! - `refined`: file and column names of the refined Parquet data.
 //! - `config`: layered config loading (defaults → file → `NEWSREC_*` env).
 //! - `time`: event-time helpers.
@@ -20,6 +22,7 @@ mod engagement;
 mod event;
 mod features;
 mod ids;
+mod read_set;
 pub mod refined;
 mod stats;
 mod tier;
@@ -30,6 +33,7 @@ pub use engagement::{Engagement, EngagementCaps};
 pub use event::{ClickEvent, MAX_EVENT_BYTES, RejectReason, RejectedEvent};
 pub use features::{USER_FEATURE_DIM, USER_FEATURE_NAMES, UserAggregates};
 pub use ids::{EventId, IdError, PageId, UserId};
+pub use read_set::{DEFAULT_READ_SET_MAX, ReadLookup, ReadSet, page_hash};
 pub use stats::{ConsumerSnapshot, HistogramSnapshot};
 pub use tier::{SEMI_LOGGED_MIN_INTERACTIONS, Tier, UserType, route_tier};
 

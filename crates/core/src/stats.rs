@@ -36,4 +36,7 @@ pub struct ConsumerSnapshot {
     pub watermark_ms: Option<i64>,
     /// `newsrec_consumer_retries_total{target}` (`redis`, `kafka`).
     pub retries: Vec<(&'static str, u64)>,
+    /// `newsrec_consumer_rebuilds_total`: partitions rebuilt from the start of the log
+    /// after the store lost their state.
+    pub rebuilds: u64,
 }

@@ -1,18 +1,19 @@
-//! Pre-aggregation of a partition batch: what both stores apply, computed once in Rust so
-//! the Redis scripts only add numbers up.
+//! Pre-aggregation of a partition batch: what is order-free about it, computed once.
 //!
-//! A batch splits into a per-partition delta (bucket counts, trending weights, "read
-//! next" pairs, session ends) applied atomically with the offsets, and one delta per user
-//! made idempotent by the offset range it covers.
+//! A batch splits into a per-partition delta (offsets, bucket counts: integer sums, so
+//! any grouping of events gives the same counts) and one delta per user, made
+//! idempotent by the offset range it covers (integer sums and ordered lists that merge
+//! the same however the user's events were grouped). What depends on the order of
+//! events (trending, sessions, "read next") is decided per event by the partition step.
 
 use rustc_hash::FxHashMap;
 
-use newsrec_core::{PageId, UserAggregates, UserId, UserType};
-use serde::Serialize;
+use newsrec_core::{PageId, UserId, UserType, page_hash};
 
 use crate::config::StoreConfig;
 use crate::model::{BatchEvent, PartitionBatch};
-use crate::window::{bucket_of, decay_weight};
+use crate::user_record::Sums;
+use crate::window::bucket_of;
 
 /// One user's part of a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,43 +22,19 @@ pub(crate) struct UserDelta {
     /// Lowest and highest offset of the user's events in the batch.
     pub min_offset: i64,
     pub max_offset: i64,
-    pub agg: UserAggregates,
+    pub sums: Sums,
     /// Type, page and session of the user's last event (by offset).
     pub user_type: UserType,
     pub last_page: PageId,
     pub last_session: String,
     /// Pages read, newest first, at most `history_len`.
     pub history: Vec<PageId>,
+    /// Hashes of every page read, newest first (the read set takes each once).
+    pub reads: Vec<u32>,
 }
 
-/// Where a user's run of events in the batch starts and ends, for sessions that cross
-/// batch boundaries.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct SessionEnds(
-    pub UserId,
-    pub i64,
-    pub PageId,
-    pub String,
-    pub i64,
-    pub PageId,
-    pub String,
-);
-
-impl SessionEnds {
-    pub fn user(&self) -> &UserId {
-        &self.0
-    }
-    pub fn first(&self) -> (i64, &PageId, &str) {
-        (self.1, &self.2, &self.3)
-    }
-    pub fn last(&self) -> (i64, &PageId, &str) {
-        (self.4, &self.5, &self.6)
-    }
-}
-
-/// The partition's part of a batch. Field names are short: this is the JSON argument of
-/// the Redis script.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The partition's part of a batch.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PartitionDelta {
     /// Offsets covered, `[s, e)`.
     pub s: i64,
@@ -68,12 +45,6 @@ pub(crate) struct PartitionDelta {
     pub mx: i64,
     /// `(bucket, page, count)`.
     pub b: Vec<(i64, PageId, u64)>,
-    /// `(page, Σ 2^((ts − mx)/h))`.
-    pub tr: Vec<(PageId, f64)>,
-    /// Pairs inside the batch: `(page, next page, count, latest time)`.
-    pub pairs: Vec<(PageId, PageId, u64, i64)>,
-    /// Per user: first and last event, in offset order.
-    pub sess: Vec<SessionEnds>,
 }
 
 /// Both parts of a batch, plus first-seen times.
@@ -94,14 +65,10 @@ impl BatchDelta {
     /// Aggregates `batch` (which must be valid).
     pub fn build(batch: &PartitionBatch, cfg: &StoreConfig) -> Self {
         let bucket_ms = cfg.bucket_ms();
-        let half_life = cfg.half_life_ms();
-        let gap = cfg.session_gap_ms();
         let mx = batch.events.iter().map(|e| e.event.ts).max().unwrap_or(-1);
 
-        // Unordered maps with a fast hash: nothing downstream depends on their order
-        // (each page's sums are still taken in event order).
+        // Unordered maps with a fast hash: every value is an integer sum or a minimum.
         let mut buckets: FxHashMap<(i64, PageId), u64> = FxHashMap::default();
-        let mut trending: FxHashMap<PageId, f64> = FxHashMap::default();
         let mut first_seen: FxHashMap<PageId, i64> = FxHashMap::default();
         // Events per user, offset order preserved; users in order of first appearance.
         let mut order: Vec<UserId> = Vec::new();
@@ -111,7 +78,6 @@ impl BatchDelta {
             *buckets
                 .entry((bucket_of(e.ts, bucket_ms), e.page.clone()))
                 .or_default() += 1;
-            *trending.entry(e.page.clone()).or_default() += decay_weight(e.ts, mx, half_life);
             first_seen
                 .entry(e.page.clone())
                 .and_modify(|t| *t = (*t).min(e.ts))
@@ -125,8 +91,6 @@ impl BatchDelta {
                 .push(be);
         }
 
-        let mut pairs: FxHashMap<(PageId, PageId), (u64, i64)> = FxHashMap::default();
-        let mut sess = Vec::with_capacity(order.len());
         let mut users = Vec::with_capacity(order.len());
         for user in order {
             let Some(evs) = per_user.remove(&user) else {
@@ -135,36 +99,16 @@ impl BatchDelta {
             let (Some(first), Some(last)) = (evs.first(), evs.last()) else {
                 continue;
             };
-            let mut agg = UserAggregates::default();
-            for w in evs.windows(2) {
-                let (a, b) = (&w[0].event, &w[1].event);
-                let (sa, sb) = (sid(&a.session_id), sid(&b.session_id));
-                if a.page != b.page && same_session(a.ts, sa, b.ts, sb, gap) {
-                    let p = pairs
-                        .entry((a.page.clone(), b.page.clone()))
-                        .or_insert((0, b.ts));
-                    p.0 += 1;
-                    p.1 = p.1.max(b.ts);
-                }
-            }
+            let mut sums = Sums::default();
             for be in &evs {
-                agg.add(&be.event.engagement(), be.event.ts);
+                sums.add(&be.event.engagement(), be.event.ts);
             }
-            let (f, l) = (&first.event, &last.event);
-            sess.push(SessionEnds(
-                user.clone(),
-                f.ts,
-                f.page.clone(),
-                sid(&f.session_id).to_owned(),
-                l.ts,
-                l.page.clone(),
-                sid(&l.session_id).to_owned(),
-            ));
+            let l = &last.event;
             users.push(UserDelta {
                 user,
                 min_offset: first.offset,
                 max_offset: last.offset,
-                agg,
+                sums,
                 user_type: l.user_type,
                 last_page: l.page.clone(),
                 last_session: sid(&l.session_id).to_owned(),
@@ -174,6 +118,7 @@ impl BatchDelta {
                     .take(cfg.history_len)
                     .map(|e| e.event.page.clone())
                     .collect(),
+                reads: evs.iter().rev().map(|e| page_hash(&e.event.page)).collect(),
             });
         }
 
@@ -184,12 +129,6 @@ impl BatchDelta {
                 n: batch.events.len() as u64,
                 mx,
                 b: buckets.into_iter().map(|((i, p), c)| (i, p, c)).collect(),
-                tr: trending.into_iter().collect(),
-                pairs: pairs
-                    .into_iter()
-                    .map(|((a, b), (c, ts))| (a, b, c, ts))
-                    .collect(),
-                sess,
             },
             users,
             first_seen: first_seen.into_iter().collect(),
@@ -217,7 +156,7 @@ impl BatchDelta {
 }
 
 /// A missing session id is the empty string (an empty id means none too).
-fn sid(s: &Option<String>) -> &str {
+pub(crate) fn sid(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("")
 }
 
@@ -251,7 +190,7 @@ mod tests {
     }
 
     #[test]
-    fn pairs_follow_sessions() {
+    fn users_keep_offset_order() {
         let min = 60_000;
         let batch = PartitionBatch {
             partition: 0,
@@ -261,27 +200,21 @@ mod tests {
                 ev(0, "u", "a", 0, None),
                 ev(1, "v", "a", min, None),
                 ev(2, "u", "b", 10 * min, None),
-                // 40 minutes later: a new session.
                 ev(3, "u", "c", 50 * min, None),
                 ev(4, "v", "b", 2 * min, Some("s1")),
                 ev(5, "u", "c", 51 * min, None),
             ],
         };
         let d = BatchDelta::build(&batch, &StoreConfig::default());
-        let pairs: Vec<_> = d
-            .partition
-            .pairs
-            .iter()
-            .map(|(a, b, c, _)| (a.as_str(), b.as_str(), *c))
-            .collect();
-        // u: a→b counted, b→c is a new session, c→c is a reload; v: session id changed.
-        assert_eq!(pairs, vec![("a", "b", 1)]);
         let u = &d.users[0];
         assert_eq!(u.user.as_str(), "u");
-        assert_eq!((u.min_offset, u.max_offset, u.agg.interactions), (0, 5, 4));
+        assert_eq!((u.min_offset, u.max_offset, u.sums.interactions), (0, 5, 4));
         let hist: Vec<_> = u.history.iter().map(|p| p.as_str()).collect();
         assert_eq!(hist, vec!["c", "c", "b", "a"]);
-        assert_eq!(d.partition.sess[1].first().0, min);
+        assert_eq!(u.reads.len(), 4);
+        assert_eq!(d.users[1].last_session, "s1");
         assert_eq!(d.first_seen.len(), 3);
+        let counted: u64 = d.partition.b.iter().map(|(_, _, c)| c).sum();
+        assert_eq!(counted, 6);
     }
 }

@@ -25,6 +25,9 @@ pub struct StoreConfig {
     pub trending_max: usize,
     /// Pages kept in a user's recent history.
     pub history_len: usize,
+    /// Distinct pages kept in a user's read set (4 bytes each), which the API never
+    /// recommends to them again; past it the oldest reads go first.
+    pub read_set_max: usize,
     /// Two consecutive reads of a user belong to one session when they are at most this
     /// far apart (and carry the same `session_id`, or both none).
     pub session_gap_minutes: u32,
@@ -59,6 +62,7 @@ impl Default for StoreConfig {
             trending_half_life_minutes: 120,
             trending_max: 20_000,
             history_len: 20,
+            read_set_max: newsrec_core::DEFAULT_READ_SET_MAX,
             session_gap_minutes: 30,
             covisit_max_next: 50,
             covisit_ttl_hours: 72,
@@ -97,8 +101,15 @@ impl StoreConfig {
         if self.trending_half_life_minutes == 0 || self.session_gap_minutes == 0 {
             return bad("half-life and session gap must be positive".into());
         }
-        if self.history_len == 0 || self.covisit_max_next == 0 || self.trending_max == 0 {
-            return bad("history_len, covisit_max_next and trending_max must be positive".into());
+        if self.history_len == 0
+            || self.covisit_max_next == 0
+            || self.trending_max == 0
+            || self.read_set_max == 0
+        {
+            return bad(
+                "history_len, read_set_max, covisit_max_next and trending_max must be positive"
+                    .into(),
+            );
         }
         if self.max_items == 0 || self.covisit_ttl_hours == 0 || self.top_list_len == 0 {
             return bad("max_items, covisit_ttl_hours and top_list_len must be positive".into());

@@ -31,6 +31,25 @@ pub enum StoreError {
         /// Where the batch starts.
         start: i64,
     },
+    /// The store no longer holds what this writer saw committed for the partition: its
+    /// layout marker or the partition's offset is gone, or the offset went back (a
+    /// Redis restarted without its data, a failover to an empty or lagging replica, a
+    /// `FLUSHALL`). Nothing was written; the partition has to be rebuilt from the start
+    /// of the log ([`crate::FeatureStore::reset_partition`]).
+    #[error(
+        "partition {partition}: the store lost its state (this writer saw offset {seen:?} committed, the store holds {stored:?}{marker})",
+        marker = if *marker_missing { ", layout marker missing" } else { "" }
+    )]
+    StoreLost {
+        /// The partition.
+        partition: i32,
+        /// The highest next offset this writer saw stored.
+        seen: Option<i64>,
+        /// The next offset the store holds now.
+        stored: Option<i64>,
+        /// Whether the layout marker is gone too.
+        marker_missing: bool,
+    },
     /// A batch is not well formed (offsets out of order or outside its range).
     #[error("invalid batch: {0}")]
     InvalidBatch(String),
@@ -60,6 +79,7 @@ impl Retryable for StoreError {
             StoreError::Config(_)
             | StoreError::Corrupt { .. }
             | StoreError::OffsetGap { .. }
+            | StoreError::StoreLost { .. }
             | StoreError::InvalidBatch(_) => false,
         }
     }

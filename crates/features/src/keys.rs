@@ -18,11 +18,12 @@
 //! | `P {items}:issued` | zset | items | page → publication time |
 //! | `P {items}:seen` | zset | items | page → first read time |
 //! | `P parts` | set | — | partitions with state |
-//! | `P layout` | string | — | the version of this layout (4); a store refuses state of another |
+//! | `P layout` | string | — | the version of this layout (5); a store refuses state of another |
 //!
-//! A user record is the JSON of `user_record::UserRecord`: `ty` type, `a` the
-//! [`newsrec_core::UserAggregates`] sums, `h` recent pages newest first, `lp` last page,
-//! `ls` last session id, and `o` the offset of the last event applied from the record's
+//! A user record is the JSON of `user_record::UserRecord`: `ty` type, `a` the engagement
+//! sums in integer units (`user_record::Sums`), `h` recent pages newest first, `r` the
+//! read set (FNV-1a hashes of every page read, newest first, see
+//! [`newsrec_core::ReadSet`]), `lp` last page, `ls` last session id, and `o` the offset of the last event applied from the record's
 //! partition (what makes user updates idempotent). With keyed producers a user has one
 //! record; readers merge several. Window counts are not stored per page: they are the sums of
 //! the live buckets, which whoever writes the partition keeps in memory; readers use the

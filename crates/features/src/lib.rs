@@ -74,11 +74,30 @@
 //! a minimum; the set of partitions) is written with the partition on one server, and
 //! before it on a cluster.
 //!
-//! The resulting counts are independent of how the stream was cut into batches, because
-//! a window holds exactly the buckets inside it at the partition's watermark and a bucket
-//! is only dropped once it is outside every window. Two bounded approximations depend on
-//! batch bounds: per-list caps (`trending_max`, `covisit_max_next`) and the
-//! "read next" TTL are enforced once per batch.
+//! # Why the state is a function of the stream alone
+//! Whatever the batch bounds, crashes and replays, the store ends in the same state, bit
+//! for bit (the conformance suite cuts random streams anywhere and compares whole
+//! dumps; the crash tests compare the whole key space with a clean run):
+//! - sums are integers: window counts, and a user's engagement in milliseconds, basis
+//!   points and millionths (`user_record::Sums`), so any grouping adds up the same;
+//! - what depends on order is decided per event, in offset order, by the partition
+//!   step: the trending epoch and its rebases, the trending trim, whether a read
+//!   continues the reader's session (the previous read must be within the session gap
+//!   of the partition's watermark at that event), whether a "read next" list has
+//!   expired before a pair is added (`covisit_ttl`), and the list cap
+//!   (`covisit_max_next`). What the watermark closes is also dropped at the end of a
+//!   batch, which changes nothing later, since every later event treats it as gone;
+//! - a user's history and read set are lists merged newest first, which gives the same
+//!   list however the events were grouped;
+//! - floats that are stored (trending scores) are written in their shortest exact form
+//!   and read back bit for bit.
+//!
+//! # A store that lost its data
+//! A writer remembers the highest offset it saw stored per partition. When the store
+//! holds less (the partition's offset gone or lower, or the layout marker gone: a Redis
+//! restarted without its data, a failover to an empty or lagging replica, a flush) it
+//! writes nothing and fails with [`StoreError::StoreLost`]; the consumer then resets the
+//! partition and applies it again from the start of the log.
 
 //! # Reading
 //! Per-partition lists are merged by the reader, in one pipelined round trip: each

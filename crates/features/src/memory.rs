@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::partition::{PartState, PartitionApply, top_n, trim_lowest};
 use crate::store::FeatureStore;
-use crate::user_record::{UserApply, UserRecord, merged};
+use crate::user_record::{Caps, UserApply, UserRecord, merged};
 use crate::window::{Window, decay_weight};
 
 #[derive(Debug, Default)]
@@ -55,7 +55,7 @@ impl MemoryStore {
     fn apply_user(&self, st: &mut State, partition: i32, d: &UserDelta) -> UserApply {
         let recs = st.users.entry(d.user.clone()).or_default();
         let mut rec = recs.remove(&partition);
-        let done = UserRecord::apply(&mut rec, d, self.cfg.history_len);
+        let done = UserRecord::apply(&mut rec, d, Caps::of(&self.cfg));
         recs.extend(rec.map(|r| (partition, r)));
         done
     }
@@ -69,13 +69,10 @@ impl FeatureStore for MemoryStore {
 
     async fn user(&self, user: &UserId) -> Result<Option<UserState>, StoreError> {
         let st = self.lock();
-        Ok(st.users.get(user).and_then(|recs| {
-            merged(
-                user,
-                recs.iter().map(|(p, r)| (*p, r)),
-                self.cfg.history_len,
-            )
-        }))
+        Ok(st
+            .users
+            .get(user)
+            .and_then(|recs| merged(user, recs.iter().map(|(p, r)| (*p, r)), Caps::of(&self.cfg))))
     }
 
     async fn popular(&self, window: Window, k: usize) -> Result<Vec<ScoredPage>, StoreError> {
@@ -166,7 +163,10 @@ impl FeatureStore for MemoryStore {
             trim_lowest(&mut st.seen, self.cfg.max_items, |t| *t as f64);
         }
         let part = st.parts.entry(batch.partition).or_default();
-        match part.apply(&delta.partition, &self.cfg, &self.windows).0 {
+        match part
+            .apply(&delta.partition, &batch.events, &self.cfg, &self.windows)
+            .0
+        {
             PartitionApply::Applied => Ok(ApplyOutcome {
                 applied: batch.events.len(),
                 duplicates: total - batch.events.len(),
@@ -208,6 +208,29 @@ impl FeatureStore for MemoryStore {
 
     async fn partitions(&self) -> Result<Vec<i32>, StoreError> {
         Ok(self.lock().parts.keys().copied().collect())
+    }
+
+    async fn reset_partition(&self, partition: i32) -> Result<(), StoreError> {
+        self.lock().parts.remove(&partition);
+        Ok(())
+    }
+
+    async fn dump(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let st = self.lock();
+        let mut out = BTreeMap::new();
+        for (p, part) in &st.parts {
+            out.insert(format!("p{p}"), part.canonical());
+        }
+        for (u, recs) in &st.users {
+            let recs = serde_json::to_string(recs)
+                .map_err(|e| StoreError::InvalidBatch(format!("user {u}: {e}")))?;
+            out.insert(format!("u:{u}"), recs);
+        }
+        let sorted =
+            |m: &HashMap<PageId, i64>| format!("{:?}", m.iter().collect::<BTreeMap<_, _>>());
+        out.insert("issued".into(), sorted(&st.issued));
+        out.insert("seen".into(), sorted(&st.seen));
+        Ok(out)
     }
 
     async fn snapshot(&self, partition: i32) -> Result<PartitionSnapshot, StoreError> {

@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use newsrec_core::{ClickEvent, PageId, Tier, UserAggregates, UserId, UserType, route_tier};
+use newsrec_core::{
+    ClickEvent, PageId, ReadSet, Tier, UserAggregates, UserId, UserType, route_tier,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -34,6 +36,8 @@ pub struct UserState {
     pub tier: Tier,
     /// Recently read pages, newest first, at most `history_len`.
     pub history: Vec<PageId>,
+    /// Every page read (up to the store's `read_set_max`): never recommended again.
+    pub read: ReadSet,
     /// The page of the latest event (the "read next" anchor).
     pub last_page: PageId,
     /// The `session_id` of the latest event, if it had one.
@@ -63,6 +67,7 @@ impl UserState {
         user_type: UserType,
         aggregates: UserAggregates,
         history: Vec<PageId>,
+        read: ReadSet,
         last_page: PageId,
         last_session: Option<String>,
     ) -> Self {
@@ -72,6 +77,7 @@ impl UserState {
             user_type,
             aggregates,
             history,
+            read,
             last_page,
             last_session,
         }

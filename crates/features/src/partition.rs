@@ -10,10 +10,10 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use newsrec_core::{PageId, UserId};
 
-use crate::aggregate::{PartitionDelta, same_session};
+use crate::aggregate::{PartitionDelta, same_session, sid};
 use crate::config::StoreConfig;
-use crate::model::{PartitionSnapshot, ScoredPage, top_k};
-use crate::window::{TRENDING_MIN_SCORE, Window, bucket_of, trending_epoch};
+use crate::model::{BatchEvent, PartitionSnapshot, ScoredPage, top_k};
+use crate::window::{TRENDING_MIN_SCORE, Window, bucket_of, decay_weight, trending_epoch};
 
 /// What the partition step decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,10 +79,12 @@ impl PartState {
         }
     }
 
-    /// Applies one partition delta (see the crate doc for the offset rules).
+    /// Applies one partition delta and the batch's `events` it was built from (see the
+    /// crate doc for the offset rules).
     pub fn apply(
         &mut self,
         d: &PartitionDelta,
+        events: &[BatchEvent],
         cfg: &StoreConfig,
         windows: &[Window],
     ) -> (PartitionApply, Changes) {
@@ -154,79 +156,48 @@ impl PartState {
             }
         }
 
-        // 3. Trending, rebased when the epoch moves.
-        let hl = cfg.half_life_ms();
-        let mut t0 = trending_epoch(wm, hl);
-        if let Some(t0_old) = self.t0 {
-            if t0 > t0_old {
-                let scale = 2f64.powf((t0_old - t0) as f64 / hl as f64);
-                for v in self.trending.values_mut() {
-                    *v *= scale;
-                }
-                self.trending.retain(|p, v| {
-                    let keep = *v >= TRENDING_MIN_SCORE;
-                    if !keep {
-                        ch.trending_removed.insert(p.clone());
-                    }
-                    keep
-                });
-                ch.rebased = true;
-            } else {
-                t0 = t0_old;
-            }
-        }
-        let f = 2f64.powf((d.mx - t0) as f64 / hl as f64);
-        for (page, w) in &d.tr {
-            *self.trending.entry(page.clone()).or_default() += w * f;
-            ch.trending_removed.remove(page);
-            ch.trending_set.insert(page.clone());
-        }
-        for p in trim_lowest(&mut self.trending, cfg.trending_max, |v| *v) {
-            ch.trending_set.remove(&p);
-            ch.trending_removed.insert(p);
-        }
-
-        // 4. Sessions across the batch boundary, then pairs inside it.
+        // 3. Trending, sessions and "read next", one event at a time in offset order:
+        // every decision (rebase, trims, session continuity, list expiry) depends only
+        // on the events before it, never on where the batch was cut.
         let gap = cfg.session_gap_ms();
-        let mut pair = |st: &mut PartState, a: &PageId, b: &PageId, c: u64, ts: i64| {
-            *st.covisit
-                .entry(a.clone())
-                .or_default()
-                .entry(b.clone())
-                .or_default() += c;
-            let last = st.covisit_last.entry(a.clone()).or_insert(ts);
-            *last = (*last).max(ts);
-            ch.covisit_set.insert(a.clone());
-        };
-        for s in &d.sess {
-            let (fts, fpage, fsid) = s.first();
-            if let Some((pts, ppage, psid)) = self.sessions.get(s.user())
-                && same_session(*pts, psid, fts, fsid, gap)
-                && ppage != fpage
+        let mut running = self.wm;
+        let mut touched: HashSet<UserId> = HashSet::default();
+        for be in events {
+            let e = &be.event;
+            let now = running.map_or(e.ts, |w| w.max(e.ts));
+            running = Some(now);
+            let t0 = self.rebase_trending(now, cfg, &mut ch);
+            *self.trending.entry(e.page.clone()).or_default() +=
+                decay_weight(e.ts, t0, cfg.half_life_ms());
+            ch.trending_removed.remove(&e.page);
+            ch.trending_set.insert(e.page.clone());
+            // Trimmed in steps (a quarter of the cap over it), so it is not sorted
+            // every event once full.
+            if self.trending.len() > cfg.trending_max + cfg.trending_max / 4 {
+                for p in trim_lowest(&mut self.trending, cfg.trending_max, |v| *v) {
+                    ch.trending_set.remove(&p);
+                    ch.trending_removed.insert(p);
+                }
+            }
+
+            let sid = sid(&e.session_id);
+            if let Some((pts, ppage, psid)) = self.sessions.get(&e.user_id)
+                && *pts >= now - gap
+                && same_session(*pts, psid, e.ts, sid, gap)
+                && *ppage != e.page
             {
-                let ppage = ppage.clone();
-                pair(self, &ppage, fpage, 1, fts);
+                let from = ppage.clone();
+                self.add_pair(from, &e.page, e.ts, now, cfg, &mut ch);
             }
-            let (lts, lpage, lsid) = s.last();
             self.sessions
-                .insert(s.user().clone(), (lts, lpage.clone(), lsid.to_owned()));
-        }
-        for (a, b, c, ts) in &d.pairs {
-            pair(self, a, b, *c, *ts);
-        }
-        for a in &ch.covisit_set {
-            if let Some(next) = self.covisit.get_mut(a) {
-                trim_lowest(next, cfg.covisit_max_next, |c| *c as f64);
-            }
+                .insert(e.user_id.clone(), (e.ts, e.page.clone(), sid.to_owned()));
+            touched.insert(e.user_id.clone());
         }
 
-        // 5. Closed sessions and stale "read next" lists.
+        // 4. What the watermark closed: sessions, and "read next" lists with no pair for
+        // `covisit_ttl` (each event above treats these as gone already, so dropping them
+        // here rather than there changes nothing later).
         let cut = wm - gap;
-        for s in &d.sess {
-            if s.last().0 >= cut {
-                ch.sessions_set.push(s.user().clone());
-            }
-        }
         self.sessions.retain(|u, (ts, _, _)| {
             let keep = *ts >= cut;
             if !keep {
@@ -234,6 +205,10 @@ impl PartState {
             }
             keep
         });
+        ch.sessions_set = touched
+            .into_iter()
+            .filter(|u| self.sessions.contains_key(u))
+            .collect();
         let cv_cut = wm - cfg.covisit_ttl_ms();
         let stale: Vec<PageId> = self
             .covisit_last
@@ -248,12 +223,94 @@ impl PartState {
             ch.covisit_removed.push(p);
         }
 
-        // 6. Offsets and watermark.
+        // 5. Offsets and watermark.
         self.next = Some(d.e);
         self.wm = Some(wm);
-        self.t0 = Some(t0);
         self.events += d.n;
         (PartitionApply::Applied, ch)
+    }
+
+    /// The trending epoch at watermark `now`; when it moves, every stored score is
+    /// rescaled to it and the negligible ones dropped.
+    fn rebase_trending(&mut self, now: i64, cfg: &StoreConfig, ch: &mut Changes) -> i64 {
+        let hl = cfg.half_life_ms();
+        let t0 = trending_epoch(now, hl);
+        match self.t0 {
+            Some(old) if t0 <= old => return old,
+            Some(old) => {
+                let scale = decay_weight(old, t0, hl);
+                for v in self.trending.values_mut() {
+                    *v *= scale;
+                }
+                self.trending.retain(|p, v| {
+                    let keep = *v >= TRENDING_MIN_SCORE;
+                    if !keep {
+                        ch.trending_removed.insert(p.clone());
+                        ch.trending_set.remove(p);
+                    }
+                    keep
+                });
+                ch.rebased = true;
+            }
+            None => {}
+        }
+        self.t0 = Some(t0);
+        t0
+    }
+
+    /// Counts one "read next" pair `from → to` seen at `ts` with the partition's
+    /// watermark at `now`: a list with no pair for `covisit_ttl` starts over, and a full
+    /// list drops its least read entry.
+    fn add_pair(
+        &mut self,
+        from: PageId,
+        to: &PageId,
+        ts: i64,
+        now: i64,
+        cfg: &StoreConfig,
+        ch: &mut Changes,
+    ) {
+        if self
+            .covisit_last
+            .get(&from)
+            .is_some_and(|last| *last < now - cfg.covisit_ttl_ms())
+        {
+            self.covisit.remove(&from);
+            self.covisit_last.remove(&from);
+        }
+        let next = self.covisit.entry(from.clone()).or_default();
+        *next.entry(to.clone()).or_default() += 1;
+        if next.len() > cfg.covisit_max_next {
+            trim_lowest(next, cfg.covisit_max_next, |c| *c as f64);
+        }
+        let last = self.covisit_last.entry(from.clone()).or_insert(ts);
+        *last = (*last).max(ts);
+        ch.covisit_set.insert(from);
+    }
+
+    /// The whole state as one canonical text (maps sorted, floats exact), for
+    /// whole-state comparisons.
+    pub fn canonical(&self) -> String {
+        fn sorted<K: Ord + std::fmt::Debug, V: std::fmt::Debug>(
+            m: impl Iterator<Item = (K, V)>,
+        ) -> String {
+            let m: BTreeMap<K, V> = m.collect();
+            format!("{m:?}")
+        }
+        let buckets = sorted(self.buckets.iter().map(|(b, c)| (b, sorted(c.iter()))));
+        let windows: Vec<String> = self.windows.iter().map(|w| sorted(w.iter())).collect();
+        let covisit = sorted(self.covisit.iter().map(|(a, n)| (a, sorted(n.iter()))));
+        format!(
+            "next={:?} wm={:?} t0={:?} events={} buckets={buckets} windows={windows:?} \
+             trending={} covisit={covisit} covisit_last={} sessions={}",
+            self.next,
+            self.wm,
+            self.t0,
+            self.events,
+            sorted(self.trending.iter()),
+            sorted(self.covisit_last.iter()),
+            sorted(self.sessions.iter()),
+        )
     }
 
     /// Trending scores decayed to `wm`.

@@ -29,6 +29,7 @@ use redis::aio::{
 };
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Script, Value};
 use tracing::{debug, instrument};
 
@@ -41,7 +42,7 @@ use crate::model::{
 };
 use crate::partition::{Changes, PartState, PartitionApply, top_n};
 use crate::store::FeatureStore;
-use crate::user_record::{UserApply, UserRecord, merged};
+use crate::user_record::{Caps, UserApply, UserRecord, merged};
 use crate::window::{Window, decay_weight};
 
 const GUARDED_WRITES: &str = include_str!("lua/guarded_writes.lua");
@@ -53,7 +54,7 @@ const PER_CMD: usize = 1_000;
 
 /// The key layout this build reads and writes (`keys`), stored under `P layout`: state
 /// of another layout under the same prefix is refused, never half read.
-const LAYOUT: i64 = 4;
+const LAYOUT: i64 = 5;
 
 /// Users per forward-only write script (one slot, cluster).
 const USERS_PER_SCRIPT: usize = 500;
@@ -166,6 +167,10 @@ struct UserWrite {
 #[derive(Default)]
 struct Writer {
     held: Option<Held>,
+    /// The highest next offset this writer saw stored for the partition. Kept when
+    /// `held` is dropped: a store found below it lost its state
+    /// ([`StoreError::StoreLost`]), whatever happened to the connection meanwhile.
+    seen: Option<i64>,
     /// A connection of its own on a single server (`WATCH` is per connection).
     conn: Option<MultiplexedConnection>,
 }
@@ -194,6 +199,47 @@ impl std::fmt::Debug for RedisStore {
             .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
+}
+
+/// Walks one node's `SCAN` cursor to the end, sending each step with `send`.
+async fn scan_node<F, Fut>(pattern: &str, keys: &mut Vec<String>, send: F) -> Result<(), StoreError>
+where
+    F: Fn(Cmd) -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<Value>>,
+{
+    let mut cursor: u64 = 0;
+    loop {
+        let step = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .to_owned();
+        let (next, batch): (u64, Vec<String>) = from_value(send(step).await?)?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// The `(host, port)` of every primary in a `CLUSTER NODES` reply.
+fn primaries(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (_, addr, flags) = (f.next()?, f.next()?, f.next()?);
+            if !flags.split(',').any(|x| x == "master") || flags.contains("fail") {
+                return None;
+            }
+            let addr = addr.split('@').next()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
 }
 
 fn corrupt(key: &str, detail: impl Into<String>) -> StoreError {
@@ -402,40 +448,130 @@ impl RedisStore {
             .ok_or_else(|| corrupt("INFO memory", "no used_memory line"))
     }
 
+    /// Every key matching `pattern`, by `SCAN` (a key may come twice); on a cluster,
+    /// of every primary (a `SCAN` walks one node's keys).
+    async fn scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        match &self.conn {
+            Conn::Single(c) => {
+                scan_node(pattern, &mut keys, |cmd| {
+                    let mut c = c.clone();
+                    async move { c.send_packed_command(&cmd).await }
+                })
+                .await?;
+            }
+            Conn::Cluster(c) => {
+                let mut conn = c.clone();
+                let nodes: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut conn)
+                    .await?;
+                for (host, port) in primaries(&nodes) {
+                    let routing =
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                    scan_node(pattern, &mut keys, |cmd| {
+                        let (mut c, routing) = (c.clone(), routing.clone());
+                        async move { c.route_command(cmd, routing).await }
+                    })
+                    .await?;
+                }
+            }
+        }
+        Ok(keys)
+    }
+
     /// Deletes every key under the store's prefix (tests and benchmarks clean up with it).
     pub async fn delete_all(&self) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
-        let pattern = format!("{}*", self.keys.prefix());
+        let deleted = self
+            .delete_matching(&format!("{}*", self.keys.prefix()))
+            .await?;
+        *self.cache() = None;
+        self.lock_writers().clear();
+        Ok(deleted)
+    }
+
+    /// Deletes every key matching `pattern`; how many there were.
+    async fn delete_matching(&self, pattern: &str) -> Result<u64, StoreError> {
         let mut deleted = 0u64;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
+        for chunk in self.scan(pattern).await?.chunks(1000) {
             // One key per command (keys of many slots may not share one on a cluster),
-            // all of a scan step's at once.
+            // a chunk's at once.
             let counts: Vec<u64> = self
                 .query_all(
-                    batch
+                    chunk
                         .iter()
                         .map(|key| redis::cmd("UNLINK").arg(key).to_owned())
                         .collect(),
                 )
                 .await?;
             deleted += counts.iter().sum::<u64>();
-            if next == 0 {
-                break;
-            }
-            cursor = next;
         }
-        *self.cache() = None;
-        self.lock_writers().clear();
         Ok(deleted)
+    }
+
+    /// Every key under the prefix (the prefix cut off) with its value as text: strings
+    /// as they are, hashes and sets sorted, sorted sets in rank order with their scores.
+    /// Left out: the partition writers' tokens (`tok`), which name who wrote last, not
+    /// what. Key lifetimes (the wall-clock user TTL) are not part of it.
+    async fn dump_keys(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let prefix = self.keys.prefix();
+        let mut keys = self.scan(&format!("{prefix}*")).await?;
+        keys.sort();
+        keys.dedup();
+        let types: Vec<String> = self
+            .query_all(
+                keys.iter()
+                    .map(|k| redis::cmd("TYPE").arg(k).to_owned())
+                    .collect(),
+            )
+            .await?;
+        let reads = keys
+            .iter()
+            .zip(&types)
+            .map(|(k, t)| match t.as_str() {
+                "hash" => redis::cmd("HGETALL").arg(k).to_owned(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(k)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .to_owned(),
+                "set" => redis::cmd("SMEMBERS").arg(k).to_owned(),
+                _ => redis::cmd("GET").arg(k).to_owned(),
+            })
+            .collect();
+        let values: Vec<Value> = self.query_all(reads).await?;
+        let mut out = BTreeMap::new();
+        for ((key, t), v) in keys.iter().zip(&types).zip(values) {
+            let text = match t.as_str() {
+                "hash" => {
+                    let mut h: Vec<(String, String)> = from_value::<HashMap<String, String>>(v)?
+                        .into_iter()
+                        .filter(|(f, _)| f != "tok")
+                        .collect();
+                    h.sort();
+                    h.iter()
+                        .map(|(f, v)| format!("{f}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }
+                "set" => {
+                    let mut m: Vec<String> = from_value(v)?;
+                    m.sort();
+                    m.join(" ")
+                }
+                "zset" => {
+                    let m: Vec<(String, String)> = from_value(v)?;
+                    m.iter()
+                        .map(|(m, s)| format!("{m}={s}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }
+                _ => from_value::<Option<String>>(v)?.unwrap_or_default(),
+            };
+            out.insert(key[prefix.len()..].to_owned(), format!("{t}: {text}"));
+        }
+        Ok(out)
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Vec<i32>)>> {
@@ -778,7 +914,9 @@ impl RedisStore {
         tok: &str,
     ) -> Result<(Vec<Cmd>, Vec<Cmd>, ApplyOutcome), StoreError> {
         let p = batch.partition;
-        let (res, ch) = held.state.apply(&delta.partition, &self.cfg, &self.windows);
+        let (res, ch) = held
+            .state
+            .apply(&delta.partition, &batch.events, &self.cfg, &self.windows);
         if res != PartitionApply::Applied {
             return Err(StoreError::InvalidBatch(format!(
                 "partition {p} moved while applying ({res:?})"
@@ -824,6 +962,7 @@ impl RedisStore {
         conn: &mut C,
         held: &mut Option<Held>,
         partition: i32,
+        seen: Option<i64>,
         watch: bool,
     ) -> Result<Option<Option<i64>>, StoreError> {
         let meta = self.keys.meta(partition);
@@ -832,7 +971,28 @@ impl RedisStore {
             pipe.cmd("WATCH").arg(&meta).ignore();
         }
         pipe.cmd("HMGET").arg(&meta).arg("next").arg("tok");
-        let ((next, tok),): ((Option<i64>, Option<String>),) = pipe.query_async(conn).await?;
+        let exists = redis::cmd("EXISTS").arg(self.keys.layout()).to_owned();
+        // On a cluster the marker has a slot of its own: not in the pipeline.
+        let ((next, tok), marker): ((Option<i64>, Option<String>), bool) = if self.cluster {
+            let (head,): ((Option<i64>, Option<String>),) = pipe.query_async(conn).await?;
+            (head, exists.query_async(conn).await?)
+        } else {
+            pipe.add_command(exists);
+            pipe.query_async(conn).await?
+        };
+        // `next` only ever grows, and the marker is claimed at connect: either gone means
+        // the data went, and writing now would claim offsets the store does not hold.
+        if !marker || seen.is_some_and(|s| next.is_none_or(|n| n < s)) {
+            if watch {
+                let _ = redis::cmd("UNWATCH").exec_async(conn).await;
+            }
+            return Err(StoreError::StoreLost {
+                partition,
+                seen,
+                stored: next,
+                marker_missing: !marker,
+            });
+        }
         if held
             .as_ref()
             .is_some_and(|h| h.state.next == next && h.tok == tok)
@@ -913,7 +1073,7 @@ impl RedisStore {
         delta: &BatchDelta,
         held: &mut Held,
     ) -> Result<Vec<UserWrite>, StoreError> {
-        let cap = self.cfg.history_len;
+        let caps = Caps::of(&self.cfg);
         let ttl = self.user_ttl();
         let now = Instant::now();
         let mut out = Vec::with_capacity(delta.users.len());
@@ -923,7 +1083,7 @@ impl RedisStore {
                 ttl_set: None,
             });
             let rec = &mut cached.rec;
-            let changed = match UserRecord::apply(rec, d, cap) {
+            let changed = match UserRecord::apply(rec, d, caps) {
                 UserApply::Applied => true,
                 UserApply::Duplicate => false,
                 UserApply::Partial => self.apply_per_event(rec, batch, &d.user),
@@ -963,7 +1123,7 @@ impl RedisStore {
     ) -> bool {
         let mut changed = false;
         for single in BatchDelta::per_event(batch, user, &self.cfg) {
-            changed |= UserRecord::apply(rec, &single, self.cfg.history_len) == UserApply::Applied;
+            changed |= UserRecord::apply(rec, &single, Caps::of(&self.cfg)) == UserApply::Applied;
         }
         changed
     }
@@ -983,10 +1143,11 @@ impl RedisStore {
         &self,
         conn: &mut MultiplexedConnection,
         held: &mut Option<Held>,
+        seen: Option<i64>,
         batch: &PartitionBatch,
     ) -> Result<Attempt, StoreError> {
         let p = batch.partition;
-        let Some(next) = self.check_held(conn, held, p, true).await? else {
+        let Some(next) = self.check_held(conn, held, p, seen, true).await? else {
             return Ok(Attempt::Again);
         };
         let pending = match batch.pending(next) {
@@ -1062,11 +1223,12 @@ impl RedisStore {
     async fn attempt_cluster(
         &self,
         held: &mut Option<Held>,
+        seen: Option<i64>,
         batch: &PartitionBatch,
     ) -> Result<Attempt, StoreError> {
         let p = batch.partition;
         let mut conn = self.conn.clone();
-        let Some(next) = self.check_held(&mut conn, held, p, false).await? else {
+        let Some(next) = self.check_held(&mut conn, held, p, seen, false).await? else {
             return Ok(Attempt::Again);
         };
         let b = match batch.pending(next)? {
@@ -1176,9 +1338,9 @@ impl RedisStore {
                             )
                         }
                     };
-                    self.attempt_single(conn, &mut held, batch).await
+                    self.attempt_single(conn, &mut held, w.seen, batch).await
                 }
-                _ => self.attempt_cluster(&mut held, batch).await,
+                _ => self.attempt_cluster(&mut held, w.seen, batch).await,
             };
             match &r {
                 Ok(_) | Err(StoreError::OffsetGap { .. }) => w.held = held,
@@ -1188,6 +1350,7 @@ impl RedisStore {
             }
             let attempt = r?;
             if let Attempt::Done(outcome) = attempt {
+                w.seen = w.seen.max(Some(outcome.next_offset));
                 return Ok(outcome);
             }
         }
@@ -1278,7 +1441,7 @@ impl FeatureStore for RedisStore {
         Ok(merged(
             user,
             recs.iter().map(|(p, r)| (*p, r)),
-            self.cfg.history_len,
+            Caps::of(&self.cfg),
         ))
     }
 
@@ -1435,6 +1598,27 @@ impl FeatureStore for RedisStore {
 
     fn release_others(&self, owned: &[i32]) {
         self.lock_writers().retain(|p, _| owned.contains(p));
+    }
+
+    async fn dump(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        self.dump_keys().await
+    }
+
+    async fn reset_partition(&self, partition: i32) -> Result<(), StoreError> {
+        let writer = self.writer(partition);
+        let mut w = writer.lock().await;
+        (w.held, w.seen) = (None, None);
+        self.delete_matching(&format!("{}*", self.keys.partition_base(partition)))
+            .await?;
+        let mut conn = self.conn.clone();
+        let _: Value = redis::cmd("SET")
+            .arg(self.keys.layout())
+            .arg(LAYOUT)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await?;
+        *self.cache() = None;
+        Ok(())
     }
 
     async fn snapshot(&self, partition: i32) -> Result<PartitionSnapshot, StoreError> {

@@ -2,24 +2,22 @@
 //! the oracle that tests compare a store against after any sequence of batches, crashes
 //! and rebalances.
 //!
-//! Exact for counts, offsets, interaction counts, histories and "read next" when each
+//! Exact for counts, offsets, user sums, histories, read sets and "read next" when each
 //! partition's events are in event-time order (as a replay publishes them) and the
-//! list caps and "read next" TTL are not reached; float sums and trending scores are
-//! compared with a relative tolerance, since batching changes the order of additions
-//! (trending also with an absolute one: stores drop negligible scores at each rebase).
+//! list caps and "read next" TTL are not reached; trending scores are compared with a
+//! relative and an absolute tolerance (stores drop negligible scores at each rebase and
+//! add in another order than this sum).
 
 use std::collections::{BTreeMap, HashMap};
 
-use newsrec_core::{ClickEvent, PageId, UserAggregates, UserId, route_tier};
+use newsrec_core::{ClickEvent, PageId, ReadSet, UserAggregates, UserId, route_tier};
 
 use crate::aggregate::same_session;
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::store::FeatureStore;
+use crate::user_record::Sums;
 use crate::window::{TRENDING_MIN_SCORE, bucket_of, in_window};
-
-/// Relative tolerance for float sums.
-const REL_TOL: f64 = 1e-9;
 
 /// Expected state of one partition.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,6 +43,8 @@ pub struct ReferenceUser {
     pub last: ClickEvent,
     /// Newest first.
     pub history: Vec<PageId>,
+    /// Every page read, capped.
+    pub read: ReadSet,
 }
 
 /// The expected state of a store after applying every event of every partition.
@@ -86,6 +86,8 @@ impl Reference {
             by_part.entry(*p).or_default().push(e);
         }
         let mut users: HashMap<UserId, ReferenceUser> = HashMap::new();
+        let mut sums: HashMap<UserId, Sums> = HashMap::new();
+        let mut reads: HashMap<UserId, Vec<&PageId>> = HashMap::new();
         for (p, evs) in by_part {
             let part = parts.entry(p).or_default();
             let wm = evs.iter().map(|e| e.ts).max();
@@ -125,12 +127,21 @@ impl Reference {
                         aggregates: UserAggregates::default(),
                         last: (*e).clone(),
                         history: Vec::new(),
+                        read: ReadSet::default(),
                     });
-                u.aggregates.add(&e.engagement(), e.ts);
+                sums.entry(e.user_id.clone())
+                    .or_default()
+                    .add(&e.engagement(), e.ts);
+                reads.entry(e.user_id.clone()).or_default().push(&e.page);
                 u.last = (*e).clone();
                 u.history.insert(0, e.page.clone());
                 u.history.truncate(cfg.history_len);
             }
+        }
+        for (id, u) in users.iter_mut() {
+            u.aggregates = sums.get(id).map(Sums::aggregates).unwrap_or_default();
+            let read = reads.remove(id).unwrap_or_default();
+            u.read = ReadSet::of(read.into_iter().rev(), cfg.read_set_max);
         }
         Self {
             partitions: parts,
@@ -202,16 +213,7 @@ impl Reference {
                 continue;
             };
             let (a, b) = (&got.aggregates, &want.aggregates);
-            let close = |x: f64, y: f64| (x - y).abs() <= REL_TOL * (1.0 + y.abs());
-            if a.interactions != b.interactions
-                || a.first_ts != b.first_ts
-                || a.last_ts != b.last_ts
-                || !close(a.clicks, b.clicks)
-                || !close(a.time_min, b.time_min)
-                || !close(a.scroll, b.scroll)
-                || !close(a.visits, b.visits)
-                || !close(a.engagement, b.engagement)
-            {
+            if a != b {
                 out.push(format!("user {id}: aggregates {a:?}, want {b:?}"));
             }
             if got.user_type != want.last.user_type
@@ -219,12 +221,27 @@ impl Reference {
                 || got.last_page != want.last.page
                 || got.last_session != want.last.session_id.clone().filter(|s| !s.is_empty())
                 || got.history != want.history
+                || got.read != want.read
             {
                 out.push(format!(
-                    "user {id}: type/tier/last page/session/history differ"
+                    "user {id}: type/tier/last page/session/history/read set differ"
                 ));
             }
         }
         Ok(out)
     }
+}
+
+/// What differs between two [`dump`](FeatureStore::dump)s: a line per key whose values
+/// differ or that only one holds (at most 12, values cut at 300 characters); empty when
+/// the states are equal.
+pub fn dump_diff(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
+    let short =
+        |v: Option<&String>| v.map_or("(none)".to_owned(), |v| v.chars().take(300).collect());
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .take(12)
+        .map(|k| format!("{k}: {} vs {}", short(a.get(k)), short(b.get(k))))
+        .collect()
 }

@@ -1,6 +1,8 @@
 //! The feature store interface, implemented by [`crate::RedisStore`] and
 //! [`crate::MemoryStore`].
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use newsrec_core::{PageId, UserId};
 
@@ -64,6 +66,19 @@ pub trait FeatureStore: Send + Sync {
 
     /// Everything stored for one partition.
     async fn snapshot(&self, partition: i32) -> Result<PartitionSnapshot, StoreError>;
+
+    /// Everything the store holds, as `key → value` text in one canonical form, for
+    /// whole-state checks: two stores of one kind that applied the same stream, however
+    /// it was cut into batches, crashed or replayed, hold equal dumps. Writer
+    /// bookkeeping that says who wrote, not what (tokens, key lifetimes), is left out.
+    async fn dump(&self) -> Result<BTreeMap<String, String>, StoreError>;
+
+    /// Forgets everything about `partition`, held and stored (its keys; user records
+    /// stay, and skip what they already hold by their offsets), and claims the layout
+    /// again if its marker is gone: what a consumer does after
+    /// [`StoreError::StoreLost`], before it applies the partition again from the start
+    /// of the log.
+    async fn reset_partition(&self, partition: i32) -> Result<(), StoreError>;
 
     /// Forgets what this store holds in memory for writing partitions other than `owned`
     /// (a consumer calls it after a rebalance, so state of partitions it no longer owns

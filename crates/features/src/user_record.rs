@@ -7,11 +7,90 @@
 //! (in one transaction on one server, just before it on a cluster). Readers merge the records ([`merged`]). The Redis store keeps them in one
 //! hash per user, one JSON value per partition.
 
-use newsrec_core::{PageId, UserAggregates, UserId, UserType};
+use newsrec_core::{Engagement, EngagementCaps, PageId, ReadSet, UserAggregates, UserId, UserType};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{UserDelta, merge_history};
 use crate::model::UserState;
+
+/// A user's engagement sums in integer units (milliseconds, basis points, millionths),
+/// so that adding the same events in any grouping gives the same bits; read as the
+/// shared [`UserAggregates`]. Field names are short: this is stored JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(crate) struct Sums {
+    #[serde(rename = "n")]
+    pub interactions: u64,
+    /// Clicks, clamped per interaction.
+    #[serde(rename = "c")]
+    pub clicks: u64,
+    /// Milliseconds on page, clamped per interaction.
+    #[serde(rename = "t")]
+    pub time_ms: u64,
+    /// Scroll in basis points of the page (10,000: all of it), clamped per interaction.
+    #[serde(rename = "s")]
+    pub scroll_bp: u64,
+    /// Page visits, clamped per interaction.
+    #[serde(rename = "v")]
+    pub visits: u64,
+    /// Engagement scores, in millionths.
+    #[serde(rename = "e")]
+    pub engagement_micros: u64,
+    /// Earliest and latest event time; meaningless while `interactions == 0`.
+    #[serde(rename = "f")]
+    pub first_ts: i64,
+    #[serde(rename = "l")]
+    pub last_ts: i64,
+}
+
+impl Sums {
+    /// Adds one interaction at event time `ts` (clamped as [`UserAggregates::add`] does).
+    pub fn add(&mut self, e: &Engagement, ts: i64) {
+        let c = e.clamped(&EngagementCaps::default());
+        self.merge(&Sums {
+            interactions: 1,
+            clicks: u64::from(c.clicks),
+            time_ms: c.time_on_page_ms,
+            scroll_bp: (c.scroll_pct * 100.0).round() as u64,
+            visits: u64::from(c.page_visits),
+            engagement_micros: (e.score() * 1e6).round() as u64,
+            first_ts: ts,
+            last_ts: ts,
+        });
+    }
+
+    /// Adds the sums of a disjoint set of interactions.
+    pub fn merge(&mut self, o: &Sums) {
+        if o.interactions == 0 {
+            return;
+        }
+        if self.interactions == 0 {
+            (self.first_ts, self.last_ts) = (o.first_ts, o.last_ts);
+        } else {
+            self.first_ts = self.first_ts.min(o.first_ts);
+            self.last_ts = self.last_ts.max(o.last_ts);
+        }
+        self.interactions += o.interactions;
+        self.clicks += o.clicks;
+        self.time_ms += o.time_ms;
+        self.scroll_bp += o.scroll_bp;
+        self.visits += o.visits;
+        self.engagement_micros += o.engagement_micros;
+    }
+
+    /// The sums in the units of the shared feature definition.
+    pub fn aggregates(&self) -> UserAggregates {
+        UserAggregates {
+            interactions: self.interactions,
+            clicks: self.clicks as f64,
+            time_min: self.time_ms as f64 / 60_000.0,
+            scroll: self.scroll_bp as f64 / 10_000.0,
+            visits: self.visits as f64,
+            engagement: self.engagement_micros as f64 / 1e6,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+        }
+    }
+}
 
 /// What a user delta did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,10 +107,13 @@ pub(crate) struct UserRecord {
     #[serde(rename = "ty")]
     pub user_type: UserType,
     #[serde(rename = "a")]
-    pub agg: UserAggregates,
+    pub sums: Sums,
     /// Recent pages, newest first.
     #[serde(rename = "h")]
     pub history: Vec<PageId>,
+    /// Every page read (up to the store's `read_set_max`), never recommended again.
+    #[serde(rename = "r", default)]
+    pub read: ReadSet,
     #[serde(rename = "lp")]
     pub last_page: PageId,
     /// Empty when the last event had no session id.
@@ -46,7 +128,7 @@ pub(crate) struct UserRecord {
 impl UserRecord {
     /// Applies `d` (the user's events of one batch of the record's partition) to `rec`,
     /// unless the record holds some of them already.
-    pub fn apply(rec: &mut Option<UserRecord>, d: &UserDelta, cap: usize) -> UserApply {
+    pub fn apply(rec: &mut Option<UserRecord>, d: &UserDelta, caps: Caps) -> UserApply {
         match rec.as_ref().map(|u| u.offset) {
             Some(o) if o >= d.max_offset => return UserApply::Duplicate,
             Some(o) if o >= d.min_offset => return UserApply::Partial,
@@ -54,20 +136,22 @@ impl UserRecord {
         }
         match rec {
             Some(u) => {
-                u.agg.merge(&d.agg);
+                u.sums.merge(&d.sums);
                 u.user_type = d.user_type;
-                u.history = merge_history(&d.history, &u.history, cap);
+                u.history = merge_history(&d.history, &u.history, caps.history);
+                u.read.put_newest_first(d.reads.iter().copied(), caps.read);
                 u.last_page = d.last_page.clone();
                 u.last_session = d.last_session.clone();
                 u.offset = d.max_offset;
             }
             None => {
-                let mut agg = UserAggregates::default();
-                agg.merge(&d.agg);
+                let mut read = ReadSet::default();
+                read.put_newest_first(d.reads.iter().copied(), caps.read);
                 *rec = Some(UserRecord {
                     user_type: d.user_type,
-                    agg,
-                    history: merge_history(&d.history, &[], cap),
+                    sums: d.sums,
+                    history: merge_history(&d.history, &[], caps.history),
+                    read,
                     last_page: d.last_page.clone(),
                     last_session: d.last_session.clone(),
                     offset: d.max_offset,
@@ -78,6 +162,24 @@ impl UserRecord {
     }
 }
 
+/// The bounds of a user record's lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caps {
+    /// Recent history length.
+    pub history: usize,
+    /// Read set size.
+    pub read: usize,
+}
+
+impl Caps {
+    pub fn of(cfg: &crate::StoreConfig) -> Self {
+        Caps {
+            history: cfg.history_len,
+            read: cfg.read_set_max,
+        }
+    }
+}
+
 /// The state the API reads, from a user's records of every partition: sums over all of
 /// them; type, last page and session of the record with the latest event (ties: the
 /// higher partition); history from that record first, then the others', newest records
@@ -85,31 +187,36 @@ impl UserRecord {
 pub(crate) fn merged<'a>(
     user: &UserId,
     records: impl IntoIterator<Item = (i32, &'a UserRecord)>,
-    cap: usize,
+    caps: Caps,
 ) -> Option<UserState> {
     let mut recs: Vec<(i32, &UserRecord)> = records.into_iter().collect();
-    // Sums in partition order, so every reader adds in the same order.
-    recs.sort_by_key(|(p, _)| *p);
-    let mut agg = UserAggregates::default();
+    let mut sums = Sums::default();
     for (_, r) in &recs {
-        agg.merge(&r.agg);
+        sums.merge(&r.sums);
     }
-    recs.sort_by(|(pa, a), (pb, b)| (b.agg.last_ts, pb).cmp(&(a.agg.last_ts, pa)));
+    recs.sort_by(|(pa, a), (pb, b)| (b.sums.last_ts, pb).cmp(&(a.sums.last_ts, pa)));
     let (_, latest) = recs.first()?;
-    let history = if recs.len() == 1 {
-        latest.history.clone()
+    let (history, read) = if recs.len() == 1 {
+        (latest.history.clone(), latest.read.clone())
     } else {
-        recs.iter()
+        let mut read = ReadSet::default();
+        for (_, r) in &recs {
+            read.union(&r.read, caps.read);
+        }
+        let history = recs
+            .iter()
             .flat_map(|(_, r)| r.history.iter())
-            .take(cap)
+            .take(caps.history)
             .cloned()
-            .collect()
+            .collect();
+        (history, read)
     };
     Some(UserState::new(
         user.clone(),
         latest.user_type,
-        agg,
+        sums.aggregates(),
         history,
+        read,
         latest.last_page.clone(),
         Some(latest.last_session.clone()).filter(|s| !s.is_empty()),
     ))

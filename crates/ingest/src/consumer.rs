@@ -83,6 +83,19 @@ pub enum ConsumeError {
     /// The store failed in a way retrying cannot fix.
     #[error("feature store: {0}")]
     Store(#[from] StoreError),
+    /// The store lost a partition's state and the log no longer holds the partition's
+    /// start, so the state cannot be rebuilt.
+    #[error(
+        "the store lost the state of partition {partition} and the log holds it only from \
+         offset {earliest}: the state cannot be rebuilt exactly (restore the store from a \
+         backup, or replay the data into a new topic)"
+    )]
+    CannotRebuild {
+        /// The partition.
+        partition: i32,
+        /// The first offset the log still holds.
+        earliest: i64,
+    },
 }
 
 impl Retryable for ConsumeError {
@@ -90,6 +103,7 @@ impl Retryable for ConsumeError {
         match self {
             ConsumeError::Log(e) => e.is_retryable(),
             ConsumeError::Store(e) => e.is_retryable(),
+            ConsumeError::CannotRebuild { .. } => false,
         }
     }
 }
@@ -504,8 +518,97 @@ impl Loop<'_> {
                 self.expected.insert(partition, stored);
                 Ok(Settled::Sought)
             }
+            Err(e @ StoreError::StoreLost { .. }) => {
+                self.rebuild(consumer, partition, &e).await?;
+                Ok(Settled::Sought)
+            }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// After the store lost `partition`'s state: forgets it (held and stored) and reads
+    /// the partition again from the start of the log, so the state is rebuilt as a
+    /// clean run would build it. The log must still hold the start.
+    async fn rebuild(
+        &mut self,
+        consumer: &mut dyn LogConsumer,
+        partition: i32,
+        lost: &StoreError,
+    ) -> Result<(), ConsumeError> {
+        let (cfg, stats, store, log) = (self.cfg, self.stats, self.store, self.log);
+        tracing::error!(partition, error = %lost, "rebuilding the partition from the start of the log");
+        stats.record_rebuild();
+        let mut shutdown = self.shutdown.clone();
+        let Some(starts) = retry(
+            "read log start",
+            RetryTarget::Kafka,
+            cfg,
+            stats,
+            &mut shutdown,
+            || log.start_offsets(&cfg.topic),
+        )
+        .await?
+        else {
+            return Ok(());
+        };
+        let earliest = starts
+            .iter()
+            .find(|(p, _)| *p == partition)
+            .map_or(0, |(_, low)| *low);
+        if earliest > 0 {
+            return Err(ConsumeError::CannotRebuild {
+                partition,
+                earliest,
+            });
+        }
+        if retry(
+            "reset partition",
+            RetryTarget::Redis,
+            cfg,
+            stats,
+            &mut shutdown,
+            || store.reset_partition(partition),
+        )
+        .await?
+        .is_none()
+        {
+            return Ok(());
+        }
+        seek_owned(consumer, partition, 0).await?;
+        self.expected.insert(partition, 0);
+        Ok(())
+    }
+
+    /// Rebuilds every owned partition whose stored offset fell below what this
+    /// consumer saw committed (a store that lost its data is found this way even for a
+    /// partition no event arrives on); returns the partitions rebuilt.
+    async fn check_store(
+        &mut self,
+        consumer: &mut dyn LogConsumer,
+    ) -> Result<Vec<i32>, ConsumeError> {
+        let parts: Vec<i32> = self.expected.keys().copied().collect();
+        let stored = match self.store.next_offsets(&parts).await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(error = %e, "cannot read stored offsets to check the store");
+                return Ok(Vec::new());
+            }
+        };
+        let mut rebuilt = Vec::new();
+        for (p, got) in parts.into_iter().zip(stored) {
+            let seen = self.expected.get(&p).copied().unwrap_or(0);
+            if seen > 0 && got.is_none_or(|g| g < seen) {
+                let lost = StoreError::StoreLost {
+                    partition: p,
+                    seen: Some(seen),
+                    stored: got,
+                    marker_missing: false,
+                };
+                self.rebuild(consumer, p, &lost).await?;
+                rebuilt.push(p);
+            }
+        }
+        Ok(rebuilt)
     }
 
     async fn refresh_lag(&self) {
@@ -644,6 +747,12 @@ pub async fn run(
                 };
             }
             if last_lag.elapsed() >= cfg.lag_interval {
+                for p in lp.check_store(consumer.as_mut()).await? {
+                    // Polled before the seek to the start.
+                    if let Some(r) = ahead.as_mut() {
+                        r.remove(&p);
+                    }
+                }
                 lp.refresh_lag().await;
                 last_lag = Instant::now();
             }

@@ -58,6 +58,7 @@ pub struct ConsumerStats {
     duration_sum_us: AtomicU64,
     retries_redis: AtomicU64,
     retries_kafka: AtomicU64,
+    rebuilds: AtomicU64,
     /// Latest event time applied, epoch ms (`i64::MIN`: none yet).
     watermark_ms: AtomicI64,
     lag: Mutex<BTreeMap<i32, i64>>,
@@ -75,6 +76,7 @@ impl Default for ConsumerStats {
             duration_sum_us: AtomicU64::new(0),
             retries_redis: AtomicU64::new(0),
             retries_kafka: AtomicU64::new(0),
+            rebuilds: AtomicU64::new(0),
             watermark_ms: AtomicI64::new(i64::MIN),
             lag: Mutex::new(BTreeMap::new()),
         }
@@ -123,6 +125,11 @@ impl ConsumerStats {
             RetryTarget::Kafka => &self.retries_kafka,
         }
         .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one partition rebuilt from the start of the log.
+    pub fn record_rebuild(&self) {
+        self.rebuilds.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Raises the watermark to `ts` (never lowers it).
@@ -174,6 +181,7 @@ impl ConsumerStats {
                 ("redis", self.retries_redis.load(Ordering::Relaxed)),
                 ("kafka", self.retries_kafka.load(Ordering::Relaxed)),
             ],
+            rebuilds: self.rebuilds.load(Ordering::Relaxed),
         }
     }
 }

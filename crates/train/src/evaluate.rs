@@ -312,7 +312,9 @@ impl Evaluator {
                     user_type,
                     aggregates,
                     last_page: history.first().cloned(),
+                    // The whole training history: every page of it is excluded.
                     history,
+                    read: Default::default(),
                 },
                 relevant,
             });

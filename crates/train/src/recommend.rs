@@ -7,7 +7,9 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use newsrec_core::time::{HOUR_MS, decay};
-use newsrec_core::{PageId, Tier, UserAggregates, UserId, UserType, route_tier};
+use newsrec_core::{
+    PageId, ReadLookup, ReadSet, Tier, UserAggregates, UserId, UserType, route_tier,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::content::Profile;
@@ -82,10 +84,35 @@ pub struct UserContext {
     /// The user's aggregates (live in the API, from training data in evaluation); their
     /// `interactions` decide the tier and their vector places the user in a cluster.
     pub aggregates: UserAggregates,
-    /// Pages the user already read, newest first (never recommended again).
+    /// Pages the user read recently, newest first (their content profile; never
+    /// recommended again).
     pub history: Vec<PageId>,
+    /// Every page the user read (up to its cap): never recommended again.
+    pub read: ReadSet,
     /// The page the user read last (drives "read next").
     pub last_page: Option<PageId>,
+}
+
+/// What a reader must not be offered: their read set and recent history.
+struct Unread<'a> {
+    read: ReadLookup,
+    recent: FxHashSet<&'a PageId>,
+    /// How many pages that is, at most (how far past K a ranking may have to go).
+    len: usize,
+}
+
+impl<'a> Unread<'a> {
+    fn of(ctx: &'a UserContext) -> Self {
+        Unread {
+            read: ctx.read.lookup(),
+            recent: ctx.history.iter().collect(),
+            len: ctx.read.len().max(ctx.history.len()),
+        }
+    }
+
+    fn is_read(&self, page: &PageId) -> bool {
+        self.recent.contains(page) || self.read.contains(page)
+    }
 }
 
 impl UserContext {
@@ -396,7 +423,7 @@ impl ModelSet {
     ) -> Recommendations {
         let tier = ctx.tier();
         let now = live.watermark.unwrap_or(self.end_ts());
-        let read: FxHashSet<&PageId> = ctx.history.iter().collect();
+        let read = Unread::of(ctx);
         let mut chosen: Vec<Recommended> = Vec::with_capacity(k);
         let mut taken: FxHashSet<PageId> =
             FxHashSet::with_capacity_and_hasher(k * 2, Default::default());
@@ -412,12 +439,12 @@ impl ModelSet {
             }
             // Enough to fill K even if every read page and every page already taken
             // from a previous tier ranks first.
-            .rank(now, w, t, k + read.len());
+            .rank(now, w, t, k + read.len);
             for r in ranked {
                 if chosen.len() >= k {
                     break;
                 }
-                if !read.contains(&r.page) && taken.insert(r.page.clone()) {
+                if !read.is_read(&r.page) && taken.insert(r.page.clone()) {
                     chosen.push(r);
                 }
             }
@@ -437,7 +464,7 @@ impl ModelSet {
     /// read or already taken.
     fn fill_from_catalogue(
         &self,
-        read: &FxHashSet<&PageId>,
+        read: &Unread<'_>,
         taken: &mut FxHashSet<PageId>,
         chosen: &mut Vec<Recommended>,
         k: usize,
@@ -448,7 +475,7 @@ impl ModelSet {
                 break;
             }
             if let Some(item) = self.item_at(i)
-                && !read.contains(&item.page)
+                && !read.is_read(&item.page)
                 && taken.insert(item.page.clone())
             {
                 chosen.push(Recommended {

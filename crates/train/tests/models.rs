@@ -176,6 +176,7 @@ fn recommend_honours_k_excludes_read_pages_and_fills_from_the_next_tier() {
         aggregates: logged.aggregates,
         last_page: history.first().cloned(),
         history: history.clone(),
+        read: Default::default(),
     };
     let signals = model.offline_signals(ctx.last_page.as_ref());
     let w = MixWeights::default();
@@ -248,6 +249,7 @@ fn unknown_users_are_placed_from_live_history_and_features() {
         aggregates: agg,
         last_page: history.first().cloned(),
         history,
+        read: Default::default(),
     };
     let recs = model.recommend(&ctx, &LiveSignals::default(), 10, &MixWeights::default());
     assert_eq!(recs.tier, Tier::Logged);

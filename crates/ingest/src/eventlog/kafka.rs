@@ -86,6 +86,33 @@ impl std::fmt::Debug for KafkaLog {
 }
 
 impl KafkaLog {
+    /// `(partition, low, high)` watermarks of every partition of `topic`.
+    async fn watermarks(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, LogError> {
+        let meta = Arc::clone(&self.meta);
+        let t = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let md = meta.fetch_metadata(Some(&t), CALL_TIMEOUT)?;
+            let parts: Vec<i32> = md
+                .topics()
+                .iter()
+                .filter(|x| x.name() == t)
+                .flat_map(|x| x.partitions().iter().map(|p| p.id()))
+                .collect();
+            if parts.is_empty() {
+                return Err(LogError::UnknownTopic(t.clone()));
+            }
+            let mut out = Vec::with_capacity(parts.len());
+            for p in parts {
+                let (low, high) = meta.fetch_watermarks(&t, p, CALL_TIMEOUT)?;
+                out.push((p, low, high));
+            }
+            out.sort_unstable();
+            Ok(out)
+        })
+        .await
+        .map_err(|e| LogError::Timeout(e.to_string()))?
+    }
+
     /// Creates the clients (connections are made lazily by librdkafka; the producer on
     /// first use, so consumers that never dead-letter never register a producer id).
     pub fn new(cfg: KafkaConfig) -> Result<Self, LogError> {
@@ -171,6 +198,11 @@ fn consumer_defaults(group: &str) -> Vec<(&str, &str)> {
         ("enable.partition.eof", "false"),
         ("session.timeout.ms", "10000"),
         ("heartbeat.interval.ms", "1000"),
+        // How long the broker may hold a fetch when it has nothing new. A broker that
+        // does not answer early when data arrives (Tansu) holds every fetch this long on
+        // a quiet stream, so it bounds how late a lone click is seen (librdkafka's
+        // default is 500 ms). A busy stream's fetches return full at once either way.
+        ("fetch.wait.max.ms", "20"),
     ]
 }
 
@@ -260,29 +292,21 @@ impl EventLog for KafkaLog {
     }
 
     async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError> {
-        let meta = Arc::clone(&self.meta);
-        let t = topic.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let md = meta.fetch_metadata(Some(&t), CALL_TIMEOUT)?;
-            let parts: Vec<i32> = md
-                .topics()
-                .iter()
-                .filter(|x| x.name() == t)
-                .flat_map(|x| x.partitions().iter().map(|p| p.id()))
-                .collect();
-            if parts.is_empty() {
-                return Err(LogError::UnknownTopic(t.clone()));
-            }
-            let mut out = Vec::with_capacity(parts.len());
-            for p in parts {
-                let (_, high) = meta.fetch_watermarks(&t, p, CALL_TIMEOUT)?;
-                out.push((p, high));
-            }
-            out.sort_unstable();
-            Ok(out)
-        })
-        .await
-        .map_err(|e| LogError::Timeout(e.to_string()))?
+        Ok(self
+            .watermarks(topic)
+            .await?
+            .into_iter()
+            .map(|(p, _, high)| (p, high))
+            .collect())
+    }
+
+    async fn start_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError> {
+        Ok(self
+            .watermarks(topic)
+            .await?
+            .into_iter()
+            .map(|(p, low, _)| (p, low))
+            .collect())
     }
 
     async fn subscribe(

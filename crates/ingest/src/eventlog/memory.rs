@@ -126,6 +126,16 @@ impl EventLog for MemoryLog {
             .collect())
     }
 
+    async fn start_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError> {
+        // Nothing is ever deleted from the in-process log.
+        Ok(self
+            .end_offsets(topic)
+            .await?
+            .into_iter()
+            .map(|(p, _)| (p, 0))
+            .collect())
+    }
+
     async fn subscribe(
         &self,
         topic: &str,

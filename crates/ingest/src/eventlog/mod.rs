@@ -121,6 +121,10 @@ pub trait EventLog: Send + Sync {
     /// One past the last offset of every partition of `topic` (the high watermarks).
     async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError>;
 
+    /// The first offset `topic` still holds in every partition (the low watermarks:
+    /// above 0 once retention deleted the start).
+    async fn start_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError>;
+
     /// Joins consumer group `group` on `topic`. Newly assigned partitions start where
     /// `positioner` says.
     async fn subscribe(

@@ -93,6 +93,12 @@ pub fn consumer_families(s: &ConsumerSnapshot, now_ms: i64) -> Vec<MetricFamily>
             vec![counter(&[], s.batches)],
         ),
         family(
+            "newsrec_consumer_rebuilds_total",
+            "Partitions rebuilt from the start of the log after the store lost their state.",
+            MetricType::COUNTER,
+            vec![counter(&[], s.rebuilds)],
+        ),
+        family(
             "newsrec_consumer_retries_total",
             "Retried operations by target.",
             MetricType::COUNTER,
@@ -226,6 +232,7 @@ mod tests {
             lag: vec![(0, 5), (1, 0)],
             watermark_ms: Some(1_660_000_000_000),
             retries: vec![("redis", 4), ("kafka", 0)],
+            rebuilds: 1,
         }
     }
 
@@ -251,6 +258,7 @@ mod tests {
             "newsrec_consumer_watermark_seconds 1660000000",
             "newsrec_consumer_event_time_lag_seconds 60",
             "newsrec_consumer_retries_total{target=\"redis\"} 4",
+            "newsrec_consumer_rebuilds_total 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -164,6 +164,7 @@ fn context(model: &ModelSet, user: UserId, live: Option<UserState>) -> UserConte
             user_type: Some(u.user_type),
             aggregates: u.aggregates,
             history: u.history,
+            read: u.read,
             last_page: Some(u.last_page),
         },
         None if model.knows_user(&user) => UserContext {
@@ -174,6 +175,7 @@ fn context(model: &ModelSet, user: UserId, live: Option<UserState>) -> UserConte
                 ..UserAggregates::default()
             },
             history: Vec::new(),
+            read: Default::default(),
             last_page: None,
         },
         None => UserContext {
