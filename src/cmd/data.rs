@@ -145,10 +145,10 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
             let s = refine::process(&config)
                 .with_context(|| format!("processing {}", a.raw.display()))?;
             println!(
-                "{} interactions in: {} refined, {} cleaned, {} malformed; {} users, {} items, {} validation interactions -> {}",
+                "{} interactions in: {} refined ({} with values capped), {} malformed; {} users, {} items, {} validation interactions -> {}",
                 s.interactions_in,
                 s.interactions_out,
-                s.cleaning.removed,
+                s.cleaning.capped,
                 s.interactions_malformed,
                 s.users_out,
                 s.items_out,

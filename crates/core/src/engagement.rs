@@ -30,8 +30,8 @@ impl Default for Engagement {
 /// Caps applied to every engagement column before it feeds a score or a feature.
 ///
 /// Raw G1 has outliers in every column (clicks up to 14,562, time on page up to 46M ms,
-/// scroll up to 526,275 %). Batch cleaning drops interactions beyond these caps; the
-/// live path cannot drop what a user did, so it clamps to the same caps instead.
+/// scroll up to 526,275 %). Batch cleaning and the live path both clamp values to these
+/// caps and keep the interaction: an outlier value still means the page was read.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EngagementCaps {
     /// Clicks per interaction (about the p99 of real G1).
@@ -56,7 +56,7 @@ impl Default for EngagementCaps {
 }
 
 impl Engagement {
-    /// Whether every column is within `caps` (batch cleaning keeps only these).
+    /// Whether every column is within `caps` (every refined interaction is, once capped).
     pub fn within(&self, caps: &EngagementCaps) -> bool {
         self.clicks <= caps.clicks
             && self.time_on_page_ms <= caps.time_on_page_ms

@@ -6,6 +6,7 @@
 //! and extracted into a temporary directory; only then are the files renamed into
 //! place and a completion marker written. Any failure leaves the target as it was.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -283,45 +284,54 @@ fn read_error(url: &str, e: std::io::Error) -> DownloadError {
     }
 }
 
-/// Where each expected file sits inside the archive: at the root, or under one common
-/// top-level folder (zips made by compressing a folder).
+/// Where each G1 file sits inside the archive, by the same [`RawLayout::select`] that
+/// `data process` reads a directory with: at the root, or under one common top-level
+/// folder (zips made by compressing a folder). Returns `(relative path, entry name)`.
 fn locate(names: &[String]) -> Result<Vec<(PathBuf, String)>, DownloadError> {
-    let expected = RawLayout::expected_files();
-    let rel = |p: &Path| p.to_string_lossy().replace('\\', "/");
-    let clean: Vec<&str> = names
+    let clean: Vec<(&str, &String)> = names
         .iter()
-        .map(|n| n.trim_start_matches("./"))
-        .filter(|n| !n.starts_with("__MACOSX/") && !n.ends_with('/'))
+        .map(|n| (n.trim_start_matches("./"), n))
+        .filter(|(n, _)| !n.starts_with("__MACOSX/") && !n.ends_with('/'))
         .collect();
     let mut prefixes = vec![String::new()];
     if let Some(first) = clean
         .first()
-        .and_then(|n| n.split_once('/'))
+        .and_then(|(n, _)| n.split_once('/'))
         .map(|(p, _)| p)
-        && clean.iter().all(|n| n.starts_with(&format!("{first}/")))
+        && clean
+            .iter()
+            .all(|(n, _)| n.starts_with(&format!("{first}/")))
     {
         prefixes.push(format!("{first}/"));
     }
-    let mut best_missing = Vec::new();
+    let mut fewest_missing: Option<Vec<String>> = None;
     for prefix in prefixes {
-        let mut found = Vec::new();
-        let mut missing = Vec::new();
-        for e in &expected {
-            let want = format!("{prefix}{}", rel(e));
-            match names.iter().find(|n| n.trim_start_matches("./") == want) {
-                Some(n) => found.push((e.clone(), n.clone())),
-                None => missing.push(rel(e)),
+        let under: HashMap<&str, &String> = clean
+            .iter()
+            .filter_map(|(n, entry)| Some((n.strip_prefix(prefix.as_str())?, *entry)))
+            .collect();
+        match RawLayout::select(under.keys().copied()) {
+            Ok(layout) => {
+                return Ok(layout
+                    .files()
+                    .filter_map(|rel| {
+                        let entry = under.get(rel.to_str()?)?;
+                        Some((rel.clone(), (*entry).clone()))
+                    })
+                    .collect());
             }
-        }
-        if missing.is_empty() {
-            return Ok(found);
-        }
-        if best_missing.is_empty() || missing.len() < best_missing.len() {
-            best_missing = missing;
+            Err(missing) => {
+                if fewest_missing
+                    .as_ref()
+                    .is_none_or(|m| missing.len() < m.len())
+                {
+                    fewest_missing = Some(missing);
+                }
+            }
         }
     }
     Err(DownloadError::Layout {
-        missing: best_missing,
+        missing: fewest_missing.unwrap_or_default(),
     })
 }
 
@@ -449,6 +459,59 @@ mod tests {
         nested.push("g1/".into());
         nested.push("__MACOSX/._x".into());
         assert_eq!(locate(&nested)?.len(), 10);
+        Ok(())
+    }
+
+    /// A zip of `entries` (name, contents) in a temporary directory.
+    fn zip_of(entries: &[(String, &str)]) -> Result<tempfile::TempDir, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let mut w = zip::ZipWriter::new(File::create(dir.path().join("g1.zip"))?);
+        for (name, text) in entries {
+            w.start_file(name.as_str(), zip::write::SimpleFileOptions::default())?;
+            w.write_all(text.as_bytes())?;
+        }
+        w.finish()?;
+        Ok(dir)
+    }
+
+    /// The G1 layout with two training parts instead of six.
+    fn two_part_entries() -> Vec<(String, &'static str)> {
+        RawLayout::expected_files()
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|n| {
+                !n.starts_with("files/treino/treino_parte")
+                    || n.ends_with("parte1.csv")
+                    || n.ends_with("parte2.csv")
+            })
+            .map(|n| (n, "x\n"))
+            .collect()
+    }
+
+    #[test]
+    fn zip_with_two_training_parts_is_extracted() -> Result<(), Box<dyn std::error::Error>> {
+        let entries = two_part_entries();
+        assert_eq!(entries.len(), 6);
+        let dir = zip_of(&entries)?;
+        let dest = dir.path().join("out");
+        let files = extract(&dir.path().join("g1.zip"), &dest)?;
+        assert_eq!(files.len(), 6);
+        let layout = RawLayout::discover(&dest)?;
+        assert_eq!(layout.training.len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn zip_without_validation_is_refused_naming_it() -> Result<(), Box<dyn std::error::Error>> {
+        let mut entries = two_part_entries();
+        entries.retain(|(n, _)| n != "validacao.csv");
+        let dir = zip_of(&entries)?;
+        match extract(&dir.path().join("g1.zip"), &dir.path().join("out")) {
+            Err(e @ DownloadError::Layout { .. }) => {
+                assert!(e.to_string().ends_with("missing: validacao.csv"), "{e}");
+            }
+            other => return Err(format!("expected a layout error, got {other:?}").into()),
+        }
         Ok(())
     }
 

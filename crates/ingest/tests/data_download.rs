@@ -248,7 +248,7 @@ fn html_instead_of_zip_fails_cleanly() {
 fn zip_without_the_layout_fails_cleanly() {
     assert_fails_cleanly(
         "/other.zip",
-        |e| matches!(e, DownloadError::Layout { missing } if missing.len() == 10),
+        |e| matches!(e, DownloadError::Layout { missing } if missing.len() == 3),
     );
 }
 

@@ -153,12 +153,12 @@ fn synth_then_process_adds_up() {
     assert_eq!(s.training_rows, made.users + 11);
     assert_eq!(
         s.interactions_in,
-        s.interactions_out + s.cleaning.removed + s.interactions_malformed
+        s.interactions_out + s.interactions_malformed
     );
     let malformed: u64 = s.training_malformed.values().map(|d| d.interactions).sum();
     assert_eq!(s.interactions_malformed, malformed);
-    // Planted outliers (and the natural tail of heavy clickers) are cleaned out.
-    assert!(made.outliers > 0 && s.cleaning.removed > 0);
+    // Planted outliers (and the natural tail of heavy clickers) are capped, not dropped.
+    assert!(made.outliers > 0 && s.cleaning.capped > 0);
     assert_eq!(s.interactions_in, made.interactions + 2 * 10);
 
     let tm = &s.training_malformed;
@@ -229,6 +229,21 @@ fn synth_then_process_adds_up() {
         .max()
         .unwrap_or(0.0);
     assert!(scroll_max <= 100.0);
+    let caps = newsrec_core::EngagementCaps::default();
+    for (name, cap) in [
+        (c::CLICKS, i64::from(caps.clicks)),
+        (c::TIME_ON_PAGE_MS, caps.time_on_page_ms as i64),
+        (c::PAGE_VISITS, i64::from(caps.page_visits)),
+    ] {
+        let max = inter
+            .column(name)
+            .expect(name)
+            .i64()
+            .expect("i64")
+            .max()
+            .unwrap_or(0);
+        assert!(max <= cap, "{name}: {max} above the cap {cap}");
+    }
 
     let users = read_parquet(&out.join(refined::USERS_FILE));
     assert_eq!(users.height() as u64, s.users_out);

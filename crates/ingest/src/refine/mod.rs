@@ -3,8 +3,9 @@
 //!
 //! Every raw part is parsed with polars; malformed rows are tagged with a
 //! [`RowReason`](crate::RowReason), counted and left out (never fatal, never silent);
-//! well-formed interactions above [`EngagementCaps`] are cleaned out; the rest get
-//! their [`Engagement::score`](newsrec_core::Engagement::score), and every user their
+//! engagement values above [`EngagementCaps`] are clamped to them (the interaction is
+//! kept: a read is a read); every interaction gets its
+//! [`Engagement::score`](newsrec_core::Engagement::score), and every user their
 //! [`UserAggregates`](newsrec_core::UserAggregates) sums and [`route_tier`] tier.
 
 mod aggregates;
@@ -37,7 +38,7 @@ pub struct ProcessConfig {
     pub raw: PathBuf,
     /// Output directory for the refined files, summary and report.
     pub out: PathBuf,
-    /// Caps above which interactions are dropped as outliers.
+    /// Caps to which outlier engagement values are clamped.
     pub caps: EngagementCaps,
     /// Show stage progress (when stderr is a terminal).
     pub progress: bool,
@@ -235,28 +236,37 @@ pub fn process(config: &ProcessConfig) -> Result<ProcessSummary, ProcessError> {
     })?;
     let stages = Stages::new(config.progress);
 
-    stages.next("training: parse, explode, clean");
+    let out = &config.out;
+    // Each output is written as soon as it is complete and only what later stages need
+    // is kept: the article text and the interactions are the largest frames, and
+    // holding them all until one final write set the peak memory.
+    stages.next("items");
+    let it = items::run(&layout.items)?;
+    let mut item_df = it.items;
+    write_parquet(&mut item_df, &out.join(refined::ITEMS_FILE))?;
+    let items_out = item_df.height() as u64;
+    let item_pages = item_df.select([c::PAGE]).stage("item pages")?;
+    drop(item_df);
+
+    stages.next("training: parse, explode, cap");
     let t = training::run(&layout.training, &config.caps)?;
     let mut interactions = t.interactions;
 
     stages.next("users: aggregates and tiers");
     let mut users = aggregates::users_with_tiers(interactions.clone().lazy())?;
     let (tiers, user_types) = tier_shares(&users)?;
-
-    stages.next("items");
-    let it = items::run(&layout.items)?;
-    let mut item_df = it.items;
-    let pop = items::popularity(&interactions, &item_df)?;
+    let pop = items::popularity(&interactions, &item_pages)?;
+    drop(item_pages);
+    write_parquet(&mut interactions, &out.join(refined::INTERACTIONS_FILE))?;
+    let interactions_out = interactions.height() as u64;
+    drop(interactions);
 
     stages.next("validation");
     let v = validation::run(&layout.validation, &users, t.last_ts)?;
     let mut validation_df = v.validation;
 
     stages.next("write parquet");
-    let out = &config.out;
-    write_parquet(&mut interactions, &out.join(refined::INTERACTIONS_FILE))?;
     write_parquet(&mut users, &out.join(refined::USERS_FILE))?;
-    write_parquet(&mut item_df, &out.join(refined::ITEMS_FILE))?;
     write_parquet(&mut validation_df, &out.join(refined::VALIDATION_FILE))?;
 
     let interactions_malformed = t.malformed.values().map(|d| d.interactions).sum();
@@ -267,7 +277,7 @@ pub fn process(config: &ProcessConfig) -> Result<ProcessSummary, ProcessError> {
         training_malformed: by_code(&t.malformed),
         interactions_malformed,
         cleaning: t.cleaning,
-        interactions_out: interactions.height() as u64,
+        interactions_out,
         users_out: users.height() as u64,
         tiers,
         user_types,
@@ -276,7 +286,7 @@ pub fn process(config: &ProcessConfig) -> Result<ProcessSummary, ProcessError> {
         item_rows: it.rows,
         items_malformed: by_code(&it.malformed),
         items_bad_dates: it.bad_dates,
-        items_out: item_df.height() as u64,
+        items_out,
         clicked_pages_without_item: pop.pages_without_item,
         interactions_without_item: pop.interactions_without_item,
         popularity_gini: pop.gini,
@@ -311,7 +321,7 @@ pub fn process(config: &ProcessConfig) -> Result<ProcessSummary, ProcessError> {
         interactions = summary.interactions_out,
         users = summary.users_out,
         malformed = summary.interactions_malformed,
-        cleaned = summary.cleaning.removed,
+        capped = summary.cleaning.capped,
         elapsed_ms = summary.elapsed_ms,
         "processed"
     );

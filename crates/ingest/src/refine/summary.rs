@@ -1,4 +1,4 @@
-//! `summary.json`: what a processing run read, set aside, cleaned and wrote.
+//! `summary.json`: what a processing run read, set aside, capped and wrote.
 
 use std::collections::BTreeMap;
 
@@ -29,16 +29,17 @@ pub struct TierShare {
 pub struct Cleaning {
     /// Where the caps come from.
     pub caps_source: String,
-    /// The caps: interactions with any column above them are dropped.
+    /// The caps: a value above its cap is clamped to it; the interaction is kept.
     pub caps: EngagementCaps,
     /// The data's own 99th percentiles (before cleaning), for comparison.
     pub data_p99: EngagementP99,
-    /// 99th percentile of interactions per training row (reported, not used to drop).
+    /// 99th percentile of interactions per training row (reported, not used to cap).
     pub history_size_p99: f64,
-    /// Interactions above the cap, per column (an interaction can exceed several).
+    /// Interactions with a value above the cap, per column (an interaction can exceed
+    /// several); those values are clamped to the cap.
     pub above_cap: BTreeMap<String, u64>,
-    /// Interactions dropped (above at least one cap).
-    pub removed: u64,
+    /// Interactions kept with at least one value clamped to its cap.
+    pub capped: u64,
 }
 
 /// 99th percentiles of the engagement columns.
@@ -69,8 +70,8 @@ pub struct ProcessSummary {
     pub interactions_malformed: u64,
     /// Outlier cleaning.
     pub cleaning: Cleaning,
-    /// Interactions written: `interactions_in = interactions_out + cleaning.removed +
-    /// interactions_malformed`.
+    /// Interactions written: `interactions_in = interactions_out + interactions_malformed`
+    /// (cleaning caps values and removes nothing).
     pub interactions_out: u64,
     /// Users written (users with at least one refined interaction).
     pub users_out: u64,

@@ -1,4 +1,5 @@
-//! Training parts → cleaned interactions with engagement, sorted by event time.
+//! Training parts → refined interactions (outlier values capped) with engagement,
+//! sorted by event time.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,9 +9,7 @@ use newsrec_core::time::DAY_MS;
 use newsrec_core::{Engagement, EngagementCaps};
 use polars::prelude::*;
 
-use super::{
-    Cleaning, Dropped, EngagementP99, ParsedRows, ProcessError, Stage, parse_rows, reason_counts,
-};
+use super::{Cleaning, Dropped, EngagementP99, ProcessError, Stage, parse_rows, reason_counts};
 use crate::g1::{N_IN, REASON, RowReason, TRAINING_COLUMNS, explode_training, training_rows};
 use crate::report::{EngagementHists, Histogram};
 
@@ -34,7 +33,7 @@ pub(super) struct TrainingOutcome {
     pub history_sizes: Histogram,
     /// Engagement columns of well-formed interactions, before cleaning.
     pub before: EngagementHists,
-    /// Engagement columns after cleaning.
+    /// Engagement columns after cleaning (capped).
     pub after: EngagementHists,
     /// Refined interactions per day (`(day start ms, count)`).
     pub clicks_per_day: Vec<(i64, u64)>,
@@ -46,65 +45,87 @@ pub(super) fn run(
     paths: &[PathBuf],
     caps: &EngagementCaps,
 ) -> Result<TrainingOutcome, ProcessError> {
-    let ParsedRows {
-        rows,
-        n_rows,
-        interactions_in,
-        mut malformed,
-    } = parse_rows(
-        paths,
-        &TRAINING_COLUMNS,
-        training_rows,
-        "parse training rows",
-    )?;
+    // One part at a time: the text columns and split lists of a part are the largest
+    // frames of the run, so only one part's are ever held; what survives a part is its
+    // typed, well-formed interactions and the counts.
+    let mut n_rows = 0;
+    let mut interactions_in = 0;
+    let mut malformed: BTreeMap<RowReason, Dropped> = BTreeMap::new();
+    let mut sizes: Vec<DataFrame> = Vec::with_capacity(paths.len());
+    let mut parts: Vec<DataFrame> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let part = parse_rows(
+            std::slice::from_ref(path),
+            &TRAINING_COLUMNS,
+            training_rows,
+            "parse training rows",
+        )?;
+        n_rows += part.n_rows;
+        interactions_in += part.interactions_in;
+        add_counts(&mut malformed, part.malformed);
+        sizes.push(
+            part.rows
+                .clone()
+                .lazy()
+                .filter(col(REASON).is_null())
+                .select([col(N_IN)])
+                .collect()
+                .stage(S)?,
+        );
+        // `rows` moves into the plan and is freed with it.
+        let exploded = explode_training(part.rows.lazy())
+            .collect()
+            .stage("explode training lists")?;
+        // Interaction-level reasons drop single values, not rows.
+        let bad = reason_counts(
+            exploded.clone().lazy(),
+            None,
+            "count malformed interactions",
+        )?
+        .into_iter()
+        .map(|(reason, d)| {
+            (
+                reason,
+                Dropped {
+                    rows: 0,
+                    interactions: d.rows,
+                },
+            )
+        });
+        add_counts(&mut malformed, bad);
+        parts.push(
+            exploded
+                .lazy()
+                .filter(col(REASON).is_null())
+                .drop(by_name([REASON], true, false))
+                .collect()
+                .stage("well-formed interactions")?,
+        );
+    }
+    let sizes = concat_frames(sizes)?;
     let history_sizes = Histogram::log2(
-        rows.column(N_IN)
+        sizes
+            .column(N_IN)
             .stage(S)?
             .i64()
             .stage(S)?
             .iter()
-            .zip(rows.column(REASON).stage(S)?.str().stage(S)?.iter())
-            .filter(|(_, r)| r.is_none())
-            .filter_map(|(n, _)| n.map(|n| n as f64)),
+            .filter_map(|n| n.map(|n| n as f64)),
     );
-    let history_size_p99 = rows
-        .clone()
+    let history_size_p99 = sizes
         .lazy()
-        .filter(col(REASON).is_null())
         .select([col(N_IN)
             .cast(DataType::Float64)
             .quantile(lit(0.99), QuantileMethod::Linear)])
         .collect()
         .stage(S)
         .and_then(|df| scalar_f64(&df, N_IN))?;
+    let valid = concat_frames(parts)?;
 
-    let exploded = explode_training(rows.lazy())
-        .collect()
-        .stage("explode training lists")?;
-    for (reason, d) in reason_counts(
-        exploded.clone().lazy(),
-        None,
-        "count malformed interactions",
-    )? {
-        // Interaction-level reasons drop single values, not rows.
-        malformed.insert(
-            reason,
-            Dropped {
-                rows: 0,
-                interactions: d.rows,
-            },
-        );
-    }
-    let valid = exploded
-        .lazy()
-        .filter(col(REASON).is_null())
-        .drop(by_name([REASON], true, false))
-        .collect()
-        .stage("well-formed interactions")?;
     let before = EngagementHists::of(&valid).stage(S)?;
 
     let above = [
-        (c::CLICKS, col(c::CLICKS).gt(lit(caps.clicks as i64))),
+        (c::CLICKS, col(c::CLICKS).gt(lit(i64::from(caps.clicks)))),
         (
             c::TIME_ON_PAGE_MS,
             col(c::TIME_ON_PAGE_MS).gt(lit(caps.time_on_page_ms as i64)),
@@ -112,7 +133,7 @@ pub(super) fn run(
         (c::SCROLL_PCT, col(c::SCROLL_PCT).gt(lit(caps.scroll_pct))),
         (
             c::PAGE_VISITS,
-            col(c::PAGE_VISITS).gt(lit(caps.page_visits as i64)),
+            col(c::PAGE_VISITS).gt(lit(i64::from(caps.page_visits))),
         ),
     ];
     let any_above = above
@@ -130,13 +151,7 @@ pub(super) fn run(
         .iter()
         .map(|(name, e)| e.clone().cast(DataType::UInt64).sum().alias(*name))
         .collect();
-    stats.push(
-        any_above
-            .clone()
-            .cast(DataType::UInt64)
-            .sum()
-            .alias("removed"),
-    );
+    stats.push(any_above.cast(DataType::UInt64).sum().alias("capped"));
     stats.extend([
         p99(c::CLICKS),
         p99(c::TIME_ON_PAGE_MS),
@@ -164,35 +179,37 @@ pub(super) fn run(
         },
         history_size_p99,
         above_cap,
-        removed: scalar_u64(&st, "removed")?,
+        capped: scalar_u64(&st, "capped")?,
     };
 
-    let mut kept = valid
-        .lazy()
-        .filter(any_above.not())
-        .collect()
-        .stage("drop outliers")?;
-    let engagement = engagement_column(&kept).stage("engagement")?;
-    kept.with_column(engagement).stage(S)?;
-    let interactions = kept
+    // A value above its cap is clamped to it, never a reason to drop the interaction:
+    // the user did read the page, and both training and the click replay must know.
+    let clamp = |name: &str, cap: Expr| {
+        when(col(name).gt(cap.clone()))
+            .then(cap)
+            .otherwise(col(name))
+            .alias(name)
+    };
+    let mut interactions = valid
         .lazy()
         .select([
             col(c::USER_ID),
             col(c::USER_TYPE),
             col(c::PAGE),
             col(c::TS),
-            col(c::CLICKS),
-            col(c::TIME_ON_PAGE_MS),
-            col(c::SCROLL_PCT),
-            col(c::PAGE_VISITS),
-            col(c::ENGAGEMENT),
+            clamp(c::CLICKS, lit(i64::from(caps.clicks))),
+            clamp(c::TIME_ON_PAGE_MS, lit(caps.time_on_page_ms as i64)),
+            clamp(c::SCROLL_PCT, lit(caps.scroll_pct)),
+            clamp(c::PAGE_VISITS, lit(i64::from(caps.page_visits))),
         ])
         .sort_by_exprs(
             [col(c::TS), col(c::USER_ID), col(c::PAGE)],
             SortMultipleOptions::default().with_multithreaded(true),
         )
         .collect()
-        .stage("sort interactions")?;
+        .stage("cap and sort interactions")?;
+    let engagement = engagement_column(&interactions).stage("engagement")?;
+    interactions.with_column(engagement).stage(S)?;
     let after = EngagementHists::of(&interactions).stage(S)?;
     let ts = interactions.column(c::TS).stage(S)?.i64().stage(S)?;
     let (first_ts, last_ts) = (ts.min(), ts.max());
@@ -224,6 +241,33 @@ pub(super) fn run(
         after,
         clicks_per_day,
     })
+}
+
+/// Adds `more` to `counts`, reason by reason.
+fn add_counts(
+    counts: &mut BTreeMap<RowReason, Dropped>,
+    more: impl IntoIterator<Item = (RowReason, Dropped)>,
+) {
+    for (reason, d) in more {
+        let e = counts.entry(reason).or_default();
+        e.rows += d.rows;
+        e.interactions += d.interactions;
+    }
+}
+
+/// The frames one under the other (their chunks are kept, not copied).
+fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame, ProcessError> {
+    let mut frames = frames.into_iter();
+    let Some(mut all) = frames.next() else {
+        return Err(ProcessError::Polars {
+            stage: S,
+            source: PolarsError::NoData("no training parts".into()),
+        });
+    };
+    for df in frames {
+        all.vstack_mut_owned(df).stage(S)?;
+    }
+    Ok(all)
 }
 
 /// [`Engagement::score`] of every row: the one definition, applied column-wise.
@@ -275,4 +319,61 @@ fn scalar_u64(df: &DataFrame, name: &str) -> Result<u64, ProcessError> {
         .stage(S)?
         .get(0)
         .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = "c8aab885-433d-4e46-8066-479f40ba7fb2";
+    const USER: &str = "f98d1132f60d4688a6b0a6b8c9c0e3f1f98d1132f60d4688a6b0a6b8c9c0e3f1";
+
+    #[test]
+    fn outlier_values_are_capped_and_the_interaction_kept() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("treino_parte1.csv");
+        let ts = "1657146417045, 1657146605778";
+        std::fs::write(
+            &path,
+            format!(
+                "{}\n{USER},Logged,2,\"{PAGE}, {PAGE}\",\"{ts}\",\"14562, 3\",\"46000000, 20000\",\"526275.0, 50.5\",\"2, 654\",\"{ts}\"\n",
+                TRAINING_COLUMNS.join(",")
+            ),
+        )?;
+        let caps = EngagementCaps::default();
+        let t = run(&[path], &caps)?;
+        assert_eq!(t.interactions.height(), 2);
+        assert_eq!(t.cleaning.capped, 2);
+        for (name, n) in [
+            (c::CLICKS, 1),
+            (c::TIME_ON_PAGE_MS, 1),
+            (c::SCROLL_PCT, 1),
+            (c::PAGE_VISITS, 1),
+        ] {
+            assert_eq!(t.cleaning.above_cap.get(name), Some(&n), "{name}");
+        }
+        let ints = |name: &str| -> Result<Vec<Option<i64>>, PolarsError> {
+            Ok(t.interactions.column(name)?.i64()?.iter().collect())
+        };
+        assert_eq!(ints(c::CLICKS)?, [Some(i64::from(caps.clicks)), Some(3)]);
+        assert_eq!(
+            ints(c::TIME_ON_PAGE_MS)?,
+            [Some(caps.time_on_page_ms as i64), Some(20_000)]
+        );
+        assert_eq!(
+            ints(c::PAGE_VISITS)?,
+            [Some(2), Some(i64::from(caps.page_visits))]
+        );
+        let scroll: Vec<Option<f64>> = t
+            .interactions
+            .column(c::SCROLL_PCT)?
+            .f64()?
+            .iter()
+            .collect();
+        assert_eq!(scroll, [Some(caps.scroll_pct), Some(50.5)]);
+        // The histogram before cleaning still shows the raw outliers.
+        assert!(t.before.clicks.counts.len() > t.after.clicks.counts.len());
+        Ok(())
+    }
 }

@@ -157,8 +157,11 @@ pub fn write(out: &Path, s: &ProcessSummary, d: &ReportData) -> Result<(), Proce
         ("training rows (users)", s.training_rows),
         ("interactions in training rows", s.interactions_in),
         ("— set aside as malformed", s.interactions_malformed),
-        ("— removed by cleaning", s.cleaning.removed),
         ("= refined interactions", s.interactions_out),
+        (
+            "refined interactions with a value capped",
+            s.cleaning.capped,
+        ),
         ("refined users", s.users_out),
         ("item files", s.item_files as u64),
         ("item rows", s.item_rows),
@@ -204,11 +207,11 @@ pub fn write(out: &Path, s: &ProcessSummary, d: &ReportData) -> Result<(), Proce
     let cl = &s.cleaning;
     let _ = write!(
         md,
-        "\n## Cleaning\n\nCaps: {}. Interactions with any column above its cap are dropped: {} of {} well-formed ({}).\n\n| column | cap | data p99 | above cap |\n|---|---:|---:|---:|\n",
+        "\n## Cleaning\n\nCaps: {}. A value above its cap is clamped to the cap and the interaction is kept (the page was read): {} of {} refined interactions have at least one capped value ({}).\n\n| column | cap | data p99 | capped |\n|---|---:|---:|---:|\n",
         cl.caps_source,
-        cl.removed,
-        s.interactions_out + cl.removed,
-        pct(cl.removed, s.interactions_out + cl.removed)
+        cl.capped,
+        s.interactions_out,
+        pct(cl.capped, s.interactions_out)
     );
     let caps = [
         (c::CLICKS, cl.caps.clicks as f64, cl.data_p99.clicks),
@@ -285,7 +288,7 @@ pub fn write(out: &Path, s: &ProcessSummary, d: &ReportData) -> Result<(), Proce
     )?;
     bins_table(&mut md, &[("rows", &d.history_sizes)], "interactions");
 
-    md.push_str("\n## Engagement before and after cleaning\n\nEach figure: x = power-of-two bins of 1 + value (tables give the bounds); y = log10(1 + interactions); blue = well-formed before cleaning, orange = refined.\n");
+    md.push_str("\n## Engagement before and after cleaning\n\nEach figure: x = power-of-two bins of 1 + value (tables give the bounds); y = log10(1 + interactions); blue = well-formed before cleaning, orange = refined (capped).\n");
     let cols: [(&str, &str, &Histogram, &Histogram); 4] = [
         ("clicks", "clicks", &d.before.clicks, &d.after.clicks),
         ("time on page", "seconds", &d.before.time_s, &d.after.time_s),
