@@ -9,7 +9,6 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use newsrec_train::{EvaluationRecord, Manifest};
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::error::{AppError, ErrorBody};
@@ -44,7 +43,7 @@ pub struct Reloaded {
     path = "/models/current",
     summary = "Manifest of the model being served",
     responses(
-        (status = 200, description = "The manifest (version, training data, parameters, offline metrics)", body = Value),
+        (status = 200, description = "The manifest (version, training data, parameters, offline metrics)", body = Object),
         (status = 503, description = "No model loaded yet", body = ErrorBody),
     ),
 )]

@@ -51,7 +51,7 @@ pub struct SimilarBody {
     path = "/articles/{page}/similar",
     summary = "Articles similar to one (content and co-visitation)",
     params(
-        ("page" = PageId, Path, description = "The article", inline),
+        ("page" = inline(PageId), Path, description = "The article"),
         SimilarParams,
     ),
     responses(
