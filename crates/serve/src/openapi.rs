@@ -3,7 +3,6 @@
 //! are compiled into the binary (no CDN, no download at build time) so it works on
 //! machines without internet access.
 
-use axum::Router;
 use newsrec_features::Window;
 use utoipa::OpenApi;
 use utoipa::openapi::path::ParameterIn;
@@ -81,11 +80,9 @@ pub fn document(windows: &[Window]) -> utoipa::openapi::OpenApi {
 }
 
 /// `/docs`: Swagger UI reading [`DOCUMENT_PATH`] (served by its own handler, so the
-/// document goes through the same middleware as every route).
-pub fn docs<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    SwaggerUi::new("/docs")
-        .config(Config::new([DOCUMENT_PATH]))
-        .into()
+/// document goes through the same middleware as every route); merged into the router.
+pub fn docs() -> SwaggerUi {
+    SwaggerUi::new("/docs").config(Config::new([DOCUMENT_PATH]))
 }
 
 #[cfg(test)]
