@@ -19,3 +19,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== API contract (schemathesis)"
+scripts/api_contract.sh

@@ -38,12 +38,10 @@ async fn bad_input_gets_json_4xx() -> Result<()> {
         ("/recommendations?user_id=u1&k=ten", 400, "invalid_k"),
         ("/recommendations?user_id=u1&k=-1", 400, "invalid_k"),
         ("/recommendations?user_id=u1&num_recs=0", 400, "invalid_k"),
-        (
-            "/recommendations?user_id=u1&k=3&num_recs=4",
-            400,
-            "invalid_k",
-        ),
+        ("/recommendations?user_id=%20u1", 400, "invalid_user_id"),
+        ("/recommendations?user_id=u1&k=%2B5", 400, "invalid_k"),
         ("/popular?window=7m", 400, "unknown_window"),
+        ("/popular?window=6", 400, "unknown_window"),
         ("/popular?window=5h", 400, "unknown_window"),
         ("/popular?k=1000", 400, "invalid_k"),
         ("/articles/bad%20page/similar", 400, "invalid_page"),
@@ -195,12 +193,17 @@ async fn live_state_routes_and_excludes_read_pages() -> Result<()> {
         assert_eq!(body["tier"], "logged");
         check_unread(&body, &read_l, k);
     }
-    // `num_recs` is an alias of `k`.
+    // `num_recs` is an alias of `k`; `k` wins when both are given.
     let (s, body) = app
         .get(&format!("/recommendations?user_id={logged}&num_recs=7"))
         .await?;
     assert_eq!(s, 200);
     assert_eq!(pages_of(&body).len(), 7);
+    let (s, body) = app
+        .get(&format!("/recommendations?user_id={logged}&k=3&num_recs=4"))
+        .await?;
+    assert_eq!(s, 200);
+    assert_eq!(pages_of(&body).len(), 3);
 
     // The live lists: popular reflects the clicks just applied (within a refresh).
     let top = eventually(Duration::from_secs(5), || async {
@@ -282,7 +285,7 @@ async fn health_metrics_docs_and_model_endpoints() -> Result<()> {
 
     let (s, doc) = app.get("/openapi.json").await?;
     assert_eq!(s, 200);
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     for p in [
         "/recommendations",
         "/popular",
@@ -292,13 +295,18 @@ async fn health_metrics_docs_and_model_endpoints() -> Result<()> {
     ] {
         assert!(doc["paths"][p].is_object(), "{p} documented");
     }
+    // Swagger UI, from assets compiled into the binary: its page, script and the
+    // initializer pointing at the document all come from this server.
     let (s, html) = app.get_text("/docs").await?;
     assert_eq!(s, 200);
-    assert!(html.contains("/openapi.json"));
-    assert!(
-        !html.contains("<script src") && !html.contains("https://"),
-        "docs must work offline"
-    );
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(!html.contains("https://"), "docs must work offline");
+    let (s, js) = app.get_text("/docs/swagger-ui-bundle.js").await?;
+    assert_eq!(s, 200);
+    assert!(js.len() > 100_000, "bundle served from the binary");
+    let (s, init) = app.get_text("/docs/swagger-initializer.js").await?;
+    assert_eq!(s, 200);
+    assert!(init.contains("/openapi.json"), "{init}");
 
     app.recommend("meta-user", 3).await?;
     let (s, metrics) = app.get_text("/metrics").await?;

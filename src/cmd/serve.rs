@@ -83,6 +83,10 @@ impl EventSink for KafkaSink {
     fn describe(&self) -> String {
         format!("kafka:{}", self.topic)
     }
+
+    fn settings(&self) -> String {
+        format!("kafka:{} via {}", self.topic, self.log.config().redacted())
+    }
 }
 
 /// Runs the API until SIGTERM or Ctrl-C.

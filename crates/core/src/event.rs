@@ -11,7 +11,10 @@ use crate::time;
 pub const MAX_EVENT_BYTES: usize = 16 * 1024;
 
 /// One page view, at event time `ts`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The schema attributes restate, as literals (the derive takes no constants), the
+/// bounds [`ClickEvent::decode`] enforces; a test holds them to the constants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClickEvent {
     /// Producer-assigned id; replays derive it from (user, position in history).
     pub event_id: EventId,
@@ -21,22 +24,31 @@ pub struct ClickEvent {
     pub user_type: UserType,
     /// The article.
     pub page: PageId,
-    /// Event time, epoch milliseconds.
+    /// Event time, epoch milliseconds, from 2000-01-01 up to (not including) 2100-01-01.
+    #[schema(
+        minimum = 946_684_800_000_i64,
+        exclusive_maximum = 4_102_444_800_000_i64
+    )]
     pub ts: i64,
     /// Reading session, when the producer knows it (co-visitation falls back to gaps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 128)]
     pub session_id: Option<String>,
     /// Clicks inside the page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 4_294_967_295_u32)]
     pub clicks: Option<u32>,
     /// Time on page, milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 18_446_744_073_709_551_615_u64)]
     pub time_on_page_ms: Option<u64>,
     /// Scroll percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
     pub scroll_pct: Option<f64>,
     /// Visits to the page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 4_294_967_295_u32)]
     pub page_visits: Option<u32>,
 }
 
@@ -155,7 +167,9 @@ impl ClickEvent {
             return Err(RejectReason::BadValue("scroll_pct"));
         }
         let session_id = match wire.session_id {
-            Some(s) if s.len() > crate::ids::MAX_ID_LEN => {
+            // Characters, not bytes: JSON Schema's `maxLength` counts characters, so the
+            // published bound is the enforced one (128 characters are at most 512 bytes).
+            Some(s) if s.chars().count() > crate::ids::MAX_ID_LEN => {
                 return Err(RejectReason::BadValue("session_id"));
             }
             other => other,

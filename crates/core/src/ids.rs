@@ -35,6 +35,10 @@ pub enum IdError {
 /// portals with their own schemes get some room, Redis keys stay short.
 pub const MAX_ID_LEN: usize = 128;
 
+/// What [`validate`] accepts, as the regular expression the OpenAPI document publishes
+/// (its length bound is `minLength`/`maxLength` beside it).
+pub const ID_PATTERN: &str = "^[A-Za-z0-9._:-]+$";
+
 fn validate(kind: &'static str, s: &str) -> Result<(), IdError> {
     if s.is_empty() {
         return Err(IdError::Empty { kind });
@@ -106,6 +110,21 @@ macro_rules! id_type {
                 s.serialize_str(&self.0)
             }
         }
+
+        // The schema of the id in the OpenAPI document, built from the same constants
+        // `validate` checks, so the published constraints are the enforced ones.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(MAX_ID_LEN))
+                    .pattern(Some(ID_PATTERN))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -32,7 +32,7 @@ pub use config::{ConfigError, load_config};
 pub use engagement::{Engagement, EngagementCaps};
 pub use event::{ClickEvent, MAX_EVENT_BYTES, RejectReason, RejectedEvent};
 pub use features::{USER_FEATURE_DIM, USER_FEATURE_NAMES, UserAggregates};
-pub use ids::{EventId, IdError, PageId, UserId};
+pub use ids::{EventId, ID_PATTERN, IdError, MAX_ID_LEN, PageId, UserId};
 pub use read_set::{DEFAULT_READ_SET_MAX, ReadLookup, ReadSet, page_hash};
 pub use stats::{ConsumerSnapshot, HistogramSnapshot};
 pub use tier::{SEMI_LOGGED_MIN_INTERACTIONS, Tier, UserType, route_tier};

@@ -94,6 +94,39 @@ impl RedisTarget {
     }
 }
 
+/// For logs: the URLs with any password replaced by `***`.
+impl std::fmt::Display for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisTarget::Single(url) => f.write_str(&mask_password(url)),
+            RedisTarget::Cluster(urls) => {
+                let masked: Vec<String> = urls.iter().map(|u| mask_password(u)).collect();
+                write!(f, "cluster {}", masked.join(","))
+            }
+        }
+    }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`. A userinfo without a colon
+/// is masked whole: Redis reads `redis://secret@host` as a password-only login on some
+/// clients, so it may be one.
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The userinfo ends at the last `@` before the path.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let (userinfo, host) = (&rest[..at], &rest[at..]);
+    let masked = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}://{masked}{host}")
+}
+
 /// A connection to either kind of deployment; both reconnect on their own.
 #[derive(Clone)]
 enum Conn {
@@ -1625,5 +1658,29 @@ impl FeatureStore for RedisStore {
         let mut conn = self.conn.clone();
         let held = self.load_partition(&mut conn, partition).await?;
         Ok(held.state.snapshot(partition, &self.cfg, &self.windows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_masks_passwords() {
+        let show = |u: &str, c: bool| RedisTarget::parse(u, c).to_string();
+        assert_eq!(
+            show("redis://127.0.0.1:6379", false),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            show("rediss://app:s3cret@cache:6380/2", false),
+            "rediss://app:***@cache:6380/2"
+        );
+        assert_eq!(show("redis://:s3cret@h:1", false), "redis://:***@h:1");
+        assert_eq!(show("redis://s3cret@h:1", false), "redis://***@h:1");
+        assert_eq!(
+            show("redis://a:p@h1:1,redis://h2:2", false),
+            "cluster redis://a:***@h1:1,redis://h2:2"
+        );
     }
 }

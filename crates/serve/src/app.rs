@@ -11,6 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use newsrec_core::ConfigError;
 use newsrec_features::{FeatureStore, RedisStore, RedisTarget};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -20,6 +21,7 @@ use crate::config::{MAX_K, ServeConfig};
 use crate::error::{AppError, ServeError};
 use crate::metrics::{self, ServeMetrics};
 use crate::models::{Models, ReloadOutcome};
+use crate::openapi;
 use crate::routes;
 use crate::sink::EventSink;
 use crate::snapshot::SnapshotCache;
@@ -83,9 +85,16 @@ impl Application {
         sink: Option<Arc<dyn EventSink>>,
     ) -> Result<Self, ServeError> {
         config.validate()?;
+        let store_shown = match &store {
+            Some(_) => "provided by the caller".to_owned(),
+            None => RedisTarget::parse(&config.redis_url, config.redis_cluster).to_string(),
+        };
         let metrics = Arc::new(ServeMetrics::new()?);
         let models =
             Models::open(&config.models_dir).map_err(|e| ServeError::Model(e.to_string()))?;
+        let windows = config.store.windows();
+        let openapi = serde_json::to_vec(&crate::openapi::document(&windows))
+            .map_err(|e| ServeError::Config(ConfigError::new(format!("OpenAPI document: {e}"))))?;
         let state = Arc::new(AppState {
             metrics: metrics.clone(),
             models,
@@ -93,8 +102,8 @@ impl Application {
             snapshot: SnapshotCache::new(config.mix.list_candidates.max(MAX_K)),
             tiers: TierMemory::new(config.tier_memory),
             sink,
-            windows: config.store.windows(),
-            openapi: crate::openapi::document(),
+            windows,
+            openapi: openapi.into(),
             config,
         });
         let mut tasks = Vec::new();
@@ -137,7 +146,18 @@ impl Application {
         tasks.push(tokio::spawn(watch_models(state.clone())));
         let listener = TcpListener::bind(&state.config.addr).await?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, config = ?state.config, "newsrec API bound");
+        // One line of what an operator checks first; the rest is in the config file.
+        let c = &state.config;
+        tracing::info!(
+            %addr,
+            store = %store_shown,
+            prefix = %c.store.prefix,
+            live_window = %c.live_window(),
+            models = %c.models_dir.display(),
+            events = %state.sink.as_ref().map_or_else(|| "disabled".to_owned(), |s| s.settings()),
+            admin = if c.admin_token.is_some() { "token set" } else { "disabled" },
+            "newsrec API bound"
+        );
         Ok(Self {
             listener,
             addr,
@@ -196,8 +216,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(routes::meta::metrics))
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
-        .route("/openapi.json", get(routes::meta::openapi_json))
-        .route("/docs", get(routes::meta::docs))
+        .route(openapi::DOCUMENT_PATH, get(routes::meta::openapi_json))
+        .merge(openapi::docs())
         .fallback(routes::meta::not_found)
         .method_not_allowed_fallback(routes::meta::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline))

@@ -25,7 +25,8 @@
 //!   binary).
 //! - `metrics`: [`ServeMetrics`] and the request-tracking middleware;
 //!   `metrics::consumer`: the Prometheus exporter of the consumer's statistics.
-//! - `openapi`: the OpenAPI document and the offline `/docs` page.
+//! - `openapi`: the OpenAPI document, derived from the handlers' types (utoipa), and
+//!   Swagger UI at `/docs` from assets compiled into the binary.
 //! - `loadgen`: [`load`], the loopback load generator.
 //! - `bench`: [`bench`], `newsrec bench serve`: live state in Redis, the API and the
 //!   load generator in one process.

@@ -3,8 +3,9 @@
 
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use newsrec_core::{PageId, UserId};
+use newsrec_core::{IdError, PageId, UserId};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::config::MAX_K;
 use crate::error::AppError;
@@ -12,14 +13,21 @@ use crate::error::AppError;
 /// How many items a list endpoint returns when `k` is not given.
 pub const DEFAULT_K: usize = 10;
 
-/// Raw `GET /recommendations` parameters.
-#[derive(Debug, Default, Deserialize)]
+/// Raw `GET /recommendations` parameters. Every value arrives as text and is checked
+/// by [`RecParams::parse`], which answers the errors with their own codes; the `param`
+/// attributes publish what it checks (as literals; a test in `openapi` holds them to the
+/// constants).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecParams {
     /// The user to recommend for.
+    #[param(required = true, value_type = UserId, inline)]
     pub user_id: Option<String>,
-    /// How many items.
+    /// How many items (default 10).
+    #[param(value_type = Option<u32>, nullable = false, minimum = 1, maximum = 100, default = 10)]
     pub k: Option<String>,
-    /// Alias of `k` (the name the reference API used).
+    /// Alias of `k` (the name the reference API used); when both are given, `k` is used.
+    #[param(value_type = Option<u32>, nullable = false, minimum = 1, maximum = 100)]
     pub num_recs: Option<String>,
 }
 
@@ -32,13 +40,26 @@ pub struct RecRequest {
     pub k: usize,
 }
 
-/// Raw parameters of the list endpoints (`/popular`, `/articles/{page}/similar`).
-#[derive(Debug, Default, Deserialize)]
-pub struct ListParams {
-    /// How many items.
-    pub k: Option<String>,
-    /// Popularity window name (`/popular` only).
+/// Raw `GET /popular` parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PopularParams {
+    /// Popularity window (default: the shortest). The document lists the windows this
+    /// instance keeps.
+    #[param(value_type = Option<String>, nullable = false)]
     pub window: Option<String>,
+    /// How many items (default 10).
+    #[param(value_type = Option<u32>, nullable = false, minimum = 1, maximum = 100, default = 10)]
+    pub k: Option<String>,
+}
+
+/// Raw `GET /articles/{page}/similar` parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SimilarParams {
+    /// How many items (default 10).
+    #[param(value_type = Option<u32>, nullable = false, minimum = 1, maximum = 100, default = 10)]
+    pub k: Option<String>,
 }
 
 /// Unwraps axum's query extraction, turning its rejection into the JSON 400.
@@ -53,29 +74,29 @@ impl RecParams {
         let raw = self
             .user_id
             .ok_or_else(|| AppError::bad_request("missing_user_id", "user_id is required"))?;
-        let user = UserId::parse(&raw)
-            .map_err(|e| AppError::bad_request("invalid_user_id", e.to_string()))?;
-        let k = match (self.k, self.num_recs) {
-            (Some(a), Some(b)) if a.trim() != b.trim() => {
-                return Err(AppError::bad_request(
-                    "invalid_k",
-                    "k and num_recs disagree; give one of them",
-                ));
-            }
-            (Some(a), _) => parse_k(Some(&a))?,
-            (None, b) => parse_k(b.as_deref())?,
+        let user = parse_id(&raw, UserId::parse)
+            .map_err(|e| AppError::bad_request("invalid_user_id", e))?;
+        // `k` wins over its alias rather than refusing the pair: OpenAPI cannot state
+        // "at most one of", so a refusal would break requests the document allows.
+        // The alias is still checked so a malformed one is not silently ignored.
+        let alias = parse_k(self.num_recs.as_deref())?;
+        let k = match self.k {
+            Some(k) => parse_k(Some(&k))?,
+            None => alias,
         };
         Ok(RecRequest { user, k })
     }
 }
 
-/// Parses `k` (absent: [`DEFAULT_K`]); it must be an integer in `1..=MAX_K`.
+/// Parses `k` (absent: [`DEFAULT_K`]); it must be an integer in `1..=MAX_K`, written
+/// as plain digits (no sign, no spaces: what the document's `integer` means).
 pub fn parse_k(raw: Option<&str>) -> Result<usize, AppError> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_K);
     };
-    match raw.trim().parse::<usize>() {
-        Ok(k) if (1..=MAX_K).contains(&k) => Ok(k),
+    let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
+    match raw.parse::<usize>().ok().filter(|_| digits) {
+        Some(k) if (1..=MAX_K).contains(&k) => Ok(k),
         _ => Err(AppError::bad_request(
             "invalid_k",
             format!("k must be an integer in 1..={MAX_K}"),
@@ -85,7 +106,16 @@ pub fn parse_k(raw: Option<&str>) -> Result<usize, AppError> {
 
 /// Parses a page id from the path.
 pub fn parse_page(raw: &str) -> Result<PageId, AppError> {
-    PageId::parse(raw).map_err(|e| AppError::bad_request("invalid_page", e.to_string()))
+    parse_id(raw, PageId::parse).map_err(|e| AppError::bad_request("invalid_page", e))
+}
+
+/// An id exactly as the document's pattern allows: the id types trim surrounding
+/// whitespace (kind to CSV files and producers), which the HTTP API does not promise.
+fn parse_id<T>(raw: &str, parse: fn(&str) -> Result<T, IdError>) -> Result<T, String> {
+    if raw.trim() != raw {
+        return Err("ids may not have surrounding whitespace".into());
+    }
+    parse(raw).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -120,6 +150,11 @@ mod tests {
         assert_eq!(rec(Some("u1"), Some("101"), None), Err("invalid_k"));
         assert_eq!(rec(Some("u1"), Some("-3"), None), Err("invalid_k"));
         assert_eq!(rec(Some("u1"), Some("ten"), None), Err("invalid_k"));
-        assert_eq!(rec(Some("u1"), Some("5"), Some("6")), Err("invalid_k"));
+        assert_eq!(rec(Some("u1"), Some("5"), Some("6")).map(|r| r.k), Ok(5));
+        assert_eq!(rec(Some("u1"), Some("5"), Some("0")), Err("invalid_k"));
+        assert_eq!(rec(Some("u1"), Some("+5"), None), Err("invalid_k"));
+        assert_eq!(rec(Some("u1"), Some(" 5"), None), Err("invalid_k"));
+        assert_eq!(rec(Some("u1"), Some(""), None), Err("invalid_k"));
+        assert_eq!(rec(Some(" u1"), None, None), Err("invalid_user_id"));
     }
 }

@@ -33,6 +33,12 @@ pub trait EventSink: Send + Sync + 'static {
     /// Publishes one validated event; resolves once the log has acknowledged it.
     fn publish(&self, event: ClickEvent) -> PublishFuture<'_>;
 
-    /// Where events go, for `/health/ready` and logs (e.g. `kafka:clicks`).
+    /// Where events go, for `/health/ready` (e.g. `kafka:clicks`).
     fn describe(&self) -> String;
+
+    /// Where and how events go, for the start-up line: may name brokers and options,
+    /// with secrets masked (not for `/health/ready`, which anyone may read).
+    fn settings(&self) -> String {
+        self.describe()
+    }
 }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use newsrec_features::Window;
-use serde_json::Value;
 
 use crate::config::ServeConfig;
 use crate::metrics::ServeMetrics;
@@ -31,6 +31,6 @@ pub struct AppState {
     pub sink: Option<Arc<dyn EventSink>>,
     /// The store's popularity windows, shortest first.
     pub windows: Vec<Window>,
-    /// The OpenAPI document, built once.
-    pub openapi: Value,
+    /// The OpenAPI document, serialised once at start-up.
+    pub openapi: Bytes,
 }

@@ -54,6 +54,26 @@ impl KafkaConfig {
         Ok(self)
     }
 
+    /// For logs: the brokers and options, the values of secret ones replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let options: Vec<String> = self
+            .options
+            .iter()
+            .map(|(k, v)| {
+                if is_secret(k) {
+                    format!("{k}=***")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        if options.is_empty() {
+            self.brokers.clone()
+        } else {
+            format!("{} [{}]", self.brokers, options.join(", "))
+        }
+    }
+
     fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
@@ -65,6 +85,17 @@ impl KafkaConfig {
         }
         c
     }
+}
+
+/// librdkafka settings whose values are credentials: `sasl.password`,
+/// `ssl.key.password`, `ssl.keystore.password`, `sasl.oauthbearer.client.secret`,
+/// inline keys (`ssl.key.pem`) and the free-form OAUTHBEARER config.
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password")
+        || key.contains("secret")
+        || key.ends_with(".pem")
+        || key == "sasl.oauthbearer.config"
 }
 
 /// An [`EventLog`] on Kafka.
@@ -456,5 +487,28 @@ impl LogConsumer for KafkaConsumer {
         self.consumer
             .seek(&self.topic, partition, Offset::Offset(offset), CALL_TIMEOUT)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_masks_credentials() {
+        let cfg = KafkaConfig::new("b1:9092")
+            .with_options(&[
+                "security.protocol=SASL_SSL",
+                "sasl.username=app",
+                "sasl.password=s3cret",
+                "ssl.key.password=k3y",
+            ])
+            .expect("options");
+        let shown = cfg.redacted();
+        assert_eq!(
+            shown,
+            "b1:9092 [security.protocol=SASL_SSL, sasl.username=app, sasl.password=***, ssl.key.password=***]"
+        );
+        assert_eq!(KafkaConfig::new("b1:9092").redacted(), "b1:9092");
     }
 }

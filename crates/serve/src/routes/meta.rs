@@ -1,21 +1,24 @@
-//! Operational endpoints: Prometheus metrics, the OpenAPI document and docs page, and
-//! the JSON answers for unknown routes and methods.
+//! Operational endpoints: Prometheus metrics, the OpenAPI document, and the JSON
+//! answers for unknown routes and methods. (`/docs` is Swagger UI, see `openapi`.)
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, StatusCode, Uri};
-use axum::response::{Html, IntoResponse, Response};
-use serde_json::Value;
+use axum::response::{IntoResponse, Response};
 
 use crate::error::AppError;
 use crate::metrics::UNMATCHED_ROUTE;
-use crate::openapi;
 use crate::state::AppState;
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Text exposition format", body = String, content_type = "text/plain")),
+)]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
@@ -25,13 +28,14 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /openapi.json`.
-pub async fn openapi_json(State(state): State<Arc<AppState>>) -> Json<Value> {
-    Json(state.openapi.clone())
-}
-
-/// `GET /docs`.
-pub async fn docs() -> Response {
-    ([(CACHE_CONTROL, "no-cache")], Html(openapi::DOCS_HTML)).into_response()
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    summary = "This document",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object)),
+)]
+pub async fn openapi_json(State(state): State<Arc<AppState>>) -> Response {
+    ([(CONTENT_TYPE, "application/json")], state.openapi.clone()).into_response()
 }
 
 /// Any route no handler matched: a JSON 404, counted under the `unmatched` route.

@@ -7,14 +7,46 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use newsrec_train::Manifest;
-use serde_json::{Value, json};
+use newsrec_train::{EvaluationRecord, Manifest};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::models::ReloadOutcome;
 use crate::state::AppState;
 
+/// The evaluation history.
+#[derive(Serialize, ToSchema)]
+pub struct Evaluations {
+    /// The served model version, if one is loaded.
+    served_version: Option<String>,
+    /// Every recorded evaluation, oldest first (the offline evaluation's records).
+    #[schema(value_type = Vec<Object>)]
+    evaluations: Vec<EvaluationRecord>,
+}
+
+/// What a reload did.
+#[derive(Serialize, ToSchema)]
+pub struct Reloaded {
+    /// `loaded` or `unchanged`.
+    #[schema(value_type = String, pattern = "^(loaded|unchanged)$")]
+    outcome: &'static str,
+    /// The version served now.
+    version: String,
+    /// The version served before, when a new one was loaded.
+    previous: Option<String>,
+}
+
 /// `GET /models/current`: the manifest of the served version.
+#[utoipa::path(
+    get,
+    path = "/models/current",
+    summary = "Manifest of the model being served",
+    responses(
+        (status = 200, description = "The manifest (version, training data, parameters, offline metrics)", body = Object),
+        (status = 503, description = "No model loaded yet", body = ErrorBody),
+    ),
+)]
 pub async fn current(State(state): State<Arc<AppState>>) -> Result<Json<Manifest>, AppError> {
     let model = state
         .models
@@ -24,24 +56,44 @@ pub async fn current(State(state): State<Arc<AppState>>) -> Result<Json<Manifest
 }
 
 /// `GET /evaluation/metrics`: every recorded evaluation, oldest first.
-pub async fn evaluations(State(state): State<Arc<AppState>>) -> Result<Json<Value>, AppError> {
+#[utoipa::path(
+    get,
+    path = "/evaluation/metrics",
+    summary = "Offline evaluation history",
+    responses((status = 200, description = "Evaluation history", body = Evaluations)),
+)]
+pub async fn evaluations(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<Evaluations>, AppError> {
     let history = state
         .models
         .evaluations()
         .await
         .map_err(AppError::Internal)?;
     let served = state.models.get().map(|m| m.version().to_string());
-    Ok(Json(
-        json!({"served_version": served, "evaluations": history}),
-    ))
+    Ok(Json(Evaluations {
+        served_version: served,
+        evaluations: history,
+    }))
 }
 
 /// `POST /admin/reload` (bearer token): loads `current` from disk now.
+#[utoipa::path(
+    post,
+    path = "/admin/reload",
+    summary = "Reload the current model now",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Reloaded, or already current", body = Reloaded),
+        (status = 401, description = "Missing or wrong bearer token (or none configured)", body = ErrorBody),
+        (status = 503, description = "Loading failed, or the registry has no current version", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(name = "admin_reload", skip_all)]
 pub async fn reload(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Reloaded>, AppError> {
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -57,12 +109,16 @@ pub async fn reload(
         .await
         .map_err(|e| AppError::Unavailable(e.to_string()))?;
     Ok(Json(match outcome {
-        ReloadOutcome::Loaded { previous, version } => {
-            json!({"outcome": "loaded", "version": version, "previous": previous})
-        }
-        ReloadOutcome::Unchanged(v) | ReloadOutcome::Skipped(v) => {
-            json!({"outcome": "unchanged", "version": v})
-        }
+        ReloadOutcome::Loaded { previous, version } => Reloaded {
+            outcome: "loaded",
+            version,
+            previous,
+        },
+        ReloadOutcome::Unchanged(v) | ReloadOutcome::Skipped(v) => Reloaded {
+            outcome: "unchanged",
+            version: v,
+            previous: None,
+        },
         ReloadOutcome::NoModel => {
             return Err(AppError::Unavailable(
                 "the model registry has no current version".into(),

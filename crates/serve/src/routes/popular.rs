@@ -8,14 +8,16 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use newsrec_features::Window;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::AppError;
-use crate::query::{ListParams, extract, parse_k};
+use crate::error::ErrorBody;
+use crate::query::{PopularParams, extract, parse_k};
 use crate::routes::recommend::title_url;
 use crate::state::AppState;
 
 /// One entry of the list.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PopularItem {
     /// The article.
     pub page: String,
@@ -28,7 +30,7 @@ pub struct PopularItem {
 }
 
 /// The response body.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PopularBody {
     /// The window.
     pub window: String,
@@ -37,6 +39,7 @@ pub struct PopularBody {
     pub degraded: bool,
     /// `live` (the feature store's window) or `model` (no live clicks in the window:
     /// the model's popularity as of its training data).
+    #[schema(value_type = String, pattern = "^(live|model)$")]
     pub source: &'static str,
     /// Event time the list is as of (epoch ms), when known.
     pub watermark: Option<i64>,
@@ -45,17 +48,32 @@ pub struct PopularBody {
 }
 
 /// `GET /popular?window=1h&k=10`.
+#[utoipa::path(
+    get,
+    path = "/popular",
+    summary = "Live most-read articles in a window",
+    params(PopularParams),
+    responses(
+        (status = 200, description = "Most read first", body = PopularBody),
+        (status = 400, description = "Unknown window or k out of range (`code`: `unknown_window`, `invalid_k`, `invalid_query`)", body = ErrorBody),
+        (status = 503, description = "Neither the feature store nor a model is available", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(name = "popular", skip_all)]
 pub async fn popular(
     State(state): State<Arc<AppState>>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    query: Result<Query<PopularParams>, QueryRejection>,
 ) -> Result<Json<PopularBody>, AppError> {
     let params = extract(query)?;
     let k = parse_k(params.k.as_deref())?;
     let window = match params.window.as_deref() {
         None => state.windows.first().copied().unwrap_or(Window::hours(1)),
-        Some(raw) => Window::parse(raw.trim())
-            .filter(|w| state.windows.contains(w))
+        // Exactly a label the document lists (`Window::parse` would also take `6`).
+        Some(raw) => state
+            .windows
+            .iter()
+            .copied()
+            .find(|w| w.label() == raw)
             .ok_or_else(|| {
                 let known: Vec<String> = state.windows.iter().map(|w| w.label()).collect();
                 AppError::bad_request(

@@ -12,33 +12,49 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use newsrec_core::{PageId, UserAggregates, UserId, UserType};
+use newsrec_core::{PageId, Tier, UserAggregates, UserId, UserType};
 use newsrec_features::UserState;
 use newsrec_train::{LiveSignals, ModelSet, UserContext};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::query::{RecParams, extract};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 
-/// One recommended article in the response.
-#[derive(Serialize)]
-struct Item<'a> {
+/// One recommended article.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RecommendedItem)]
+pub struct Item<'a> {
+    /// The article.
     page: &'a str,
+    /// Mixed score, higher first.
     score: f64,
+    /// Headline, when known.
     title: Option<&'a str>,
+    /// Address, when known.
     url: Option<&'a str>,
+    /// Where the item came from: `cf`, `content`, `cluster`, `popular`, `trending`,
+    /// `recent`, `read-next`, …
     reason: &'static str,
 }
 
 /// The response body.
-#[derive(Serialize)]
-struct Body<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = Recommendations)]
+pub struct Body<'a> {
+    /// The user asked about.
     user_id: &'a str,
-    tier: &'static str,
+    /// The tier that served the user, decided from their live features.
+    tier: Tier,
+    /// The model version that answered.
     model_version: &'a str,
+    /// Whether the feature store was unreachable (the answer then comes from the model
+    /// and a recent popularity snapshot).
     degraded: bool,
+    /// Best first; already-read pages are excluded and a short tier is filled from the
+    /// next.
     items: Vec<Item<'a>>,
 }
 
@@ -55,6 +71,18 @@ pub(crate) fn title_url<'m>(
 }
 
 /// `GET /recommendations?user_id=U&k=10`.
+#[utoipa::path(
+    get,
+    path = "/recommendations",
+    summary = "Recommendations for a user",
+    description = "The tier is decided from the user's live features. Already-read pages are excluded; a short tier is filled from the next.",
+    params(RecParams),
+    responses(
+        (status = 200, description = "Best first", body = Body),
+        (status = 400, description = "Missing or malformed user_id, k or num_recs out of range (`code`: `missing_user_id`, `invalid_user_id`, `invalid_k`, `invalid_query`)", body = ErrorBody),
+        (status = 503, description = "No model loaded yet", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(name = "recommendations", skip_all)]
 pub async fn recommendations(
     State(state): State<Arc<AppState>>,
@@ -121,7 +149,7 @@ pub async fn recommendations(
         .collect();
     let body = Body {
         user_id: ctx.user_id.as_ref().map_or("", UserId::as_str),
-        tier: recs.tier.as_str(),
+        tier: recs.tier,
         model_version: model.version(),
         degraded,
         items,

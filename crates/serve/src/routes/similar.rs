@@ -9,14 +9,16 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use newsrec_core::PageId;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::AppError;
-use crate::query::{ListParams, extract, parse_k, parse_page};
+use crate::error::ErrorBody;
+use crate::query::{SimilarParams, extract, parse_k, parse_page};
 use crate::routes::recommend::title_url;
 use crate::state::AppState;
 
 /// One similar article.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SimilarItem {
     /// The article.
     pub page: String,
@@ -27,11 +29,12 @@ pub struct SimilarItem {
     /// Address, when known.
     pub url: Option<String>,
     /// `content` or `read-next`: the stronger contribution.
+    #[schema(value_type = String, pattern = "^(content|read-next)$")]
     pub reason: &'static str,
 }
 
 /// The response body.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SimilarBody {
     /// The article asked about.
     pub page: String,
@@ -43,11 +46,26 @@ pub struct SimilarBody {
 }
 
 /// `GET /articles/{page}/similar?k=10`.
+#[utoipa::path(
+    get,
+    path = "/articles/{page}/similar",
+    summary = "Articles similar to one (content and co-visitation)",
+    params(
+        ("page" = inline(PageId), Path, description = "The article"),
+        SimilarParams,
+    ),
+    responses(
+        (status = 200, description = "Best first", body = SimilarBody),
+        (status = 400, description = "Malformed page or k out of range (`code`: `invalid_page`, `invalid_k`, `invalid_query`)", body = ErrorBody),
+        (status = 404, description = "The page is neither in the catalogue nor in live co-visitation (`code`: `unknown_page`)", body = ErrorBody),
+        (status = 503, description = "No model loaded yet", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(name = "similar", skip_all)]
 pub async fn similar(
     State(state): State<Arc<AppState>>,
     Path(raw): Path<String>,
-    query: Result<Query<ListParams>, QueryRejection>,
+    query: Result<Query<SimilarParams>, QueryRejection>,
 ) -> Result<Json<SimilarBody>, AppError> {
     let page = parse_page(&raw)?;
     let k = parse_k(extract(query)?.k.as_deref())?;
