@@ -43,7 +43,8 @@ pub struct ConsumerConfig {
     /// roughly 40 ms at a time when catching up. A live stream fills rounds only up to
     /// what arrives within `batch_linger`. 0 counts as 1.
     pub batch_max: usize,
-    /// How long a round keeps collecting after its first message.
+    /// How long a round keeps collecting after its first message: what a lone click
+    /// waits before it is applied on a quiet stream (a catching-up round fills at once).
     pub batch_linger: Duration,
     /// How long one poll waits for a first message.
     pub poll_wait: Duration,
@@ -65,7 +66,7 @@ impl ConsumerConfig {
             group: group.into(),
             partitions: 4,
             batch_max: DEFAULT_BATCH_MAX,
-            batch_linger: Duration::from_millis(50),
+            batch_linger: Duration::from_millis(20),
             poll_wait: Duration::from_millis(500),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
