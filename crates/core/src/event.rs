@@ -126,12 +126,45 @@ struct Wire<'a> {
     user_type: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     page: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, deserialize_with = "integral")]
     ts: Option<i64>,
     session_id: Option<String>,
+    #[serde(default, deserialize_with = "integral")]
     clicks: Option<u32>,
+    #[serde(default, deserialize_with = "integral")]
     time_on_page_ms: Option<u64>,
     scroll_pct: Option<f64>,
+    #[serde(default, deserialize_with = "integral")]
     page_visits: Option<u32>,
+}
+
+/// An integer field, also when written with a zero fraction (`5.0`): JSON Schema's
+/// `integer`, which the published document promises, admits those.
+fn integral<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let out_of_range = || D::Error::custom(format!("invalid value: {n} is out of range"));
+    if let Some(u) = n.as_u64() {
+        return T::try_from(u).map(Some).map_err(|_| out_of_range());
+    }
+    if let Some(i) = n.as_i64() {
+        return T::try_from(i).map(Some).map_err(|_| out_of_range());
+    }
+    match n.as_f64() {
+        // Below 2^63 in magnitude, so the cast is exact for a whole number.
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => {
+            T::try_from(f as i64).map(Some).map_err(|_| out_of_range())
+        }
+        _ => Err(D::Error::custom(format!(
+            "invalid type: {n}, expected an integer"
+        ))),
+    }
 }
 
 impl ClickEvent {
@@ -230,6 +263,26 @@ mod tests {
     fn round_trip() {
         let e = sample();
         assert_eq!(ClickEvent::decode(&e.encode()), Ok(e));
+    }
+
+    #[test]
+    fn integers_may_carry_a_zero_fraction() {
+        let e = ClickEvent::decode(
+            br#"{"event_id":"e","user_id":"u","user_type":"Logged","page":"p","ts":1657146417045.0,"clicks":2.0}"#,
+        )
+        .unwrap();
+        assert_eq!((e.ts, e.clicks), (1_657_146_417_045, Some(2)));
+        let code = |s: &str| ClickEvent::decode(s.as_bytes()).unwrap_err().code();
+        for bad in [
+            r#""ts":1657146417045.5"#,
+            r#""ts":1657146417045,"clicks":-1"#,
+            r#""ts":1657146417045,"clicks":5000000000"#,
+        ] {
+            let json = format!(
+                r#"{{"event_id":"e","user_id":"u","user_type":"Logged","page":"p",{bad}}}"#
+            );
+            assert_eq!(code(&json), "wrong_type", "{json}");
+        }
     }
 
     #[test]
