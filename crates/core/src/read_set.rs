@@ -49,17 +49,34 @@ impl ReadSet {
     /// again moves to the front), and keeps the `cap` newest. Adding two runs of reads
     /// one after the other gives the same set as adding them as one run.
     pub fn put_newest_first(&mut self, newer: impl IntoIterator<Item = u32>, cap: usize) {
-        let mut out: Vec<u32> = Vec::with_capacity(cap.min(self.0.len() + 8));
-        let mut seen = std::collections::HashSet::new();
-        for h in newer.into_iter().chain(self.0.iter().copied()) {
-            if out.len() >= cap {
+        // A batch brings a reader a few pages: those are deduplicated by a scan, and the
+        // held set is filtered in place rather than rebuilt through a hash set.
+        const SCAN_MAX: usize = 16;
+        let mut front: Vec<u32> = Vec::new();
+        // Only built once `front` outgrows a scan (a long run: a replay, a merge).
+        let mut fresh: Option<std::collections::HashSet<u32>> = None;
+        for h in newer {
+            if front.len() >= cap {
                 break;
             }
-            if seen.insert(h) {
-                out.push(h);
+            let new = match &mut fresh {
+                Some(set) => set.insert(h),
+                None => !front.contains(&h),
+            };
+            if new {
+                front.push(h);
+                if fresh.is_none() && front.len() > SCAN_MAX {
+                    fresh = Some(front.iter().copied().collect());
+                }
             }
         }
-        self.0 = out;
+        match &fresh {
+            Some(set) => self.0.retain(|h| !set.contains(h)),
+            None => self.0.retain(|h| !front.contains(h)),
+        }
+        self.0.truncate(cap - front.len());
+        front.append(&mut self.0);
+        self.0 = front;
     }
 
     /// Merges `other` (another partition's reads of the same reader) into this one:
