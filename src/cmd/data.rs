@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use newsrec_ingest::download::{self, DownloadConfig, DownloadOutcome};
-use newsrec_ingest::refine::{self, ProcessConfig};
-use newsrec_ingest::synth::{self, SynthConfig};
+use newsrec_data::download::{self, DownloadConfig, DownloadOutcome};
+use newsrec_data::refine::{self, ProcessConfig};
+use newsrec_data::synth::{self, SynthConfig};
 
 /// Data commands.
 #[derive(Subcommand)]

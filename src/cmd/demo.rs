@@ -10,16 +10,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use newsrec_core::{ClickEvent, Tier, UserId, route_tier};
+use newsrec_core::{Tier, UserId, route_tier};
+use newsrec_data::events;
+use newsrec_data::refine::{self, ProcessConfig};
+use newsrec_data::synth::{self, SynthConfig};
 use newsrec_features::{FeatureStore, MemoryStore, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::consumer::{self, ConsumerConfig};
-use newsrec_ingest::refine::{self, ProcessConfig};
 use newsrec_ingest::replay::{self, ReplayConfig};
-use newsrec_ingest::synth::{self, SynthConfig};
-use newsrec_ingest::{ConsumerStats, EventLog, KafkaConfig, KafkaLog, MemoryLog, Record};
-use newsrec_serve::{Application, EventSink, PublishFuture, ServeConfig, SinkError};
+use newsrec_ingest::{ConsumerStats, EventLog, KafkaConfig, KafkaLog, MemoryLog};
+use newsrec_serve::{Application, EventSink, ServeConfig};
 use newsrec_train::TrainParams;
 use tokio::sync::watch;
+
+use super::{LogSink, shutdown_signal};
 
 /// `demo` flags.
 #[derive(Args)]
@@ -51,29 +54,6 @@ pub struct DemoArgs {
     /// Redis key prefix (with `--redis`).
     #[arg(long, default_value = "newsrec:demo:")]
     prefix: String,
-}
-
-/// `POST /events` of the demo publishes to the same event log the consumer reads.
-struct LogSink {
-    log: Arc<dyn EventLog>,
-    topic: String,
-}
-
-impl EventSink for LogSink {
-    fn publish(&self, event: ClickEvent) -> PublishFuture<'_> {
-        Box::pin(async move {
-            let record = Record::new(event.user_id.as_str().as_bytes().to_vec(), event.encode());
-            self.log
-                .produce(&self.topic, vec![record])
-                .await
-                .map(|_| ())
-                .map_err(|e| SinkError::Unavailable(e.to_string()))
-        })
-    }
-
-    fn describe(&self) -> String {
-        format!("event log:{}", self.topic)
-    }
 }
 
 /// Runs the demo until SIGTERM or Ctrl-C.
@@ -144,11 +124,12 @@ async fn serve_live(
         ),
         None => Arc::new(MemoryStore::new(store_cfg.clone())?),
     };
-    store.set_issued(&replay::load_issued(&refined)?).await?;
+    store.set_issued(&events::load_issued(&refined)?).await?;
 
     eprintln!("==> replaying the training clicks through the consumer");
     let t = Instant::now();
-    let summary = replay::replay(log.as_ref(), &ReplayConfig::new(&refined, &a.topic)).await?;
+    let (clicks, _) = events::load_events(&refined, None)?;
+    let summary = replay::replay(log.as_ref(), &clicks, &ReplayConfig::new(&a.topic)).await?;
     let (stop, stopped) = watch::channel(false);
     let consumer = tokio::spawn(consumer::run(
         Arc::clone(&log),
@@ -172,16 +153,17 @@ async fn serve_live(
         ..ServeConfig::default()
     };
     cfg.store = store_cfg;
-    let sink: Arc<dyn EventSink> = Arc::new(LogSink {
-        log: Arc::clone(&log),
-        topic: a.topic.clone(),
-    });
+    let sink: Arc<dyn EventSink> = Arc::new(LogSink::new(
+        Arc::clone(&log),
+        a.topic.clone(),
+        "event log",
+        String::new(),
+    ));
     let app = Application::build_with_store(cfg, Arc::clone(&store), Some(sink)).await?;
     let base = format!("http://{}", app.local_addr());
     let examples = example_users(&refined, store.as_ref()).await?;
     print_tour(&base, &examples, started.elapsed());
-    app.run_until_stopped(newsrec_serve::shutdown_signal())
-        .await?;
+    app.run_until_stopped(shutdown_signal()).await?;
     let _ = stop.send(true);
     consumer.await??;
     Ok(())

@@ -1,4 +1,5 @@
-//! One module per subcommand area.
+//! One module per subcommand area, and what several of them share: the one shutdown
+//! signal and the one sink `POST /events` publishes through.
 
 pub mod bench;
 pub mod data;
@@ -6,3 +7,96 @@ pub mod demo;
 pub mod model;
 pub mod serve;
 pub mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use newsrec_core::{ClickEvent, Retryable};
+use newsrec_ingest::{EventLog, Record};
+use newsrec_serve::{EventSink, PublishFuture, SinkError};
+
+/// Resolves on SIGTERM or Ctrl-C (a failure to listen for one is logged and the other
+/// still works).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "listening for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "listening for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// How long `POST /events` waits for the log's acknowledgement.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Publishes accepted events to an event log (Kafka, or the demo's in-process log),
+/// keyed by user id, as the replay does.
+pub struct LogSink {
+    log: Arc<dyn EventLog>,
+    topic: String,
+    /// `kafka` or `event log`, for `/health/ready`.
+    kind: &'static str,
+    /// Where and how, secrets masked, for the start-up line.
+    settings: String,
+}
+
+impl LogSink {
+    /// A sink to `topic` of `log`; `settings` describes the connection (masked).
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        topic: impl Into<String>,
+        kind: &'static str,
+        settings: String,
+    ) -> Self {
+        Self {
+            log,
+            topic: topic.into(),
+            kind,
+            settings,
+        }
+    }
+}
+
+impl EventSink for LogSink {
+    fn publish(&self, event: ClickEvent) -> PublishFuture<'_> {
+        Box::pin(async move {
+            let record = newsrec_ingest::replay::event_record(&event);
+            let sent: Vec<Record> = vec![record];
+            match tokio::time::timeout(PUBLISH_TIMEOUT, self.log.produce(&self.topic, sent)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) if e.is_retryable() => Err(SinkError::Unavailable(e.to_string())),
+                Ok(Err(e)) => Err(SinkError::Refused(e.to_string())),
+                Err(_) => Err(SinkError::Unavailable(format!(
+                    "no acknowledgement within {PUBLISH_TIMEOUT:?}"
+                ))),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("{}:{}", self.kind, self.topic)
+    }
+
+    fn settings(&self) -> String {
+        format!("{}:{} {}", self.kind, self.topic, self.settings)
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use newsrec_core::load_config;
-use newsrec_ingest::refine::{self, ProcessConfig};
+use newsrec_data::refine::{self, ProcessConfig};
 use newsrec_train::{
     EvaluationReport, Evaluator, MixWeights, Pipeline, Registry, Step, TrainParams, parse_interval,
 };

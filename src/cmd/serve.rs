@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use newsrec_core::ClickEvent;
-use newsrec_ingest::{EventLog, KafkaConfig, KafkaLog, Record};
-use newsrec_serve::{Application, BenchOptions, EventSink, PublishFuture, ServeConfig, SinkError};
+use newsrec_ingest::{KafkaConfig, KafkaLog};
+use newsrec_serve::{Application, BenchOptions, EventSink, ServeConfig};
+
+use super::{LogSink, shutdown_signal};
 
 /// `newsrec serve` flags; each overrides the config file and `NEWSREC_*` variables.
 #[derive(Args)]
@@ -46,47 +46,6 @@ pub struct ServeArgs {
     /// `NEWSREC_ADMIN_TOKEN`, never on the command line.
     #[arg(long)]
     config: Option<PathBuf>,
-}
-
-/// Publishes accepted events to Kafka, keyed by user id.
-struct KafkaSink {
-    log: KafkaLog,
-    topic: String,
-}
-
-/// How long `POST /events` waits for the broker's acknowledgement.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
-
-impl EventSink for KafkaSink {
-    fn publish(&self, event: ClickEvent) -> PublishFuture<'_> {
-        Box::pin(async move {
-            let record = Record::new(event.user_id.as_str().as_bytes().to_vec(), event.encode());
-            match tokio::time::timeout(PUBLISH_TIMEOUT, self.log.produce(&self.topic, vec![record]))
-                .await
-            {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => {
-                    use newsrec_core::Retryable;
-                    if e.is_retryable() {
-                        Err(SinkError::Unavailable(e.to_string()))
-                    } else {
-                        Err(SinkError::Refused(e.to_string()))
-                    }
-                }
-                Err(_) => Err(SinkError::Unavailable(format!(
-                    "no acknowledgement within {PUBLISH_TIMEOUT:?}"
-                ))),
-            }
-        })
-    }
-
-    fn describe(&self) -> String {
-        format!("kafka:{}", self.topic)
-    }
-
-    fn settings(&self) -> String {
-        format!("kafka:{} via {}", self.topic, self.log.config().redacted())
-    }
 }
 
 /// Runs the API until SIGTERM or Ctrl-C.
@@ -128,16 +87,18 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             let log =
                 KafkaLog::new(KafkaConfig::new(cfg.brokers.clone()).with_options(&kafka_options)?)
                     .context("creating the Kafka producer")?;
-            Some(Arc::new(KafkaSink {
-                log,
-                topic: cfg.topic.clone(),
-            }))
+            let settings = format!("via {}", log.config().redacted());
+            Some(Arc::new(LogSink::new(
+                Arc::new(log),
+                cfg.topic.clone(),
+                "kafka",
+                settings,
+            )))
         };
         let app = Application::build(cfg, sink).await?;
         // Scripts and tests read the resolved address from this line.
         println!("listening on http://{}", app.local_addr());
-        app.run_until_stopped(newsrec_serve::shutdown_signal())
-            .await?;
+        app.run_until_stopped(shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use newsrec_core::load_config;
+use newsrec_data::events;
 use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::consumer::{self, ConsumerConfig};
 use newsrec_ingest::replay::{self, ReplayConfig, Speed};
-use newsrec_ingest::{ConsumerStats, EventLog, KafkaConfig, KafkaLog, MemoryLog};
-use newsrec_serve::{SnapshotSource, serve_consumer_metrics};
+use newsrec_ingest::{
+    ConsumerStats, EventLog, KafkaConfig, KafkaLog, MemoryLog, SnapshotSource,
+    serve_consumer_metrics,
+};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -46,21 +49,24 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let log = KafkaLog::new(KafkaConfig::new(&a.brokers).with_options(&a.kafka_options)?)?;
+        let (dir, limit) = (a.data.clone(), a.limit);
+        let (events, skipped) =
+            tokio::task::spawn_blocking(move || events::load_events(&dir, limit)).await??;
+        info!(events = events.len(), "loaded interactions");
         let cfg = ReplayConfig {
             speed: a.speed,
-            limit: a.limit,
             partitions: a.partitions,
-            ..ReplayConfig::new(&a.data, &a.topic)
+            ..ReplayConfig::new(&a.topic)
         };
-        let s = replay::replay(&log, &cfg).await?;
+        let s = replay::replay(&log, &events, &cfg).await?;
         println!(
             "published {} events to {} in {:.1} s ({:.0} events/s){}",
             s.events,
             a.topic,
             s.elapsed.as_secs_f64(),
             s.events_per_sec(),
-            if s.skipped > 0 {
-                format!(", {} rows skipped", s.skipped)
+            if skipped > 0 {
+                format!(", {skipped} rows skipped")
             } else {
                 String::new()
             }
@@ -131,29 +137,6 @@ async fn connect_store(
     Ok(Arc::new(store))
 }
 
-/// Resolves on SIGTERM or ctrl-c.
-async fn termination() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 /// The part of the settings the consumer reads: the `[store]` table, shared with
 /// `serve` so that one file and one set of `NEWSREC_STORE__*` variables configure both
 /// (they must agree on windows, buckets and the key prefix).
@@ -179,7 +162,7 @@ pub fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
         )?);
         let store = connect_store(&a.redis, a.redis_cluster, store_cfg).await?;
         if let Some(dir) = &a.items {
-            let items = replay::load_issued(dir)?;
+            let items = events::load_issued(dir)?;
             store.set_issued(&items).await?;
             info!(items = items.len(), "publication times loaded");
         }
@@ -192,7 +175,7 @@ pub fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
         let stats = Arc::new(ConsumerStats::new());
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(async move {
-            termination().await;
+            super::shutdown_signal().await;
             info!("shutdown requested; finishing the current batch");
             let _ = stop.send(true);
         });
@@ -402,71 +385,15 @@ async fn bench_async(a: BenchArgs) -> anyhow::Result<()> {
     e2e_store.delete_all().await?;
 
     // 4. The apply path alone: in-process log -> Redis.
-    let mem = Arc::new(MemoryLog::new());
-    mem.ensure_topic(&topic, a.partitions).await?;
-    for chunk in events.chunks(50_000) {
-        mem.produce(&topic, chunk.iter().map(replay::event_record).collect())
-            .await?;
-    }
-    let apply_store = connect_store(
-        &a.redis,
-        false,
-        StoreConfig::with_prefix(format!("bench:{suffix}:apply:")),
-    )
-    .await?;
-    let apply = consume_all(
-        mem as Arc<dyn EventLog>,
-        Arc::clone(&apply_store),
-        &topic,
-        a.batch_max,
-        timeout,
-    )
-    .await?;
+    let apply = apply_path(&a, &events, &topic, &suffix, timeout).await?;
     println!("apply path (in-process log->Redis):{apply:>10.0} events/s");
-    apply_store.delete_all().await?;
 
     // 5. Memory per 100k active users: every user reads a few pages.
-    let n_users = a.memory_users.max(1);
-    let mem_events = replay::synthetic_events(
-        a.memory_reads.max(1) * n_users,
-        n_users,
-        a.pages,
-        1_656_644_400_000,
-        50,
-        7,
-    );
-    let distinct: std::collections::HashSet<_> =
-        mem_events.iter().map(|e| e.user_id.clone()).collect();
-    let mlog = Arc::new(MemoryLog::new());
-    mlog.ensure_topic(&topic, a.partitions).await?;
-    for chunk in mem_events.chunks(50_000) {
-        mlog.produce(&topic, chunk.iter().map(replay::event_record).collect())
-            .await?;
-    }
-    let mem_store = connect_store(
-        &a.redis,
-        false,
-        StoreConfig::with_prefix(format!("bench:{suffix}:mem:")),
-    )
-    .await?;
-    let before = mem_store.used_memory().await? as i64;
-    consume_all(
-        mlog as Arc<dyn EventLog>,
-        Arc::clone(&mem_store),
-        &topic,
-        a.batch_max,
-        timeout,
-    )
-    .await?;
-    let after = mem_store.used_memory().await? as i64;
-    let per_100k = (after - before) as f64 * 100_000.0 / distinct.len() as f64;
+    let (per_100k, users, n_events) = memory_per_100k_users(&a, &topic, &suffix, timeout).await?;
     println!(
-        "Redis memory: {:.1} MiB per 100k active users ({} users, {} events, all state included)",
+        "Redis memory: {:.1} MiB per 100k active users ({users} users, {n_events} events, all state included)",
         per_100k / (1024.0 * 1024.0),
-        distinct.len(),
-        mem_events.len()
     );
-    mem_store.delete_all().await?;
 
     // 6. Quiet stream: one event at a time, each after the stream idled.
     if a.quiet_events > 0 {
@@ -477,6 +404,88 @@ async fn bench_async(a: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `events` on an in-process topic of `a.partitions` partitions.
+async fn memory_topic(
+    topic: &str,
+    partitions: i32,
+    events: &[newsrec_core::ClickEvent],
+) -> anyhow::Result<Arc<MemoryLog>> {
+    let mem = Arc::new(MemoryLog::new());
+    mem.ensure_topic(topic, partitions).await?;
+    for chunk in events.chunks(50_000) {
+        mem.produce(topic, chunk.iter().map(replay::event_record).collect())
+            .await?;
+    }
+    Ok(mem)
+}
+
+/// The consumer's rate from an in-process log into Redis (no broker), events/s.
+async fn apply_path(
+    a: &BenchArgs,
+    events: &[newsrec_core::ClickEvent],
+    topic: &str,
+    suffix: &str,
+    timeout: Duration,
+) -> anyhow::Result<f64> {
+    let mem = memory_topic(topic, a.partitions, events).await?;
+    let store = connect_store(
+        &a.redis,
+        false,
+        StoreConfig::with_prefix(format!("bench:{suffix}:apply:")),
+    )
+    .await?;
+    let rate = consume_all(
+        mem as Arc<dyn EventLog>,
+        Arc::clone(&store),
+        topic,
+        a.batch_max,
+        timeout,
+    )
+    .await?;
+    store.delete_all().await?;
+    Ok(rate)
+}
+
+/// Redis memory per 100k active users when `a.memory_users` users each read
+/// `a.memory_reads` pages (all state included): bytes, users, events.
+async fn memory_per_100k_users(
+    a: &BenchArgs,
+    topic: &str,
+    suffix: &str,
+    timeout: Duration,
+) -> anyhow::Result<(f64, usize, usize)> {
+    let n_users = a.memory_users.max(1);
+    let events = replay::synthetic_events(
+        a.memory_reads.max(1) * n_users,
+        n_users,
+        a.pages,
+        1_656_644_400_000,
+        50,
+        7,
+    );
+    let distinct: std::collections::HashSet<_> = events.iter().map(|e| e.user_id.clone()).collect();
+    let mlog = memory_topic(topic, a.partitions, &events).await?;
+    let store = connect_store(
+        &a.redis,
+        false,
+        StoreConfig::with_prefix(format!("bench:{suffix}:mem:")),
+    )
+    .await?;
+    let before = store.used_memory().await? as i64;
+    consume_all(
+        mlog as Arc<dyn EventLog>,
+        Arc::clone(&store),
+        topic,
+        a.batch_max,
+        timeout,
+    )
+    .await?;
+    let after = store.used_memory().await? as i64;
+    store.delete_all().await?;
+    let per_100k = (after - before) as f64 * 100_000.0 / distinct.len() as f64;
+    Ok((per_100k, distinct.len(), events.len()))
 }
 
 /// Times single events on an idle stream, from the producer's send to the store holding

@@ -9,7 +9,7 @@
 //! - `event`: [`ClickEvent`] and its JSON codec; [`RejectReason`] says why a payload
 //!   was set aside (dead-letter).
 //! - `engagement`: [`Engagement`] cleaning and the engagement score.
-//! - `features`: [`UserAggregates`], the per-user feature definition shared by the live
+//! - `user_features`: [`UserAggregates`], the per-user feature definition shared by the live
 //!   consumer and batch training.
 //! - `read_set`: [`ReadSet`], a reader's read pages, compact and bounded, never
 //!   recommended again.
@@ -20,22 +20,20 @@
 mod config;
 mod engagement;
 mod event;
-mod features;
 mod ids;
 mod read_set;
 pub mod refined;
-mod stats;
 mod tier;
 pub mod time;
+mod user_features;
 
 pub use config::{ConfigError, load_config};
 pub use engagement::{Engagement, EngagementCaps};
 pub use event::{ClickEvent, MAX_EVENT_BYTES, RejectReason, RejectedEvent};
-pub use features::{USER_FEATURE_DIM, USER_FEATURE_NAMES, UserAggregates};
 pub use ids::{EventId, ID_PATTERN, IdError, MAX_ID_LEN, PageId, UserId};
 pub use read_set::{DEFAULT_READ_SET_MAX, ReadLookup, ReadSet, page_hash};
-pub use stats::{ConsumerSnapshot, HistogramSnapshot};
 pub use tier::{SEMI_LOGGED_MIN_INTERACTIONS, Tier, UserType, route_tier};
+pub use user_features::{USER_FEATURE_DIM, USER_FEATURE_NAMES, UserAggregates};
 
 /// Whether an operation that failed may succeed when tried again.
 ///

@@ -20,7 +20,9 @@ use newsrec_features::{ApplyOutcome, BatchEvent, FeatureStore, PartitionBatch, S
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::eventlog::{EventLog, LogConsumer, LogError, LogMessage, Positioner, Record};
+use crate::eventlog::{
+    Assignment, EventLog, LogConsumer, LogError, LogMessage, Positioner, Record,
+};
 use crate::stats::{ConsumerStats, RetryTarget};
 
 /// Default of [`ConsumerConfig::batch_max`].
@@ -612,6 +614,70 @@ impl Loop<'_> {
         Ok(rebuilt)
     }
 
+    /// Follows a rebalance: forgets what it knew of partitions it may have lost.
+    fn follow(&mut self, assignment: &Assignment) {
+        if assignment.generation != self.generation {
+            self.generation = assignment.generation;
+            self.expected.clear();
+            self.store.release_others(&assignment.partitions);
+        }
+    }
+
+    /// Prepares and applies a non-empty round of the owned partitions, polling and
+    /// decoding the next round meanwhile; returns it, or `Stop` on shutdown or the end
+    /// of the log.
+    async fn apply_round(
+        &mut self,
+        consumer: &mut dyn LogConsumer,
+        round: Round,
+        owned: &[i32],
+    ) -> Result<Flow, ConsumeError> {
+        let t = Instant::now();
+        let mut prepared = Vec::with_capacity(round.len());
+        for (p, ms) in round {
+            if !owned.contains(&p) {
+                debug!(partition = p, "dropping messages of a revoked partition");
+                continue;
+            }
+            match self.prepare(p, ms).await? {
+                Prep::Batch(batch) => prepared.push(batch),
+                Prep::Nothing => {}
+                Prep::Shutdown => return Ok(Flow::Stop),
+            }
+        }
+        let this = &*self;
+        let applying = async {
+            let outcomes = this.apply_all(&prepared).await;
+            (outcomes, t.elapsed())
+        };
+        // The next round is polled and decoded while this one is applied.
+        let ((outcomes, took), next) = tokio::join!(applying, this.collect_round(&mut *consumer));
+        self.stats.record_batch(took);
+        let mut stale = Vec::new();
+        let mut finished = true;
+        for (p, outcome) in prepared.into_iter().zip(outcomes) {
+            let partition = p.batch.partition;
+            match self.settle(&mut *consumer, p, outcome).await? {
+                Settled::Moved => {}
+                // Polled before the seek: the log delivers those messages again.
+                Settled::Sought => stale.push(partition),
+                Settled::Shutdown => finished = false,
+            }
+        }
+        if !finished {
+            return Ok(Flow::Stop);
+        }
+        Ok(match next? {
+            Some(mut r) => {
+                for p in stale {
+                    r.remove(&p);
+                }
+                Flow::Next(Some(r))
+            }
+            None => Flow::Stop,
+        })
+    }
+
     async fn refresh_lag(&self) {
         match self.log.end_offsets(&self.cfg.topic).await {
             Ok(ends) => self.stats.set_lag(
@@ -621,6 +687,48 @@ impl Loop<'_> {
             Err(e) => debug!(error = %e, "cannot read end offsets for lag"),
         }
     }
+}
+
+/// What the loop does after a round.
+enum Flow {
+    /// Go on, with the next round when it was polled meanwhile.
+    Next(Option<Round>),
+    /// Shutdown, or the end of the log.
+    Stop,
+}
+
+/// Creates the topics when missing and joins the group, positioned from the store's
+/// offsets; `None` on shutdown.
+async fn subscribe(
+    log: &Arc<dyn EventLog>,
+    store: &Arc<dyn FeatureStore>,
+    cfg: &ConsumerConfig,
+    stats: &ConsumerStats,
+    mut sd: watch::Receiver<bool>,
+) -> Result<Option<Box<dyn LogConsumer>>, ConsumeError> {
+    for t in [&cfg.topic, &cfg.dead_letter_topic] {
+        let parts = if *t == cfg.topic { cfg.partitions } else { 1 };
+        if retry(
+            "create topic",
+            RetryTarget::Kafka,
+            cfg,
+            stats,
+            &mut sd,
+            || log.ensure_topic(t, parts),
+        )
+        .await?
+        .is_none()
+        {
+            return Ok(None);
+        }
+    }
+    let positioner = store_positioner(Arc::clone(store));
+    Ok(
+        retry("subscribe", RetryTarget::Kafka, cfg, stats, &mut sd, || {
+            log.subscribe(&cfg.topic, &cfg.group, Arc::clone(&positioner))
+        })
+        .await?,
+    )
 }
 
 /// Runs the consumer until `shutdown` turns `true` (the round in progress is finished
@@ -634,33 +742,7 @@ pub async fn run(
 ) -> Result<ConsumeSummary, ConsumeError> {
     let span = info_span!("consume", topic = %cfg.topic, group = %cfg.group);
     async move {
-        let mut sd = shutdown.clone();
-        for t in [&cfg.topic, &cfg.dead_letter_topic] {
-            let parts = if *t == cfg.topic { cfg.partitions } else { 1 };
-            if retry(
-                "create topic",
-                RetryTarget::Kafka,
-                &cfg,
-                &stats,
-                &mut sd,
-                || log.ensure_topic(t, parts),
-            )
-            .await?
-            .is_none()
-            {
-                return Ok(ConsumeSummary::default());
-            }
-        }
-        let positioner = store_positioner(Arc::clone(&store));
-        let Some(mut consumer) = retry(
-            "subscribe",
-            RetryTarget::Kafka,
-            &cfg,
-            &stats,
-            &mut sd,
-            || log.subscribe(&cfg.topic, &cfg.group, Arc::clone(&positioner)),
-        )
-        .await?
+        let Some(mut consumer) = subscribe(&log, &store, &cfg, &stats, shutdown.clone()).await?
         else {
             return Ok(ConsumeSummary::default());
         };
@@ -690,62 +772,15 @@ pub async fn run(
                 },
             };
             let assignment = consumer.assignment();
-            if assignment.generation != lp.generation {
-                lp.generation = assignment.generation;
-                lp.expected.clear();
-                store.release_others(&assignment.partitions);
-            }
+            lp.follow(&assignment);
             if !round.is_empty() {
-                let t = Instant::now();
-                let mut prepared = Vec::with_capacity(round.len());
-                let mut finished = true;
-                for (p, ms) in round {
-                    if !assignment.partitions.contains(&p) {
-                        debug!(partition = p, "dropping messages of a revoked partition");
-                        continue;
-                    }
-                    match lp.prepare(p, ms).await? {
-                        Prep::Batch(batch) => prepared.push(batch),
-                        Prep::Nothing => {}
-                        Prep::Shutdown => {
-                            finished = false;
-                            break;
-                        }
-                    }
+                match lp
+                    .apply_round(consumer.as_mut(), round, &assignment.partitions)
+                    .await?
+                {
+                    Flow::Next(next) => ahead = next,
+                    Flow::Stop => break,
                 }
-                if !finished {
-                    break;
-                }
-                // The next round is polled and decoded while this one is applied.
-                let applying = async {
-                    let outcomes = lp.apply_all(&prepared).await;
-                    (outcomes, t.elapsed())
-                };
-                let ((outcomes, took), next) =
-                    tokio::join!(applying, lp.collect_round(consumer.as_mut()));
-                stats.record_batch(took);
-                let mut stale = Vec::new();
-                for (p, outcome) in prepared.into_iter().zip(outcomes) {
-                    let partition = p.batch.partition;
-                    match lp.settle(consumer.as_mut(), p, outcome).await? {
-                        Settled::Moved => {}
-                        // Polled before the seek: the log delivers those messages again.
-                        Settled::Sought => stale.push(partition),
-                        Settled::Shutdown => finished = false,
-                    }
-                }
-                if !finished {
-                    break;
-                }
-                ahead = match next? {
-                    Some(mut r) => {
-                        for p in stale {
-                            r.remove(&p);
-                        }
-                        Some(r)
-                    }
-                    None => break,
-                };
             }
             if last_lag.elapsed() >= cfg.lag_interval {
                 for p in lp.check_store(consumer.as_mut()).await? {

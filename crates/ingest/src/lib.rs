@@ -1,39 +1,32 @@
-//! Ingestion: G1 download, synthetic data, refine, Kafka replay and consumer.
+//! Streaming ingest: the event log, the replay producer, and the exactly-once consumer
+//! with its Prometheus exporter.
 //!
 //! # Layout
-//! - `g1`: the raw G1 format: file layout and headers ([`RawLayout`]), CSV writers
-//!   with the dataset's quirks, and polars readers that tag malformed rows with a
-//!   [`RowReason`].
-//! - `synth`: [`synth::generate`], synthetic G1 data with planted structure.
-//! - `download`: [`download::download`], fetch and verify the G1 zip, extract it
-//!   atomically.
-//! - `refine`: [`refine::process`], raw CSVs → refined Parquet (`newsrec_core::refined`)
-//!   with cleaning, engagement, tiers and per-user aggregates.
-//! - `report`: the data report (`report.md` + PNG histograms) written by `process`.
 //! - `eventlog`: the [`EventLog`] abstraction (produce, consume with partitions and
 //!   offsets, seek) with [`KafkaLog`] and the in-process [`MemoryLog`].
-//! - `replay`: [`replay::replay`], refined interactions → click events on a topic.
+//! - `replay`: [`replay::replay`], click events → a topic, in event-time order, paced or
+//!   at full speed; [`replay::synthetic_events`] for benchmarks and tests.
 //! - `consumer`: [`consumer::run`], click events → feature store, exactly once, with
 //!   dead letters, retries and graceful shutdown.
-//! - `stats`: [`ConsumerStats`], the consumer's counters and gauges.
+//! - `stats`: [`ConsumerStats`], the consumer's counters and gauges, read out as a
+//!   [`ConsumerSnapshot`].
+//! - `metrics`: the consumer's Prometheus exporter ([`serve_consumer_metrics`]).
 
 pub mod consumer;
-pub mod download;
 mod eventlog;
-mod g1;
-pub mod refine;
+mod metrics;
 pub mod replay;
-mod report;
 mod stats;
-pub mod synth;
 
 pub use eventlog::{
     Assignment, EventLog, KafkaConfig, KafkaLog, LogConsumer, LogError, LogMessage, MemoryLog,
     Positioner, Record,
 };
-pub use g1::{
-    ID_PATTERN, ITEM_COLUMNS, ITEMS_DIR, LayoutError, RawLayout, RowReason, TRAINING_COLUMNS,
-    TRAINING_DIR, VALIDATION_COLUMNS, VALIDATION_FILE,
+pub use metrics::{
+    SnapshotSource, consumer_families, consumer_metrics_router, render_consumer,
+    serve_consumer_metrics,
 };
-pub use newsrec_core::{ConsumerSnapshot, HistogramSnapshot};
-pub use stats::{BATCH_DURATION_BUCKETS, ConsumerStats, REJECT_CODES, RetryTarget};
+pub use stats::{
+    BATCH_DURATION_BUCKETS, ConsumerSnapshot, ConsumerStats, HistogramSnapshot, REJECT_CODES,
+    RetryTarget,
+};

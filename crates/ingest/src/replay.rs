@@ -1,16 +1,14 @@
-//! The replay producer: publishes refined interactions as click events, in event-time
-//! order, keyed by user id, as fast as possible or paced at N× real time.
+//! The replay producer: publishes click events (read from the refined data by
+//! `newsrec_data::events`, or generated), in event-time order, keyed by user id, as fast
+//! as possible or paced at N× real time.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use newsrec_core::refined::{INTERACTIONS_FILE, col};
 use newsrec_core::{ClickEvent, EventId, PageId, UserId, UserType};
-use polars::prelude::*;
-use tracing::{info, info_span, warn};
+use tracing::{info, info_span};
 
 use crate::eventlog::{EventLog, LogError, Record};
 
@@ -41,14 +39,10 @@ impl std::str::FromStr for Speed {
 /// Replay settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayConfig {
-    /// The refined data directory (holding `interactions.parquet`).
-    pub data_dir: PathBuf,
     /// Topic to publish to.
     pub topic: String,
     /// Pace.
     pub speed: Speed,
-    /// Publish only the first N events (in event-time order).
-    pub limit: Option<usize>,
     /// Partitions when the topic has to be created.
     pub partitions: i32,
     /// Events per produce call (each call waits for its deliveries).
@@ -56,36 +50,15 @@ pub struct ReplayConfig {
 }
 
 impl ReplayConfig {
-    /// Defaults: max speed, no limit, 4 partitions.
-    pub fn new(data_dir: impl Into<PathBuf>, topic: impl Into<String>) -> Self {
+    /// Defaults: max speed, 4 partitions.
+    pub fn new(topic: impl Into<String>) -> Self {
         Self {
-            data_dir: data_dir.into(),
             topic: topic.into(),
             speed: Speed::Max,
-            limit: None,
             partitions: 4,
             chunk: 20_000,
         }
     }
-}
-
-/// Why a replay failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    /// The interactions file could not be read.
-    #[error("reading {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: PolarsError,
-    },
-    /// Publishing failed.
-    #[error(transparent)]
-    Log(#[from] LogError),
-    /// The reading task died.
-    #[error("reader task: {0}")]
-    Task(String),
 }
 
 /// What a replay did.
@@ -93,8 +66,6 @@ pub enum ReplayError {
 pub struct ReplaySummary {
     /// Events published.
     pub events: u64,
-    /// Rows skipped because an id did not parse.
-    pub skipped: u64,
     /// Time spent publishing.
     pub elapsed: Duration,
 }
@@ -104,141 +75,6 @@ impl ReplaySummary {
     pub fn events_per_sec(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
-}
-
-/// The replay's event id for a user's `n`-th interaction (0-based, event-time order):
-/// the same input gives the same ids, so a re-run is recognisable downstream.
-pub fn replay_event_id(user: &UserId, n: u64) -> EventId {
-    let h = user
-        .as_str()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    // Hex digits and a counter always make a valid id.
-    EventId::parse(&format!("r{h:016x}-{n}")).unwrap_or_else(|_| unreachable!())
-}
-
-fn read_err(path: &Path) -> impl Fn(PolarsError) -> ReplayError + '_ {
-    move |source| ReplayError::Read {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-/// Reads `interactions.parquet` into click events, sorted by event time (stable, so the
-/// file's order breaks ties), with replay event ids. Returns the events and the number
-/// of rows skipped.
-pub fn load_events(
-    data_dir: &Path,
-    limit: Option<usize>,
-) -> Result<(Vec<ClickEvent>, u64), ReplayError> {
-    let path = data_dir.join(INTERACTIONS_FILE);
-    let err = read_err(&path);
-    let file = std::fs::File::open(&path).map_err(|e| err(PolarsError::from(e)))?;
-    let cols = [
-        col::USER_ID,
-        col::USER_TYPE,
-        col::PAGE,
-        col::TS,
-        col::CLICKS,
-        col::TIME_ON_PAGE_MS,
-        col::SCROLL_PCT,
-        col::PAGE_VISITS,
-    ];
-    let mut df = ParquetReader::new(file)
-        .with_columns(Some(cols.iter().map(|c| c.to_string()).collect()))
-        .finish()
-        .map_err(&err)?;
-    if let Some(n) = limit {
-        // The file is sorted by ts; sort anyway so a limit always takes the earliest.
-        df = df
-            .sort(
-                [col::TS],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
-            .map_err(&err)?
-            .head(Some(n));
-    }
-    let int = |name: &str| -> Result<Column, ReplayError> {
-        df.column(name)
-            .and_then(|c| c.cast(&DataType::Int64))
-            .map_err(&err)
-    };
-    let users = df
-        .column(col::USER_ID)
-        .and_then(|c| c.str().cloned())
-        .map_err(&err)?;
-    let types = df
-        .column(col::USER_TYPE)
-        .and_then(|c| c.str().cloned())
-        .map_err(&err)?;
-    let pages = df
-        .column(col::PAGE)
-        .and_then(|c| c.str().cloned())
-        .map_err(&err)?;
-    let (ts, clicks, top, visits) = (
-        int(col::TS)?,
-        int(col::CLICKS)?,
-        int(col::TIME_ON_PAGE_MS)?,
-        int(col::PAGE_VISITS)?,
-    );
-    let scroll = df
-        .column(col::SCROLL_PCT)
-        .and_then(|c| c.cast(&DataType::Float64))
-        .map_err(&err)?;
-    let (ts, clicks, top, visits, scroll) = (
-        ts.i64().map_err(&err)?,
-        clicks.i64().map_err(&err)?,
-        top.i64().map_err(&err)?,
-        visits.i64().map_err(&err)?,
-        scroll.f64().map_err(&err)?,
-    );
-
-    let mut rows: Vec<(i64, usize)> = ts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| t.map(|t| (t, i)))
-        .collect();
-    rows.sort_by_key(|r| *r);
-    let mut seen: HashMap<UserId, u64> = HashMap::new();
-    let mut events = Vec::with_capacity(rows.len());
-    let mut skipped = 0u64;
-    for (t, i) in rows {
-        let (Some(u), Some(ty), Some(p)) = (users.get(i), types.get(i), pages.get(i)) else {
-            skipped += 1;
-            continue;
-        };
-        let (Ok(user), Some(user_type), Ok(page)) =
-            (UserId::parse(u), UserType::parse(ty), PageId::parse(p))
-        else {
-            skipped += 1;
-            continue;
-        };
-        let n = seen.entry(user.clone()).or_default();
-        let event_id = replay_event_id(&user, *n);
-        *n += 1;
-        events.push(ClickEvent {
-            event_id,
-            user_id: user,
-            user_type,
-            page,
-            ts: t,
-            session_id: None,
-            clicks: clicks
-                .get(i)
-                .map(|v| v.clamp(0, i64::from(u32::MAX)) as u32),
-            time_on_page_ms: top.get(i).map(|v| v.max(0) as u64),
-            scroll_pct: scroll.get(i).filter(|s| s.is_finite() && *s >= 0.0),
-            page_visits: visits
-                .get(i)
-                .map(|v| v.clamp(0, i64::from(u32::MAX)) as u32),
-        });
-    }
-    if skipped > 0 {
-        warn!(skipped, "rows with unparseable ids skipped");
-    }
-    Ok((events, skipped))
 }
 
 /// Click events with G1-like skew, for benchmarks and tests that need many events
@@ -269,7 +105,7 @@ pub fn synthetic_events(
             (fresh - rng.random::<f64>().powi(3) * pages as f64 * 0.2).max(0.0) as usize % pages;
         let user = UserId::parse(&format!("u{u:06}")).unwrap_or_else(|_| unreachable!());
         let k = per_user.entry(u).or_default();
-        let event_id = replay_event_id(&user, *k);
+        let event_id = EventId::replayed(&user, *k);
         *k += 1;
         out.push(ClickEvent {
             event_id,
@@ -289,32 +125,6 @@ pub fn synthetic_events(
         });
     }
     out
-}
-
-/// Publication times from `items.parquet` (pages without one are left out), for the
-/// feature store's item recency.
-pub fn load_issued(data_dir: &Path) -> Result<Vec<(PageId, i64)>, ReplayError> {
-    let path = data_dir.join(newsrec_core::refined::ITEMS_FILE);
-    let err = read_err(&path);
-    let file = std::fs::File::open(&path).map_err(|e| err(PolarsError::from(e)))?;
-    let df = ParquetReader::new(file)
-        .with_columns(Some(vec![col::PAGE.to_string(), col::ISSUED.to_string()]))
-        .finish()
-        .map_err(&err)?;
-    let pages = df
-        .column(col::PAGE)
-        .and_then(|c| c.str().cloned())
-        .map_err(&err)?;
-    let issued = df
-        .column(col::ISSUED)
-        .and_then(|c| c.cast(&DataType::Int64))
-        .map_err(&err)?;
-    let issued = issued.i64().map_err(&err)?;
-    Ok(pages
-        .iter()
-        .zip(issued.iter())
-        .filter_map(|(p, t)| Some((PageId::parse(p?).ok()?, t?)))
-        .collect())
 }
 
 /// The record of one event: JSON value, keyed by user id.
@@ -381,23 +191,21 @@ pub fn progress_bar(total: u64) -> ProgressBar {
     pb
 }
 
-/// `newsrec replay`: loads the interactions, creates the topic when missing, publishes.
-pub async fn replay(log: &dyn EventLog, cfg: &ReplayConfig) -> Result<ReplaySummary, ReplayError> {
+/// `newsrec replay`: creates the topic when missing and publishes `events` (in
+/// event-time order), with a progress bar.
+pub async fn replay(
+    log: &dyn EventLog,
+    events: &[ClickEvent],
+    cfg: &ReplayConfig,
+) -> Result<ReplaySummary, LogError> {
     let span = info_span!("replay", topic = %cfg.topic);
     let _guard = span.enter();
-    let dir = cfg.data_dir.clone();
-    let limit = cfg.limit;
-    let (events, skipped) = tokio::task::spawn_blocking(move || load_events(&dir, limit))
-        .await
-        .map_err(|e| ReplayError::Task(e.to_string()))??;
-    info!(events = events.len(), "loaded interactions");
     log.ensure_topic(&cfg.topic, cfg.partitions).await?;
     let pb = progress_bar(events.len() as u64);
-    let elapsed = publish(log, &cfg.topic, &events, cfg.speed, cfg.chunk.max(1), &pb).await?;
+    let elapsed = publish(log, &cfg.topic, events, cfg.speed, cfg.chunk.max(1), &pb).await?;
     pb.finish();
     let summary = ReplaySummary {
         events: events.len() as u64,
-        skipped,
         elapsed,
     };
     info!(
@@ -420,12 +228,5 @@ mod tests {
         assert_eq!("60x".parse::<Speed>(), Ok(Speed::Factor(60.0)));
         assert!("0".parse::<Speed>().is_err());
         assert!("fast".parse::<Speed>().is_err());
-    }
-
-    #[test]
-    fn event_ids_are_deterministic_and_valid() {
-        let u = UserId::parse(&"f".repeat(128)).unwrap();
-        assert_eq!(replay_event_id(&u, 3), replay_event_id(&u, 3));
-        assert_ne!(replay_event_id(&u, 3), replay_event_id(&u, 4));
     }
 }

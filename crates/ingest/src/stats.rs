@@ -1,13 +1,50 @@
 //! Consumer counters and gauges, kept in atomics so the consumer loop never waits on an
-//! exporter. `crates/serve` turns a [`ConsumerSnapshot`] into the Prometheus metrics
-//! `newsrec_consumer_*` (names in the crate doc of `newsrec-serve`).
+//! exporter, and read out at one moment as a [`ConsumerSnapshot`], which the exporter
+//! (`metrics`) renders as the `newsrec_consumer_*` Prometheus families.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use newsrec_core::{ConsumerSnapshot, HistogramSnapshot};
+/// A histogram read out: cumulative counts per upper bound, as Prometheus exposes them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistogramSnapshot {
+    /// `(upper bound in seconds, observations <= bound)`, ascending; `+Inf` is `count`.
+    pub buckets: Vec<(f64, u64)>,
+    /// Sum of observations, seconds.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+/// Every consumer counter and gauge, read at one moment (consistent enough for metrics).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsumerSnapshot {
+    /// `newsrec_consumer_events_total{outcome="applied"}`: events applied to the store.
+    pub events_applied: u64,
+    /// `newsrec_consumer_events_total{outcome="duplicate"}`: events the store already
+    /// held (replays).
+    pub events_duplicate: u64,
+    /// `newsrec_consumer_events_total{outcome="dead_letter"}`: messages set aside.
+    pub events_dead_letter: u64,
+    /// `newsrec_consumer_dead_letters_total{reason}`, every reason code listed.
+    pub dead_letters: Vec<(&'static str, u64)>,
+    /// `newsrec_consumer_batches_total`.
+    pub batches: u64,
+    /// `newsrec_consumer_batch_duration_seconds`.
+    pub batch_duration: HistogramSnapshot,
+    /// `newsrec_consumer_lag_messages{partition}`: messages behind the log end.
+    pub lag: Vec<(i32, i64)>,
+    /// Latest event time applied, epoch ms: `newsrec_consumer_watermark_seconds` is this
+    /// / 1000 and `newsrec_consumer_event_time_lag_seconds` the wall clock minus it.
+    pub watermark_ms: Option<i64>,
+    /// `newsrec_consumer_retries_total{target}` (`redis`, `kafka`).
+    pub retries: Vec<(&'static str, u64)>,
+    /// `newsrec_consumer_rebuilds_total`: partitions rebuilt from the start of the log
+    /// after the store lost their state.
+    pub rebuilds: u64,
+}
 
 /// The reject reason codes, in a fixed order (`RejectReason::code` values).
 pub const REJECT_CODES: [&str; 8] = [

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use newsrec_core::ClickEvent;
+use newsrec_data::events;
 use newsrec_features::reference::Reference;
 use newsrec_features::{FeatureStore, MemoryStore, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::consumer::{self, ConsumeSummary, ConsumerConfig};
@@ -328,12 +329,12 @@ async fn replay_publishes_parquet_in_event_time_order() {
     let log = KafkaLog::new(KafkaConfig::new(brokers())).unwrap();
     let topic = rand_name("replay");
     let cfg = ReplayConfig {
-        limit: Some(400),
         partitions: 2,
-        ..ReplayConfig::new(dir.path(), &topic)
+        ..ReplayConfig::new(&topic)
     };
-    let summary = replay::replay(&log, &cfg).await.unwrap();
-    assert_eq!((summary.events, summary.skipped), (400, 0));
+    let (loaded, skipped) = events::load_events(dir.path(), Some(400)).unwrap();
+    let summary = replay::replay(&log, &loaded, &cfg).await.unwrap();
+    assert_eq!((summary.events, skipped), (400, 0));
     let mut c = log
         .subscribe(&topic, &rand_name("g"), from_start())
         .await
@@ -357,7 +358,7 @@ async fn replay_publishes_parquet_in_event_time_order() {
         seen.push(e);
     }
     // The earliest 400 events, with the ids a re-run would give again.
-    let (again, _) = replay::load_events(dir.path(), Some(400)).unwrap();
+    let (again, _) = events::load_events(dir.path(), Some(400)).unwrap();
     seen.sort_by(|a, b| a.event_id.cmp(&b.event_id));
     let mut again_sorted = again.clone();
     again_sorted.sort_by(|a, b| a.event_id.cmp(&b.event_id));

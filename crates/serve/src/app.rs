@@ -19,14 +19,14 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::{MAX_K, ServeConfig};
 use crate::error::{AppError, ServeError};
+use crate::hot_reload::{Models, ReloadOutcome};
 use crate::metrics::{self, ServeMetrics};
-use crate::models::{Models, ReloadOutcome};
 use crate::openapi;
 use crate::routes;
 use crate::sink::EventSink;
 use crate::snapshot::SnapshotCache;
 use crate::state::AppState;
-use crate::store::StoreGate;
+use crate::store_gate::StoreGate;
 use crate::tiers::TierMemory;
 
 /// How long start-up waits for Redis before serving degraded and connecting in the
@@ -210,9 +210,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/popular", get(routes::popular::popular))
         .route("/articles/{page}/similar", get(routes::similar::similar))
         .route("/events", post(routes::events::publish))
-        .route("/evaluation/metrics", get(routes::models::evaluations))
-        .route("/models/current", get(routes::models::current))
-        .route("/admin/reload", post(routes::models::reload))
+        .route(
+            "/evaluation/metrics",
+            get(routes::model_versions::evaluations),
+        )
+        .route("/models/current", get(routes::model_versions::current))
+        .route("/admin/reload", post(routes::model_versions::reload))
         .route("/metrics", get(routes::meta::metrics))
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
@@ -238,35 +241,6 @@ async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Next) 
         Ok(resp) => resp,
         Err(_) => AppError::Timeout.into_response(),
     }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "listening for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "listening for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
 async fn connect(target: &RedisTarget, state: &AppState) -> Result<(), ServeError> {

@@ -154,8 +154,63 @@ fn run_with_store(
     let t = Instant::now();
     let data = newsrec_train::read_training(&opts.data_dir, 0)
         .map_err(|e| BenchError::Data(e.to_string()))?;
+    let (events, live) = live_events(&data, opts.live_events);
+    let applied = events.len();
+    client_rt.block_on(async {
+        for (chunk_no, chunk) in events.chunks(2_000).enumerate() {
+            let start = (chunk_no * 2_000) as i64;
+            let batch = PartitionBatch::consecutive(0, start, chunk.iter().cloned());
+            store.apply(&batch).await?;
+        }
+        Ok::<_, BenchError>(())
+    })?;
+    tracing::info!(
+        events = applied,
+        ms = t.elapsed().as_millis() as u64,
+        "live state applied"
+    );
+    let (paths, mix) = request_paths(&data, &live, opts.k)?;
+
+    let config = ServeConfig {
+        addr: "127.0.0.1:0".into(),
+        redis_url: opts.redis_url.clone(),
+        store: store_cfg,
+        models_dir: opts.models_dir.clone(),
+        ..ServeConfig::default()
+    };
+    let app = server_rt.block_on(Application::build(config, None))?;
+    let addr = app.local_addr();
+    let model_version = app
+        .state()
+        .models
+        .get()
+        .map(|m| m.version().to_string())
+        .ok_or_else(|| {
+            BenchError::Insufficient("no current model in the models directory".into())
+        })?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = server_rt.spawn(app.run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+    let result = client_rt.block_on(load_runs(opts, addr, Arc::new(paths)));
+    let _ = stop_tx.send(());
+    let _ = server_rt.block_on(server);
+    Ok(BenchReport {
+        live_events: applied,
+        mix,
+        model_version,
+        runs: result?,
+    })
+}
+
+/// The last `count` training interactions as click events, and per user (index) their
+/// type and how many of those events they have.
+fn live_events(
+    data: &newsrec_train::TrainingData,
+    count: usize,
+) -> (Vec<ClickEvent>, HashMap<u32, (UserType, u32)>) {
     let n = data.interactions.len();
-    let from = n.saturating_sub(opts.live_events);
+    let from = n.saturating_sub(count);
     let mut events = Vec::with_capacity(n - from);
     let mut live: HashMap<u32, (UserType, u32)> = HashMap::new();
     for i in from..n {
@@ -184,26 +239,21 @@ fn run_with_store(
             page_visits: None,
         });
     }
-    let applied = events.len();
-    client_rt.block_on(async {
-        for (chunk_no, chunk) in events.chunks(2_000).enumerate() {
-            let start = (chunk_no * 2_000) as i64;
-            let batch = PartitionBatch::consecutive(0, start, chunk.iter().cloned());
-            store.apply(&batch).await?;
-        }
-        Ok::<_, BenchError>(())
-    })?;
-    tracing::info!(
-        events = applied,
-        ms = t.elapsed().as_millis() as u64,
-        "live state applied"
-    );
+    (events, live)
+}
 
+/// 20,000 request paths in a fixed, shuffled mix: 30 % logged, 30 % semi-logged, 20 %
+/// seen once, 20 % new users.
+fn request_paths(
+    data: &newsrec_train::TrainingData,
+    live: &HashMap<u32, (UserType, u32)>,
+    k: usize,
+) -> Result<(Vec<String>, UserMix), BenchError> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut logged = Vec::new();
     let mut semi = Vec::new();
     let mut once = Vec::new();
-    for (&u, &(ty, count)) in &live {
+    for (&u, &(ty, count)) in live {
         let id = data.users[u as usize].id.to_string();
         match (ty, count) {
             (UserType::Logged, _) => logged.push(id),
@@ -225,7 +275,6 @@ fn run_with_store(
         )));
     }
     let new: Vec<String> = (0..5_000).map(|i| format!("bench-new-user-{i}")).collect();
-    // Request mix: 30 % logged, 30 % semi-logged, 20 % seen once, 20 % new.
     let mut paths = Vec::with_capacity(20_000);
     for i in 0..20_000usize {
         let (pool, j) = match i % 10 {
@@ -235,9 +284,8 @@ fn run_with_store(
             _ => (&new, i),
         };
         paths.push(format!(
-            "/recommendations?user_id={}&k={}",
-            pool[j % pool.len()],
-            opts.k
+            "/recommendations?user_id={}&k={k}",
+            pool[j % pool.len()]
         ));
     }
     paths.shuffle(&mut rng);
@@ -247,30 +295,15 @@ fn run_with_store(
         seen_once: once.len(),
         new: new.len(),
     };
+    Ok((paths, mix))
+}
 
-    let config = ServeConfig {
-        addr: "127.0.0.1:0".into(),
-        redis_url: opts.redis_url.clone(),
-        store: store_cfg,
-        models_dir: opts.models_dir.clone(),
-        ..ServeConfig::default()
-    };
-    let app = server_rt.block_on(Application::build(config, None))?;
-    let addr = app.local_addr();
-    let model_version = app
-        .state()
-        .models
-        .get()
-        .map(|m| m.version().to_string())
-        .ok_or_else(|| {
-            BenchError::Insufficient("no current model in the models directory".into())
-        })?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = server_rt.spawn(app.run_until_stopped(async {
-        let _ = stop_rx.await;
-    }));
-
-    let paths = Arc::new(paths);
+/// A warm-up, then the fixed-rate runs, then the peak runs, against the API at `addr`.
+async fn load_runs(
+    opts: &BenchOptions,
+    addr: std::net::SocketAddr,
+    paths: Arc<Vec<String>>,
+) -> Result<Vec<LoadReport>, BenchError> {
     let plan = |rate: Option<f64>, secs: f64, connections: usize| LoadPlan {
         addr,
         paths: paths.clone(),
@@ -279,37 +312,27 @@ fn run_with_store(
         duration: Duration::from_secs_f64(secs),
         max_requests: opts.max_requests,
     };
-    let result = client_rt.block_on(async {
-        // Warm-up: connections, allocator, the model's pages.
-        loadgen::run(&plan(Some(1_000.0), 2.0, opts.connections)).await?;
-        let fixed = opts
-            .rates
-            .iter()
-            .map(|&rate| (Some(rate), opts.rate_seconds, opts.connections));
-        let peaks = opts
-            .peak_connections
-            .iter()
-            .map(|&c| (None, opts.peak_seconds, c));
-        let mut runs = Vec::new();
-        for (rate, secs, connections) in fixed.chain(peaks) {
-            let r = loadgen::run(&plan(rate, secs, connections)).await?;
-            tracing::info!(
-                rate = rate.map_or("peak".to_string(), |r| r.to_string()),
-                connections,
-                throughput = r.throughput,
-                p99_us = r.p99_us,
-                "load run"
-            );
-            runs.push(r);
-        }
-        Ok::<_, BenchError>(runs)
-    });
-    let _ = stop_tx.send(());
-    let _ = server_rt.block_on(server);
-    Ok(BenchReport {
-        live_events: applied,
-        mix,
-        model_version,
-        runs: result?,
-    })
+    // Warm-up: connections, allocator, the model's pages.
+    loadgen::run(&plan(Some(1_000.0), 2.0, opts.connections)).await?;
+    let fixed = opts
+        .rates
+        .iter()
+        .map(|&rate| (Some(rate), opts.rate_seconds, opts.connections));
+    let peaks = opts
+        .peak_connections
+        .iter()
+        .map(|&c| (None, opts.peak_seconds, c));
+    let mut runs = Vec::new();
+    for (rate, secs, connections) in fixed.chain(peaks) {
+        let r = loadgen::run(&plan(rate, secs, connections)).await?;
+        tracing::info!(
+            rate = rate.map_or("peak".to_string(), |r| r.to_string()),
+            connections,
+            throughput = r.throughput,
+            p99_us = r.p99_us,
+            "load run"
+        );
+        runs.push(r);
+    }
+    Ok(runs)
 }

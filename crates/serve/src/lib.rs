@@ -14,17 +14,16 @@
 //! - `config`: [`ServeConfig`] and the masked [`AdminToken`].
 //! - `error`: [`AppError`] (JSON error responses) and [`ServeError`] (start-up).
 //! - `state`: [`AppState`], what handlers share.
-//! - `store`: [`StoreGate`], the feature store behind a deadline and back-off.
+//! - `store_gate`: [`StoreGate`], the feature store behind a deadline and back-off.
 //! - `snapshot`: [`SnapshotCache`], live popularity read once a second; the degraded
 //!   fallback and the source of the top-N gauges.
-//! - `models`: [`Models`], the served model and its hot reload.
+//! - `hot_reload`: [`Models`], the served model and its hot reload.
 //! - `tiers`: [`TierMemory`], last tier per recent user for transition counting.
 //! - `query`: parsing query parameters into domain types.
 //! - `routes`: one module per endpoint group.
 //! - `sink`: [`EventSink`], where `POST /events` publishes (Kafka, provided by the
 //!   binary).
-//! - `metrics`: [`ServeMetrics`] and the request-tracking middleware;
-//!   `metrics::consumer`: the Prometheus exporter of the consumer's statistics.
+//! - `metrics`: [`ServeMetrics`] and the request-tracking middleware.
 //! - `openapi`: the OpenAPI document, derived from the handlers' types (utoipa), and
 //!   Swagger UI at `/docs` from assets compiled into the binary.
 //! - `loadgen`: [`load`], the loopback load generator.
@@ -35,32 +34,28 @@ mod app;
 mod bench;
 mod config;
 mod error;
+mod hot_reload;
 mod loadgen;
 mod metrics;
-mod models;
 mod openapi;
 mod query;
 mod routes;
 mod sink;
 mod snapshot;
 mod state;
-mod store;
+mod store_gate;
 mod tiers;
 
-pub use app::{Application, router, shutdown_signal};
+pub use app::{Application, router};
 pub use bench::{BenchError, BenchOptions, BenchReport, UserMix, run as bench};
 pub use config::{AdminToken, MAX_K, ServeConfig};
 pub use error::{AppError, ErrorBody, ErrorDetail, ServeError};
+pub use hot_reload::{Models, ReloadError, ReloadOutcome};
 pub use loadgen::{LoadError, LoadPlan, LoadReport, run as load};
-pub use metrics::consumer::{
-    ConsumerSnapshot, HistogramSnapshot, SnapshotSource, consumer_families,
-    consumer_metrics_router, render_consumer, serve_consumer_metrics,
-};
 pub use metrics::{LATENCY_BUCKETS, ServeMetrics};
-pub use models::{Models, ReloadError, ReloadOutcome};
 pub use query::DEFAULT_K;
 pub use sink::{EventSink, PublishFuture, SinkError};
 pub use snapshot::{Snapshot, SnapshotCache};
 pub use state::AppState;
-pub use store::{StoreGate, Unavailable};
+pub use store_gate::{StoreGate, Unavailable};
 pub use tiers::TierMemory;

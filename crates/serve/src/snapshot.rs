@@ -13,7 +13,7 @@ use newsrec_features::{FeatureStore, ScoredPage, StoreError, Window};
 use newsrec_train::TopList;
 
 use crate::metrics::{ServeMetrics, TOP_N_GAUGE};
-use crate::store::{StoreGate, Unavailable};
+use crate::store_gate::{StoreGate, Unavailable};
 
 /// The live lists at one moment.
 #[derive(Debug, Default)]

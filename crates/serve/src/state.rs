@@ -6,11 +6,11 @@ use bytes::Bytes;
 use newsrec_features::Window;
 
 use crate::config::ServeConfig;
+use crate::hot_reload::Models;
 use crate::metrics::ServeMetrics;
-use crate::models::Models;
 use crate::sink::EventSink;
 use crate::snapshot::SnapshotCache;
-use crate::store::StoreGate;
+use crate::store_gate::StoreGate;
 use crate::tiers::TierMemory;
 
 /// The application state behind every handler (one `Arc`, cloned per request).

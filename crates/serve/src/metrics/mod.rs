@@ -5,8 +5,6 @@
 //! never raw paths; no label carries a user id. The only page-valued labels are the
 //! top-10 gauges, whose label sets are replaced (stale ranks removed) on each refresh.
 
-pub mod consumer;
-
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 

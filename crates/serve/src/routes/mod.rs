@@ -4,7 +4,7 @@
 pub mod events;
 pub mod health;
 pub mod meta;
-pub mod models;
+pub mod model_versions;
 pub mod popular;
 pub mod recommend;
 pub mod similar;

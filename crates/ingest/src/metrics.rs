@@ -1,8 +1,10 @@
 //! The Prometheus exporter of the consumer's statistics (`newsrec consume
-//! --metrics-addr`). The consumer keeps its counters in atomics (the ingestion crate
-//! links no metrics library); at each scrape this module reads a [`ConsumerSnapshot`]
-//! through a callback and renders the `newsrec_consumer_*` families from it, so a
-//! scrape never touches the consumer loop beyond a few atomic loads.
+//! --metrics-addr`). The consumer keeps its counters in atomics ([`ConsumerStats`]); at
+//! each scrape this module reads a [`ConsumerSnapshot`] through a callback and renders
+//! the `newsrec_consumer_*` families from it, so a scrape never touches the consumer
+//! loop beyond a few atomic loads.
+//!
+//! [`ConsumerStats`]: crate::ConsumerStats
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,8 +20,7 @@ use prometheus::proto::{
 use prometheus::{Encoder, TextEncoder};
 use tokio::net::TcpListener;
 
-use crate::error::ServeError;
-pub use newsrec_core::{ConsumerSnapshot, HistogramSnapshot};
+use crate::stats::ConsumerSnapshot;
 
 /// Reads the consumer's statistics at scrape time.
 pub type SnapshotSource = Arc<dyn Fn() -> ConsumerSnapshot + Send + Sync>;
@@ -202,20 +203,20 @@ pub async fn serve_consumer_metrics(
     source: SnapshotSource,
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, "consumer metrics listening");
     on_bound(bound);
     axum::serve(listener, consumer_metrics_router(source))
         .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+        .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::HistogramSnapshot;
 
     fn sample() -> ConsumerSnapshot {
         ConsumerSnapshot {

@@ -18,13 +18,7 @@ use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::replay;
 use newsrec_ingest::{EventLog, KafkaConfig, KafkaLog};
 
-fn brokers() -> String {
-    std::env::var("NEWSREC_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("NEWSREC_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+use crate::support::{BIN, brokers, redis_url};
 
 /// A small xorshift generator seeded from the clock: each run kills at other moments.
 struct Rng(u64);
@@ -76,7 +70,7 @@ impl Drop for ConsumerProcess {
 }
 
 fn spawn_consumer(topic: &str, group: &str, prefix: &str, extra: &[&str]) -> ConsumerProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_newsrec"))
+    let child = Command::new(BIN)
         .args([
             "consume",
             "--brokers",
@@ -194,6 +188,7 @@ type Dump = BTreeMap<String, String>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_consumer_resumes_exactly_once() -> anyhow::Result<()> {
+    let _machine = crate::support::whole_stack().await;
     let mut rng = Rng::new();
     let tag = format!("{:x}", rng.next() >> 16);
     let topic = format!("test-crash-{tag}");
@@ -275,6 +270,7 @@ async fn counter(addr: &str, name: &str) -> anyhow::Result<f64> {
 /// the log, counts it, and the whole state afterwards is a clean run's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emptied_store_is_rebuilt() -> anyhow::Result<()> {
+    let _machine = crate::support::whole_stack().await;
     let mut rng = Rng::new();
     let tag = format!("{:x}", rng.next() >> 16);
     let topic = format!("test-emptied-{tag}");

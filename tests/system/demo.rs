@@ -5,7 +5,6 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -13,14 +12,10 @@ use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 use tokio::process::Command;
 
+use crate::support::{BIN, tail};
+
 /// Generous for a debug build on two cores; the release binary is ready far sooner.
 const READY_WITHIN: Duration = Duration::from_secs(600);
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
 
 async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
     let resp = http.get(url).send().await?;
@@ -56,12 +51,13 @@ fn check_recommendations(v: &Value, k: usize) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_recommendations() -> anyhow::Result<()> {
+    let _machine = crate::support::whole_stack().await;
     let dir = tempfile::tempdir()?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let base = format!("http://127.0.0.1:{port}");
     let log = dir.path().join("demo.log");
     let out = File::create(&log)?;
-    let mut demo = Command::new(env!("CARGO_BIN_EXE_newsrec"))
+    let mut demo = Command::new(BIN)
         .args(["demo", "--addr", &format!("127.0.0.1:{port}")])
         .arg("--dir")
         .arg(dir.path().join("demo"))
@@ -140,7 +136,7 @@ async fn demo_serves_recommendations() -> anyhow::Result<()> {
     // No validation reader is offered a page they read: every replayed click counts,
     // heavy readers' included.
     let refined = dir.path().join("demo").join("refined");
-    let (events, _) = newsrec_ingest::replay::load_events(&refined, None)?;
+    let (events, _) = newsrec_data::events::load_events(&refined, None)?;
     let mut read: HashMap<String, HashSet<String>> = HashMap::new();
     for e in &events {
         read.entry(e.user_id.as_str().to_owned())

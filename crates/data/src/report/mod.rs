@@ -150,7 +150,26 @@ pub fn write(out: &Path, s: &ProcessSummary, d: &ReportData) -> Result<(), Proce
     let fig = |name: &str| out.join(name);
     let mut md = String::new();
     md.push_str("# G1 data report\n\nWritten by `newsrec data process`. Figures carry no text: axes and colours are described under each one.\n");
+    row_counts(&mut md, s);
+    malformed(&mut md, s);
+    cleaning(&mut md, s);
+    tiers(&mut md, s, &fig("tiers.png"))?;
+    history_size(&mut md, d, &fig("history_size.png"))?;
+    engagement(&mut md, d, out)?;
+    clicks_per_day(&mut md, d, &fig("clicks_per_day.png"))?;
+    popularity(
+        &mut md,
+        s,
+        d,
+        &fig("popularity_lorenz.png"),
+        &fig("popularity.png"),
+    )?;
+    let path = out.join(refined::REPORT_FILE);
+    std::fs::write(&path, md).map_err(|source| ProcessError::Io { path, source })
+}
 
+/// The row counts, input to refined, and the refined time range.
+fn row_counts(md: &mut String, s: &ProcessSummary) {
     md.push_str("\n## Row counts\n\n| | count |\n|---|---:|\n");
     let rows = [
         ("training files", s.training_files as u64),
@@ -198,12 +217,18 @@ pub fn write(out: &Path, s: &ProcessSummary, d: &ReportData) -> Result<(), Proce
             rfc3339(b)
         );
     }
+}
 
+/// What was set aside, by reason.
+fn malformed(md: &mut String, s: &ProcessSummary) {
     md.push_str("\n## Malformed rows\n\nSet aside and counted, never fatal. Row reasons drop every interaction of the row; value reasons (`bad_page_id`, `bad_timestamp`, `absurd_timestamp`, `bad_number`, `negative_value`) drop one interaction.\n");
-    dropped_table(&mut md, "Training", &s.training_malformed);
-    dropped_table(&mut md, "Items", &s.items_malformed);
-    dropped_table(&mut md, "Validation", &s.validation_malformed);
+    dropped_table(md, "Training", &s.training_malformed);
+    dropped_table(md, "Items", &s.items_malformed);
+    dropped_table(md, "Validation", &s.validation_malformed);
+}
 
+/// The caps, the data's own p99 beside them and how many values were capped.
+fn cleaning(md: &mut String, s: &ProcessSummary) {
     let cl = &s.cleaning;
     let _ = write!(
         md,
@@ -239,7 +264,10 @@ pub fn write(out: &Path, s: &ProcessSummary, d: &ReportData) -> Result<(), Proce
         "\nThe p99 of interactions per training row is {:.1}; heavy readers are kept (they are the logged tier's best signal).",
         cl.history_size_p99
     );
+}
 
+/// Users and interactions per tier and per user type, with their figure.
+fn tiers(md: &mut String, s: &ProcessSummary, png: &Path) -> Result<(), ProcessError> {
     md.push_str("\n## Tiers\n\nEach refined user is routed with `newsrec_core::route_tier` from their type and refined interaction count.\n\n| tier | users | share | interactions | share |\n|---|---:|---:|---:|---:|\n");
     let mut users_series = Vec::new();
     let mut inter_series = Vec::new();
@@ -269,7 +297,7 @@ pub fn write(out: &Path, s: &ProcessSummary, d: &ReportData) -> Result<(), Proce
         );
     }
     plot::bars(
-        &fig("tiers.png"),
+        png,
         &[(&users_series, plot::BLUE), (&inter_series, plot::ORANGE)],
         false,
     )?;
@@ -279,15 +307,19 @@ pub fn write(out: &Path, s: &ProcessSummary, d: &ReportData) -> Result<(), Proce
         "\n![tier shares](tiers.png)\n\n*Tier shares (percent, linear). Groups left to right: {}; blue = users, orange = interactions.*",
         names.join(", ")
     );
+    Ok(())
+}
 
+/// Interactions per training row.
+fn history_size(md: &mut String, d: &ReportData, png: &Path) -> Result<(), ProcessError> {
     md.push_str("\n## History size\n\n![history size](history_size.png)\n\n*Interactions per training row (well-formed rows). x: power-of-two bins of 1 + size (table below); y: log10(1 + rows).*\n");
-    plot::bars(
-        &fig("history_size.png"),
-        &[(&d.history_sizes.padded(0), plot::BLUE)],
-        true,
-    )?;
-    bins_table(&mut md, &[("rows", &d.history_sizes)], "interactions");
+    plot::bars(png, &[(&d.history_sizes.padded(0), plot::BLUE)], true)?;
+    bins_table(md, &[("rows", &d.history_sizes)], "interactions");
+    Ok(())
+}
 
+/// Each engagement column before and after cleaning, one figure per column in `out`.
+fn engagement(md: &mut String, d: &ReportData, out: &Path) -> Result<(), ProcessError> {
     md.push_str("\n## Engagement before and after cleaning\n\nEach figure: x = power-of-two bins of 1 + value (tables give the bounds); y = log10(1 + interactions); blue = well-formed before cleaning, orange = refined (capped).\n");
     let cols: [(&str, &str, &Histogram, &Histogram); 4] = [
         ("clicks", "clicks", &d.before.clicks, &d.after.clicks),
@@ -299,7 +331,7 @@ pub fn write(out: &Path, s: &ProcessSummary, d: &ReportData) -> Result<(), Proce
         let file = format!("engagement_{}.png", title.replace(' ', "_"));
         let len = before.counts.len().max(after.counts.len());
         plot::bars(
-            &fig(&file),
+            &out.join(&file),
             &[
                 (&before.padded(len), plot::BLUE),
                 (&after.padded(len), plot::ORANGE),
@@ -307,32 +339,40 @@ pub fn write(out: &Path, s: &ProcessSummary, d: &ReportData) -> Result<(), Proce
             true,
         )?;
         let _ = writeln!(md, "\n### {title}\n\n![{title}]({file})");
-        bins_table(&mut md, &[("before", before), ("after", after)], unit);
+        bins_table(md, &[("before", before), ("after", after)], unit);
     }
+    Ok(())
+}
 
+/// Refined interactions per UTC day.
+fn clicks_per_day(md: &mut String, d: &ReportData, png: &Path) -> Result<(), ProcessError> {
     md.push_str("\n## Clicks per day\n\n![clicks per day](clicks_per_day.png)\n\n*Refined interactions per UTC day (linear), first day on the left.*\n\n| day | interactions |\n|---|---:|\n");
     let per_day: Vec<f64> = d.clicks_per_day.iter().map(|&(_, n)| n as f64).collect();
-    plot::bars(&fig("clicks_per_day.png"), &[(&per_day, plot::BLUE)], false)?;
+    plot::bars(png, &[(&per_day, plot::BLUE)], false)?;
     for (day, n) in &d.clicks_per_day {
         let _ = writeln!(md, "| {} | {n} |", &rfc3339(*day)[..10]);
     }
+    Ok(())
+}
 
+/// Concentration of clicks on pages: Gini, Lorenz curve, clicks per page.
+fn popularity(
+    md: &mut String,
+    s: &ProcessSummary,
+    d: &ReportData,
+    lorenz: &Path,
+    png: &Path,
+) -> Result<(), ProcessError> {
     let _ = write!(
         md,
         "\n## Item popularity\n\nGini coefficient of clicks over the {} clicked pages: **{:.3}** (real G1 news: about 0.94).\n\n![Lorenz curve](popularity_lorenz.png) ![clicks per page](popularity.png)\n\n*Left: Lorenz curve, x = share of pages from least to most read, y = share of clicks; grey = perfect equality. Right: pages per power-of-two bin of 1 + clicks, y = log10(1 + pages).*\n",
         d.popularity.total(),
         s.popularity_gini
     );
-    plot::lorenz(&fig("popularity_lorenz.png"), &d.lorenz)?;
-    plot::bars(
-        &fig("popularity.png"),
-        &[(&d.popularity.padded(0), plot::BLUE)],
-        true,
-    )?;
-    bins_table(&mut md, &[("pages", &d.popularity)], "clicks");
-
-    let path = out.join(refined::REPORT_FILE);
-    std::fs::write(&path, md).map_err(|source| ProcessError::Io { path, source })
+    plot::lorenz(lorenz, &d.lorenz)?;
+    plot::bars(png, &[(&d.popularity.padded(0), plot::BLUE)], true)?;
+    bins_table(md, &[("pages", &d.popularity)], "clicks");
+    Ok(())
 }
 
 #[cfg(test)]

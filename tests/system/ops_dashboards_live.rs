@@ -9,25 +9,21 @@
 //! sent to Prometheus' HTTP API: each must return data, as an instant query and (for
 //! time-series panels) as a range query. Label-values variables must list values.
 
-mod ops_support;
-
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail, ensure};
-use ops_support::{
+use crate::support::ops::{
     Builtins, PanelQuery, load_dashboards, panel_queries, parse_label_values, substitute,
     template_vars,
 };
-use rand::Rng;
+use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_newsrec");
+use crate::support::{BIN, brokers, free_port, random_suffix, redis_url, tail};
 
 /// Grafana's built-ins as a dashboard opened on a short range would send them with a
 /// 1 s scrape interval (`$__rate_interval` = 4 × scrape interval at least).
@@ -39,25 +35,6 @@ const BUILTINS: Builtins = Builtins {
 
 /// How long the queries may take to all return data once Prometheus scrapes.
 const SETTLE: Duration = Duration::from_secs(90);
-
-fn brokers() -> String {
-    std::env::var("NEWSREC_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("NEWSREC_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn random_suffix() -> String {
-    let mut rng = rand::rng();
-    (0..10)
-        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
-        .collect()
-}
 
 /// A background process of the test, killed when dropped; its output goes to a log
 /// file that failures quote.
@@ -95,13 +72,6 @@ impl Proc {
         }
         Ok(())
     }
-}
-
-/// The last lines of a log file, for failure messages.
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// Runs a one-shot `newsrec` command to completion.
@@ -399,6 +369,7 @@ async fn failing_queries(prom: &Prom, queries: &[(PanelQuery, String)]) -> Vec<S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_returns_data_from_a_live_stack() -> anyhow::Result<()> {
+    let _machine = crate::support::whole_stack().await;
     let started = Instant::now();
     let phase = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
     let tmp = tempfile::tempdir()?;

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use newsrec_core::refined::{self, col as c};
 use newsrec_core::{Tier, UserType, route_tier};
-use newsrec_ingest::refine::{self, ProcessConfig, ProcessSummary};
-use newsrec_ingest::synth::{self, SynthConfig};
-use newsrec_ingest::{ITEMS_DIR, RawLayout, TRAINING_DIR, VALIDATION_FILE};
+use newsrec_data::refine::{self, ProcessConfig, ProcessSummary};
+use newsrec_data::synth::{self, SynthConfig};
+use newsrec_data::{ITEMS_DIR, RawLayout, TRAINING_DIR, VALIDATION_FILE};
 use polars::prelude::*;
 
 fn synth(out: &Path, users: usize, items: usize, seed: u64) -> synth::SynthSummary {

@@ -2,8 +2,6 @@
 //! data → process → train → replay → consume → serve; new readers publish clicks with
 //! `POST /events` and move up the tiers within a second of each click.
 
-mod api_support;
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -11,12 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use api_support::{brokers, pages_of, random_prefix, redis_url, series_value};
+
 use newsrec_core::{PageId, UserId};
 use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
 use rand::Rng;
 
-const BIN: &str = env!("CARGO_BIN_EXE_newsrec");
+use crate::support::api::{pages_of, series_value};
+use crate::support::{BIN, brokers, random_prefix, redis_url};
+
 const K: usize = 10;
 
 fn newsrec(args: &[&str]) -> Result<String> {
@@ -195,6 +195,7 @@ fn path(p: &Path) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clicks_move_new_readers_up_the_tiers_end_to_end() -> Result<()> {
+    let _machine = crate::support::whole_stack().await;
     let dir = tempfile::tempdir()?;
     let (raw, refined, models) = (
         dir.path().join("raw"),

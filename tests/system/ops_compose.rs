@@ -3,18 +3,18 @@
 //! dashboards) must name only things that exist, agree with each other and with the
 //! `newsrec` command line, and pass Prometheus' own validation (`promtool`).
 
-mod ops_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, bail, ensure};
-use ops_support::{
+use crate::support::ops::{
     Builtins, CONTRACT_METRICS, compose_dir, contract_name, load_dashboards, metric_names,
     panel_queries, read_yaml, repo_root, substitute, template_vars,
 };
+use anyhow::{Context, bail, ensure};
 use serde_norway::Value as Yaml;
+
+use crate::support::BIN;
 
 /// The compose file, parsed with merge keys applied.
 fn compose() -> anyhow::Result<Yaml> {
@@ -340,10 +340,7 @@ fn compose_newsrec_commands_are_accepted_by_the_binary() -> anyhow::Result<()> {
         for args in newsrec_invocations(svc).with_context(|| name.clone())? {
             // clap parses every flag and value before honouring --help, so an unknown
             // flag or an unparsable value fails here; nothing is run.
-            let out = Command::new(env!("CARGO_BIN_EXE_newsrec"))
-                .args(&args)
-                .arg("--help")
-                .output()?;
+            let out = Command::new(BIN).args(&args).arg("--help").output()?;
             ensure!(
                 out.status.success(),
                 "{name}: `newsrec {}` is rejected:\n{}",
@@ -563,7 +560,7 @@ fn grafana_provisioning_resolves_to_the_repository_dashboards() -> anyhow::Resul
     ensure!(
         provider_dirs
             .iter()
-            .any(|d| same_file(d, &ops_support::dashboards_dir())),
+            .any(|d| same_file(d, &crate::support::ops::dashboards_dir())),
         "no dashboard provider reads grafana/dashboards"
     );
     let env = grafana["environment"]
@@ -679,7 +676,7 @@ fn dashboards_are_well_formed_and_stay_within_the_metric_contract() -> anyhow::R
         }
         for v in template_vars(d) {
             if v.kind == "query" {
-                let (metric, _) = ops_support::parse_label_values(&v.query)
+                let (metric, _) = crate::support::ops::parse_label_values(&v.query)
                     .with_context(|| format!("{name}: variable {} query {}", v.name, v.query))?;
                 ensure!(
                     contract_name(&metric).is_some(),

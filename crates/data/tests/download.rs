@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use newsrec_core::Retryable;
-use newsrec_ingest::RawLayout;
-use newsrec_ingest::download::{self, DownloadConfig, DownloadError, DownloadOutcome};
-use newsrec_ingest::synth::{self, SynthConfig};
+use newsrec_data::RawLayout;
+use newsrec_data::download::{self, DownloadConfig, DownloadError, DownloadOutcome};
+use newsrec_data::synth::{self, SynthConfig};
 
 struct Fixture {
     /// The synthetic raw directory the zip was made from.

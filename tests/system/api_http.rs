@@ -2,15 +2,16 @@
 //! errors, live tier routing, metrics, health, docs, hot reload, and Redis going away
 //! and coming back.
 
-mod api_support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Result;
-use api_support::{OwnedRedis, Writer, eventually, model, pages_of, series_value, spawn_app};
 use newsrec_core::{UserType, time::HOUR_MS};
 use newsrec_serve::AdminToken;
+
+use crate::support::api::{
+    OwnedRedis, Writer, eventually, model, pages_of, series_value, spawn_app,
+};
 
 const TOKEN: &str = "test-admin-token-123";
 
@@ -142,7 +143,7 @@ async fn bad_input_gets_json_4xx() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_state_routes_and_excludes_read_pages() -> Result<()> {
     let app = spawn_app("tiers", |_| {}, None).await?;
-    let mut w = Writer::connect(&api_support::redis_url(), &app.prefix).await?;
+    let mut w = Writer::connect(&crate::support::redis_url(), &app.prefix).await?;
     let m = model();
     let ts = m.end_ts + HOUR_MS;
     let k = 10;
@@ -328,7 +329,7 @@ async fn health_metrics_docs_and_model_endpoints() -> Result<()> {
 async fn new_current_model_is_served_without_dropping_requests() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let models = dir.path().join("models");
-    api_support::copy_models(&models)?;
+    crate::support::api::copy_models(&models)?;
     let app = spawn_app("reload", |c| c.models_dir = models.clone(), None).await?;
     let v1 = model().version.clone();
     let v2 = format!("{v1}-b");

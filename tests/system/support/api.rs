@@ -1,10 +1,7 @@
-//! Shared set-up of the API tests: one small trained model per test binary, the API
+//! Shared set-up of the API tests: one small trained model per test run, the API
 //! spawned on a random port (the production `Application`, not a copy), a random
 //! feature-store prefix per test, and Redis servers the tests own (to kill and restart).
 
-#![allow(dead_code)]
-
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -15,15 +12,14 @@ use newsrec_core::{ClickEvent, EventId, PageId, UserId, UserType};
 use newsrec_features::{FeatureStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig};
 use newsrec_serve::{Application, EventSink, ServeConfig};
 use newsrec_train::ModelSet;
-use rand::Rng;
+
+use super::{free_port, random_prefix, redis_url};
 
 /// A trained model in a temporary registry, shared by a test binary.
 pub struct ModelFixture {
     _dir: tempfile::TempDir,
     /// The models directory (`current` set).
     pub models: PathBuf,
-    /// The refined data it was trained on.
-    pub data: PathBuf,
     /// The served version.
     pub version: String,
     /// Articles of the catalogue, most read first.
@@ -43,7 +39,7 @@ fn build_model() -> Result<ModelFixture> {
     let raw = dir.path().join("raw");
     let data = dir.path().join("refined");
     let models = dir.path().join("models");
-    newsrec_ingest::synth::generate(&newsrec_ingest::synth::SynthConfig {
+    newsrec_data::synth::generate(&newsrec_data::synth::SynthConfig {
         out: raw.clone(),
         users: 1_500,
         items: 400,
@@ -51,7 +47,7 @@ fn build_model() -> Result<ModelFixture> {
         zip: None,
         progress: false,
     })?;
-    newsrec_ingest::refine::process(&newsrec_ingest::refine::ProcessConfig::new(&raw, &data))?;
+    newsrec_data::refine::process(&newsrec_data::refine::ProcessConfig::new(&raw, &data))?;
     let manifest = newsrec_train::train(&data, &models, &newsrec_train::TrainParams::default())?;
     let model = ModelSet::load(&models.join(&manifest.version))?;
     let pages: Vec<PageId> = model.popular_all().cloned().collect();
@@ -60,7 +56,6 @@ fn build_model() -> Result<ModelFixture> {
     }
     Ok(ModelFixture {
         models,
-        data,
         version: manifest.version.clone(),
         pages,
         end_ts: model.end_ts(),
@@ -89,27 +84,6 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The shared Redis of the test run.
-pub fn redis_url() -> String {
-    std::env::var("NEWSREC_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// The shared Kafka-protocol broker of the test run.
-pub fn brokers() -> String {
-    std::env::var("NEWSREC_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-/// A key prefix no other test uses.
-pub fn random_prefix(tag: &str) -> String {
-    format!("t-{tag}-{:08x}:", rand::rng().random::<u32>())
-}
-
-/// A free loopback port (bound and released; a race with another process is possible
-/// but harmless in practice).
-pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// An API instance on a random port, stopped when dropped.

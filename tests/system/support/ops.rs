@@ -3,8 +3,6 @@
 //! Grafana turns a panel's query into the PromQL it sends (template variables and
 //! built-in interval variables substituted).
 
-#![allow(dead_code)] // Each test crate uses its own subset of these helpers.
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{AppError, ErrorBody};
-use crate::models::ReloadOutcome;
+use crate::hot_reload::ReloadOutcome;
 use crate::state::AppState;
 
 /// The evaluation history.

@@ -45,10 +45,49 @@ pub(super) fn run(
     paths: &[PathBuf],
     caps: &EngagementCaps,
 ) -> Result<TrainingOutcome, ProcessError> {
-    // One part at a time: the text columns and split lists of a part are the largest
-    // frames of the run, so only one part's are ever held; what survives a part is its
-    // typed, well-formed interactions and the counts.
-    let mut n_rows = 0;
+    let parsed = read_parts(paths)?;
+    let (history_sizes, history_size_p99) = history_sizes(parsed.sizes)?;
+    let before = EngagementHists::of(&parsed.valid).stage(S)?;
+    let cleaning = cleaning_stats(&parsed.valid, caps, history_size_p99)?;
+    let interactions = cap_and_sort(parsed.valid, caps)?;
+    let after = EngagementHists::of(&interactions).stage(S)?;
+    let ts = interactions.column(c::TS).stage(S)?.i64().stage(S)?;
+    let (first_ts, last_ts) = (ts.min(), ts.max());
+    let clicks_per_day = clicks_per_day(&interactions)?;
+    Ok(TrainingOutcome {
+        interactions,
+        rows: parsed.rows,
+        interactions_in: parsed.interactions_in,
+        malformed: parsed.malformed,
+        cleaning,
+        first_ts,
+        last_ts,
+        history_sizes,
+        before,
+        after,
+        clicks_per_day,
+    })
+}
+
+/// The training parts, parsed and exploded.
+struct Parsed {
+    /// Training rows read.
+    rows: u64,
+    /// Interactions the rows hold.
+    interactions_in: u64,
+    /// Set aside, by reason (rows and single interactions).
+    malformed: BTreeMap<RowReason, Dropped>,
+    /// Interactions per well-formed row (column `N_IN`).
+    sizes: DataFrame,
+    /// The well-formed interactions, uncleaned.
+    valid: DataFrame,
+}
+
+/// Parses and explodes the parts one at a time: the text columns and split lists of a
+/// part are the largest frames of the run, so only one part's are ever held; what
+/// survives a part is its typed, well-formed interactions and the counts.
+fn read_parts(paths: &[PathBuf]) -> Result<Parsed, ProcessError> {
+    let mut rows = 0;
     let mut interactions_in = 0;
     let mut malformed: BTreeMap<RowReason, Dropped> = BTreeMap::new();
     let mut sizes: Vec<DataFrame> = Vec::with_capacity(paths.len());
@@ -60,7 +99,7 @@ pub(super) fn run(
             training_rows,
             "parse training rows",
         )?;
-        n_rows += part.n_rows;
+        rows += part.n_rows;
         interactions_in += part.interactions_in;
         add_counts(&mut malformed, part.malformed);
         sizes.push(
@@ -102,8 +141,18 @@ pub(super) fn run(
                 .stage("well-formed interactions")?,
         );
     }
-    let sizes = concat_frames(sizes)?;
-    let history_sizes = Histogram::log2(
+    Ok(Parsed {
+        rows,
+        interactions_in,
+        malformed,
+        sizes: concat_frames(sizes)?,
+        valid: concat_frames(parts)?,
+    })
+}
+
+/// The histogram of history sizes (interactions per row) and its 99th percentile.
+fn history_sizes(sizes: DataFrame) -> Result<(Histogram, f64), ProcessError> {
+    let histogram = Histogram::log2(
         sizes
             .column(N_IN)
             .stage(S)?
@@ -112,7 +161,7 @@ pub(super) fn run(
             .iter()
             .filter_map(|n| n.map(|n| n as f64)),
     );
-    let history_size_p99 = sizes
+    let p99 = sizes
         .lazy()
         .select([col(N_IN)
             .cast(DataType::Float64)
@@ -120,10 +169,16 @@ pub(super) fn run(
         .collect()
         .stage(S)
         .and_then(|df| scalar_f64(&df, N_IN))?;
-    let valid = concat_frames(parts)?;
+    Ok((histogram, p99))
+}
 
-    let before = EngagementHists::of(&valid).stage(S)?;
-
+/// How many values are above their caps (per column and interactions with any), and
+/// the data's own 99th percentiles beside the caps.
+fn cleaning_stats(
+    valid: &DataFrame,
+    caps: &EngagementCaps,
+    history_size_p99: f64,
+) -> Result<Cleaning, ProcessError> {
     let above = [
         (c::CLICKS, col(c::CLICKS).gt(lit(i64::from(caps.clicks)))),
         (
@@ -168,7 +223,7 @@ pub(super) fn run(
     for (name, _) in &above {
         above_cap.insert(name.to_string(), scalar_u64(&st, name)?);
     }
-    let cleaning = Cleaning {
+    Ok(Cleaning {
         caps_source: "newsrec_core::EngagementCaps (30 min on page, 100% scroll, clicks and visits near the real p99)".into(),
         caps: *caps,
         data_p99: EngagementP99 {
@@ -180,10 +235,14 @@ pub(super) fn run(
         history_size_p99,
         above_cap,
         capped: scalar_u64(&st, "capped")?,
-    };
+    })
+}
 
-    // A value above its cap is clamped to it, never a reason to drop the interaction:
-    // the user did read the page, and both training and the click replay must know.
+/// The refined interactions: values above their caps clamped, sorted by event time,
+/// with the engagement column. A value above its cap is never a reason to drop the
+/// interaction: the user did read the page, and both training and the click replay
+/// must know.
+fn cap_and_sort(valid: DataFrame, caps: &EngagementCaps) -> Result<DataFrame, ProcessError> {
     let clamp = |name: &str, cap: Expr| {
         when(col(name).gt(cap.clone()))
             .then(cap)
@@ -210,9 +269,11 @@ pub(super) fn run(
         .stage("cap and sort interactions")?;
     let engagement = engagement_column(&interactions).stage("engagement")?;
     interactions.with_column(engagement).stage(S)?;
-    let after = EngagementHists::of(&interactions).stage(S)?;
-    let ts = interactions.column(c::TS).stage(S)?.i64().stage(S)?;
-    let (first_ts, last_ts) = (ts.min(), ts.max());
+    Ok(interactions)
+}
+
+/// Refined interactions per day, `(day start ms, count)`, ascending.
+fn clicks_per_day(interactions: &DataFrame) -> Result<Vec<(i64, u64)>, ProcessError> {
     let per_day = interactions
         .clone()
         .lazy()
@@ -223,24 +284,11 @@ pub(super) fn run(
         .stage("clicks per day")?;
     let days = per_day.column("day").stage(S)?.i64().stage(S)?;
     let counts = per_day.column("n").stage(S)?.u64().stage(S)?;
-    let clicks_per_day = days
+    Ok(days
         .iter()
         .zip(counts.iter())
         .filter_map(|(d, n)| Some((d? * DAY_MS, n?)))
-        .collect();
-    Ok(TrainingOutcome {
-        interactions,
-        rows: n_rows,
-        interactions_in,
-        malformed,
-        cleaning,
-        first_ts,
-        last_ts,
-        history_sizes,
-        before,
-        after,
-        clicks_per_day,
-    })
+        .collect())
 }
 
 /// Adds `more` to `counts`, reason by reason.

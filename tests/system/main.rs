@@ -1,0 +1,11 @@
+//! System tests: the `newsrec` binary and the library crates together, against the real
+//! broker, Redis and Prometheus on loopback (`scripts/services.sh`), with random topic
+//! names and key prefixes. One test binary; `support` holds what the modules share.
+
+mod api_e2e;
+mod api_http;
+mod demo;
+mod ops_compose;
+mod ops_dashboards_live;
+mod stream_crash;
+mod support;
