@@ -137,8 +137,8 @@ impl FeatureStore for MemoryStore {
         batch.validate()?;
         let total = batch.events.len();
         let mut st = self.lock();
-        // Users are only touched for a batch that continues the partition (see the crate
-        // doc): never for a gap, and only for the part not applied yet.
+        // Users are only touched for a batch that continues the partition (the position
+        // rule, see `checkpoint`): never for a gap, and only for the part not applied yet.
         let stored = st.parts.get(&batch.partition).and_then(|p| p.next);
         let batch = match batch.pending(stored)? {
             Pending::Done(outcome) => return Ok(outcome),

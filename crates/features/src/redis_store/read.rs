@@ -16,6 +16,14 @@ use crate::model::{ScoredPage, UserState, merge_tops};
 use crate::user_record::{Caps, merged};
 use crate::window::{Window, decay_weight};
 
+/// What readers read of a partition's meta hash.
+struct ReadMeta {
+    /// `wm`: the latest event time applied.
+    watermark: Option<i64>,
+    /// `t0`: the epoch the stored trending scores are relative to.
+    trending_epoch: Option<i64>,
+}
+
 impl RedisStore {
     /// The partitions with state, read again at most every [`PARTITIONS_TTL`].
     async fn cached_partitions(&self) -> Result<Vec<i32>, StoreError> {
@@ -55,24 +63,32 @@ impl RedisStore {
     }
 
     /// The watermark and trending epoch of each of `parts`.
-    async fn metas(&self, parts: &[i32]) -> Result<Vec<(Option<i64>, Option<i64>)>, StoreError> {
+    async fn metas(&self, parts: &[i32]) -> Result<Vec<ReadMeta>, StoreError> {
         // Redis rejects an empty pipeline: a store nothing was applied to has no partitions.
         if parts.is_empty() {
             return Ok(Vec::new());
         }
-        self.query_all(
-            parts
-                .iter()
-                .map(|p| {
-                    redis::cmd("HMGET")
-                        .arg(self.keys.meta(*p))
-                        .arg("wm")
-                        .arg("t0")
-                        .to_owned()
-                })
-                .collect(),
-        )
-        .await
+        let metas: Vec<(Option<i64>, Option<i64>)> = self
+            .query_all(
+                parts
+                    .iter()
+                    .map(|p| {
+                        redis::cmd("HMGET")
+                            .arg(self.keys.meta(*p))
+                            .arg("wm")
+                            .arg("t0")
+                            .to_owned()
+                    })
+                    .collect(),
+            )
+            .await?;
+        Ok(metas
+            .into_iter()
+            .map(|(watermark, trending_epoch)| ReadMeta {
+                watermark,
+                trending_epoch,
+            })
+            .collect())
     }
 
     /// One user's state: the records of every partition, merged.
@@ -120,15 +136,16 @@ impl RedisStore {
     pub(super) async fn trending_pages(&self, k: usize) -> Result<Vec<ScoredPage>, StoreError> {
         let parts = self.cached_partitions().await?;
         let metas = self.metas(&parts).await?;
-        let Some(wm) = metas.iter().filter_map(|m| m.0).max() else {
+        let Some(wm) = metas.iter().filter_map(|m| m.watermark).max() else {
             return Ok(Vec::new());
         };
         let hl = self.cfg.half_life_ms();
         let keys: Vec<(String, f64)> = parts
             .iter()
             .zip(&metas)
-            .filter_map(|(p, (_, t0))| {
-                t0.map(|t0| (self.keys.trending_top(*p), decay_weight(t0, wm, hl)))
+            .filter_map(|(p, m)| {
+                m.trending_epoch
+                    .map(|t0| (self.keys.trending_top(*p), decay_weight(t0, wm, hl)))
             })
             .collect();
         self.merged_lists(&keys, k).await
@@ -178,7 +195,7 @@ impl RedisStore {
             .metas(&parts)
             .await?
             .into_iter()
-            .filter_map(|m| m.0)
+            .filter_map(|m| m.watermark)
             .max())
     }
 
