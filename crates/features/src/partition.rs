@@ -6,10 +6,11 @@
 //!
 //! # Why a batch's partition state is applied exactly once
 //! A [`PartState`] is the partition's state after the offsets before its `next`, and
-//! [`PartState::apply`] only applies a delta that starts exactly there (fresh, by the
-//! position rule of [`crate::checkpoint`]); anything else means the state moved under
-//! the caller, who positioned the batch against the stored `next` beforehand
-//! (`PartitionBatch::pending`). So a state is always that of a prefix of the log.
+//! [`PartState::apply`] only applies a delta that starts exactly there, or any delta to
+//! a state that holds nothing yet (fresh, by the position rule of [`crate::checkpoint`]);
+//! anything else means the state moved under the caller, who positioned the batch
+//! against the stored `next` beforehand (`PartitionBatch::pending`). So a state is
+//! always that of a prefix of the log.
 //!
 //! What depends on order is decided per event, in offset order: the trending epoch and
 //! its rebases, the trending trim, whether a read continues the reader's session (the
