@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 
 use newsrec_core::{PageId, UserId, UserType, page_hash};
 
+use crate::checkpoint::{Offset, OffsetRange};
 use crate::config::StoreConfig;
 use crate::model::{BatchEvent, PartitionBatch};
 use crate::user_record::Sums;
@@ -20,8 +21,8 @@ use crate::window::bucket_of;
 pub(crate) struct UserDelta {
     pub user: UserId,
     /// Lowest and highest offset of the user's events in the batch.
-    pub min_offset: i64,
-    pub max_offset: i64,
+    pub min_offset: Offset,
+    pub max_offset: Offset,
     pub sums: Sums,
     /// Type, page and session of the user's last event (by offset).
     pub user_type: UserType,
@@ -33,18 +34,34 @@ pub(crate) struct UserDelta {
     pub reads: Vec<u32>,
 }
 
+impl UserDelta {
+    /// The offsets the delta covers, `[min_offset, max_offset]` (the user's events are
+    /// a sparse part of them).
+    pub fn offsets(&self) -> OffsetRange {
+        OffsetRange::inclusive(self.min_offset, self.max_offset)
+    }
+}
+
 /// The partition's part of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PartitionDelta {
-    /// Offsets covered, `[s, e)`.
-    pub s: i64,
-    pub e: i64,
+    /// Offsets covered.
+    pub range: OffsetRange,
     /// Events.
-    pub n: u64,
+    pub events: u64,
     /// Latest event time (`-1` without events).
-    pub mx: i64,
-    /// `(bucket, page, count)`.
-    pub b: Vec<(i64, PageId, u64)>,
+    pub max_ts: i64,
+    /// Reads per bucket and page.
+    pub bucket_counts: Vec<BucketCount>,
+}
+
+/// Reads of one page in one bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BucketCount {
+    /// The bucket index ([`bucket_of`]).
+    pub bucket: i64,
+    pub page: PageId,
+    pub count: u64,
 }
 
 /// Both parts of a batch, plus first-seen times.
@@ -106,8 +123,8 @@ impl BatchDelta {
             let l = &last.event;
             users.push(UserDelta {
                 user,
-                min_offset: first.offset,
-                max_offset: last.offset,
+                min_offset: Offset(first.offset),
+                max_offset: Offset(last.offset),
                 sums,
                 user_type: l.user_type,
                 last_page: l.page.clone(),
@@ -124,11 +141,17 @@ impl BatchDelta {
 
         BatchDelta {
             partition: PartitionDelta {
-                s: batch.start,
-                e: batch.end,
-                n: batch.events.len() as u64,
-                mx,
-                b: buckets.into_iter().map(|((i, p), c)| (i, p, c)).collect(),
+                range: batch.range(),
+                events: batch.events.len() as u64,
+                max_ts: mx,
+                bucket_counts: buckets
+                    .into_iter()
+                    .map(|((bucket, page), count)| BucketCount {
+                        bucket,
+                        page,
+                        count,
+                    })
+                    .collect(),
             },
             users,
             first_seen: first_seen.into_iter().collect(),
@@ -208,13 +231,16 @@ mod tests {
         let d = BatchDelta::build(&batch, &StoreConfig::default());
         let u = &d.users[0];
         assert_eq!(u.user.as_str(), "u");
-        assert_eq!((u.min_offset, u.max_offset, u.sums.interactions), (0, 5, 4));
+        assert_eq!(
+            (u.min_offset, u.max_offset, u.sums.interactions),
+            (Offset(0), Offset(5), 4)
+        );
         let hist: Vec<_> = u.history.iter().map(|p| p.as_str()).collect();
         assert_eq!(hist, vec!["c", "c", "b", "a"]);
         assert_eq!(u.reads.len(), 4);
         assert_eq!(d.users[1].last_session, "s1");
         assert_eq!(d.first_seen.len(), 3);
-        let counted: u64 = d.partition.b.iter().map(|(_, _, c)| c).sum();
+        let counted: u64 = d.partition.bucket_counts.iter().map(|b| b.count).sum();
         assert_eq!(counted, 6);
     }
 }

@@ -137,8 +137,8 @@ impl FeatureStore for MemoryStore {
         batch.validate()?;
         let total = batch.events.len();
         let mut st = self.lock();
-        // Users are only touched for a batch that continues the partition (see the crate
-        // doc): never for a gap, and only for the part not applied yet.
+        // Users are only touched for a batch that continues the partition (the position
+        // rule, see `checkpoint`): never for a gap, and only for the part not applied yet.
         let stored = st.parts.get(&batch.partition).and_then(|p| p.next);
         let batch = match batch.pending(stored)? {
             Pending::Done(outcome) => return Ok(outcome),
@@ -173,12 +173,11 @@ impl FeatureStore for MemoryStore {
                 next_offset: batch.end,
             }),
             // The offset was checked under the same lock.
-            PartitionApply::Duplicate(s) | PartitionApply::Partial(s) | PartitionApply::Gap(s) => {
-                Err(StoreError::InvalidBatch(format!(
-                    "partition {} moved to {s} while applying",
-                    batch.partition
-                )))
-            }
+            PartitionApply::Refused(at) => Err(StoreError::InvalidBatch(format!(
+                "partition {} moved to {} while applying",
+                batch.partition,
+                at.stored().map_or(-1, i64::from)
+            ))),
         }
     }
 
@@ -186,7 +185,7 @@ impl FeatureStore for MemoryStore {
         let st = self.lock();
         Ok(partitions
             .iter()
-            .map(|p| st.parts.get(p).and_then(|p| p.next))
+            .map(|p| st.parts.get(p).and_then(|p| p.next).map(i64::from))
             .collect())
     }
 
@@ -194,7 +193,7 @@ impl FeatureStore for MemoryStore {
         let st = self.lock();
         Ok(partitions
             .iter()
-            .map(|p| st.parts.get(p).and_then(|p| p.next))
+            .map(|p| st.parts.get(p).and_then(|p| p.next).map(i64::from))
             .collect())
     }
 

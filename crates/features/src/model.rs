@@ -9,6 +9,7 @@ use newsrec_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{Offset, OffsetRange, Position};
 use crate::error::StoreError;
 use crate::window::Window;
 
@@ -150,25 +151,31 @@ impl PartitionBatch {
         }
     }
 
+    /// The offsets the batch covers, `[start, end)`.
+    pub fn range(&self) -> OffsetRange {
+        OffsetRange::new(self.start, self.end)
+    }
+
     /// What of this batch is left to apply when the store's next offset for the
-    /// partition is `stored` (both stores decide this the same way, before touching any
-    /// user): nothing (a duplicate), the whole batch, or its tail; an error for a gap.
-    pub(crate) fn pending(&self, stored: Option<i64>) -> Result<Pending<'_>, StoreError> {
-        Ok(match stored {
-            Some(s) if s >= self.end => Pending::Done(ApplyOutcome {
+    /// partition is `stored`, by the position rule of [`crate::checkpoint`] (both stores
+    /// decide this the same way, before touching any user): nothing (a duplicate), the
+    /// whole batch (fresh), or its tail (an overlap); an error for a gap.
+    pub(crate) fn pending(&self, stored: Option<Offset>) -> Result<Pending<'_>, StoreError> {
+        Ok(match self.range().position(stored) {
+            Position::Duplicate { stored } => Pending::Done(ApplyOutcome {
                 applied: 0,
                 duplicates: self.events.len(),
-                next_offset: s,
+                next_offset: stored.0,
             }),
-            Some(s) if s < self.start => {
+            Position::Gap { stored } => {
                 return Err(StoreError::OffsetGap {
                     partition: self.partition,
-                    stored: s,
+                    stored: stored.0,
                     start: self.start,
                 });
             }
-            Some(s) if s > self.start => Pending::Apply(Cow::Owned(self.tail_from(s))),
-            _ => Pending::Apply(Cow::Borrowed(self)),
+            Position::Overlap { stored } => Pending::Apply(Cow::Owned(self.tail_from(stored.0))),
+            Position::Fresh => Pending::Apply(Cow::Borrowed(self)),
         })
     }
 

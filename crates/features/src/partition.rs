@@ -1,8 +1,25 @@
 //! One partition's live state and the step that applies a batch to it: the single
 //! definition of the window, trending, session and "read next" rules. The in-process
-//! store keeps one of these per partition; the Redis store keeps one per partition it
-//! writes (loaded from Redis when it starts writing the partition) and stores what each
-//! step [changed](Changes).
+//! store keeps one of these per partition (under one lock); the Redis store keeps one
+//! per partition it writes (loaded from Redis when it starts writing the partition) and
+//! stores what each step [changed](Changes).
+//!
+//! # Why a batch's partition state is applied exactly once
+//! A [`PartState`] is the partition's state after the offsets before its `next`, and
+//! [`PartState::apply`] only applies a delta that starts exactly there, or any delta to
+//! a state that holds nothing yet (fresh, by the position rule of [`crate::checkpoint`]);
+//! anything else means the state moved under the caller, who positioned the batch
+//! against the stored `next` beforehand (`PartitionBatch::pending`). So a state is
+//! always that of a prefix of the log.
+//!
+//! What depends on order is decided per event, in offset order: the trending epoch and
+//! its rebases, the trending trim, whether a read continues the reader's session (the
+//! previous read must be within the session gap of the partition's watermark at that
+//! event), whether a "read next" list has expired before a pair is added
+//! (`covisit_ttl`), and the list cap (`covisit_max_next`). What the watermark closes is
+//! also dropped at the end of a batch, which changes nothing later, since every later
+//! event treats it as gone. Counts are integer sums. So the state after an offset is the
+//! same however the log before it was cut into batches.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +27,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use newsrec_core::{PageId, UserId};
 
-use crate::aggregate::{PartitionDelta, same_session, sid};
+use crate::aggregate::{BucketCount, PartitionDelta, same_session, sid};
+use crate::checkpoint::{Offset, Position};
 use crate::config::StoreConfig;
 use crate::model::{BatchEvent, PartitionSnapshot, ScoredPage, top_k};
 use crate::window::{TRENDING_MIN_SCORE, Window, bucket_of, decay_weight, trending_epoch};
@@ -18,19 +36,28 @@ use crate::window::{TRENDING_MIN_SCORE, Window, bucket_of, decay_weight, trendin
 /// What the partition step decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PartitionApply {
+    /// The delta was fresh and is applied.
     Applied,
-    Duplicate(i64),
-    Partial(i64),
-    Gap(i64),
+    /// The delta did not start at the state's `next`: nothing changed.
+    Refused(Position),
 }
 
-/// The last read of an open session: time, page, session id.
-pub(crate) type SessionEnd = (i64, PageId, String);
+/// The last read of an open session.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SessionEnd {
+    /// Event time of the read.
+    pub ts: i64,
+    /// The page read.
+    pub page: PageId,
+    /// Its session id (empty: none).
+    pub session: String,
+}
 
 /// A partition's state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct PartState {
-    pub next: Option<i64>,
+    /// The first offset not applied yet (`None`: nothing applied).
+    pub next: Option<Offset>,
     pub wm: Option<i64>,
     /// Trending epoch: `trending` scores are relative to it.
     pub t0: Option<i64>,
@@ -79,8 +106,8 @@ impl PartState {
         }
     }
 
-    /// Applies one partition delta and the batch's `events` it was built from (see the
-    /// crate doc for the offset rules).
+    /// Applies one partition delta and the batch's `events` it was built from, when it
+    /// is fresh (see the module doc).
     pub fn apply(
         &mut self,
         d: &PartitionDelta,
@@ -89,26 +116,40 @@ impl PartState {
         windows: &[Window],
     ) -> (PartitionApply, Changes) {
         let mut ch = Changes::default();
-        if let Some(stored) = self.next {
-            if stored >= d.e {
-                return (PartitionApply::Duplicate(stored), ch);
-            }
-            if stored > d.s {
-                return (PartitionApply::Partial(stored), ch);
-            }
-            if stored < d.s {
-                return (PartitionApply::Gap(stored), ch);
-            }
+        match d.range.position(self.next) {
+            Position::Fresh => {}
+            refused => return (PartitionApply::Refused(refused), ch),
         }
-        if d.n == 0 {
-            self.next = Some(d.e);
+        if d.events == 0 {
+            self.next = Some(d.range.end);
             return (PartitionApply::Applied, ch);
         }
+        let wm = self.wm.map_or(d.max_ts, |w| w.max(d.max_ts));
+        self.count_buckets(d, wm, cfg, windows, &mut ch);
+        let touched = self.apply_events(events, cfg, &mut ch);
+        self.close(wm, touched, cfg, &mut ch);
+
+        // 5. Offsets and watermark.
+        self.next = Some(d.range.end);
+        self.wm = Some(wm);
+        self.events += d.events;
+        (PartitionApply::Applied, ch)
+    }
+
+    /// Steps 1 and 2 of [`apply`](Self::apply), up to the new watermark `wm` (the state's
+    /// own is still the old one): what slid out of each window, then the delta's counts.
+    fn count_buckets(
+        &mut self,
+        d: &PartitionDelta,
+        wm: i64,
+        cfg: &StoreConfig,
+        windows: &[Window],
+        ch: &mut Changes,
+    ) {
         let b_ms = cfg.bucket_ms();
         if self.windows.len() != windows.len() {
             self.windows = vec![HashMap::default(); windows.len()];
         }
-        let wm = self.wm.map_or(d.mx, |w| w.max(d.mx));
         let cur = bucket_of(wm, b_ms);
         let spans: Vec<i64> = windows.iter().map(|w| w.duration_ms() / b_ms).collect();
         let longest = spans.last().copied().unwrap_or(1);
@@ -139,7 +180,12 @@ impl PartState {
             .collect();
 
         // 2. This batch's counts.
-        for (idx, page, c) in &d.b {
+        for BucketCount {
+            bucket: idx,
+            page,
+            count: c,
+        } in &d.bucket_counts
+        {
             if *idx > lo_max {
                 *self
                     .buckets
@@ -155,7 +201,16 @@ impl PartState {
                 }
             }
         }
+    }
 
+    /// Step 3 of [`apply`](Self::apply): the events one at a time; the users whose
+    /// session moved.
+    fn apply_events(
+        &mut self,
+        events: &[BatchEvent],
+        cfg: &StoreConfig,
+        ch: &mut Changes,
+    ) -> HashSet<UserId> {
         // 3. Trending, sessions and "read next", one event at a time in offset order:
         // every decision (rebase, trims, session continuity, list expiry) depends only
         // on the events before it, never on where the batch was cut.
@@ -166,7 +221,7 @@ impl PartState {
             let e = &be.event;
             let now = running.map_or(e.ts, |w| w.max(e.ts));
             running = Some(now);
-            let t0 = self.rebase_trending(now, cfg, &mut ch);
+            let t0 = self.rebase_trending(now, cfg, ch);
             *self.trending.entry(e.page.clone()).or_default() +=
                 decay_weight(e.ts, t0, cfg.half_life_ms());
             ch.trending_removed.remove(&e.page);
@@ -181,25 +236,36 @@ impl PartState {
             }
 
             let sid = sid(&e.session_id);
-            if let Some((pts, ppage, psid)) = self.sessions.get(&e.user_id)
-                && *pts >= now - gap
-                && same_session(*pts, psid, e.ts, sid, gap)
-                && *ppage != e.page
+            if let Some(prev) = self.sessions.get(&e.user_id)
+                && prev.ts >= now - gap
+                && same_session(prev.ts, &prev.session, e.ts, sid, gap)
+                && prev.page != e.page
             {
-                let from = ppage.clone();
-                self.add_pair(from, &e.page, e.ts, now, cfg, &mut ch);
+                let from = prev.page.clone();
+                self.add_pair(from, &e.page, e.ts, now, cfg, ch);
             }
-            self.sessions
-                .insert(e.user_id.clone(), (e.ts, e.page.clone(), sid.to_owned()));
+            self.sessions.insert(
+                e.user_id.clone(),
+                SessionEnd {
+                    ts: e.ts,
+                    page: e.page.clone(),
+                    session: sid.to_owned(),
+                },
+            );
             touched.insert(e.user_id.clone());
         }
+        touched
+    }
 
+    /// Step 4 of [`apply`](Self::apply), at the new watermark `wm`.
+    fn close(&mut self, wm: i64, touched: HashSet<UserId>, cfg: &StoreConfig, ch: &mut Changes) {
+        let gap = cfg.session_gap_ms();
         // 4. What the watermark closed: sessions, and "read next" lists with no pair for
         // `covisit_ttl` (each event above treats these as gone already, so dropping them
         // here rather than there changes nothing later).
         let cut = wm - gap;
-        self.sessions.retain(|u, (ts, _, _)| {
-            let keep = *ts >= cut;
+        self.sessions.retain(|u, s| {
+            let keep = s.ts >= cut;
             if !keep {
                 ch.sessions_removed.push(u.clone());
             }
@@ -222,12 +288,6 @@ impl PartState {
             ch.covisit_set.remove(&p);
             ch.covisit_removed.push(p);
         }
-
-        // 5. Offsets and watermark.
-        self.next = Some(d.e);
-        self.wm = Some(wm);
-        self.events += d.n;
-        (PartitionApply::Applied, ch)
     }
 
     /// The trending epoch at watermark `now`; when it moves, every stored score is
@@ -303,13 +363,18 @@ impl PartState {
         format!(
             "next={:?} wm={:?} t0={:?} events={} buckets={buckets} windows={windows:?} \
              trending={} covisit={covisit} covisit_last={} sessions={}",
-            self.next,
+            self.next.map(i64::from),
             self.wm,
             self.t0,
             self.events,
             sorted(self.trending.iter()),
             sorted(self.covisit_last.iter()),
-            sorted(self.sessions.iter()),
+            // As tuples: the text of the canonical form stays the same.
+            sorted(
+                self.sessions
+                    .iter()
+                    .map(|(u, s)| (u, (s.ts, &s.page, &s.session)))
+            ),
         )
     }
 
@@ -376,7 +441,7 @@ impl PartState {
             .collect();
         PartitionSnapshot {
             partition,
-            next_offset: self.next,
+            next_offset: self.next.map(i64::from),
             watermark: self.wm,
             events: self.events,
             windows,

@@ -2,15 +2,30 @@
 //! them back, shared by both stores.
 //!
 //! A user has one record per partition their events arrived through (with keyed
-//! producers, one): whoever writes a partition is the only writer of that partition's
-//! records, so it can keep them in memory and write them with the partition's offset
-//! (in one transaction on one server, just before it on a cluster). Readers merge the records ([`merged`]). The Redis store keeps them in one
-//! hash per user, one JSON value per partition.
+//! producers, as the replay and the API publish, exactly one): whoever writes a
+//! partition is the only writer of that partition's records, so it can keep them in
+//! memory and write them with the partition's offset (in one transaction on one server,
+//! just before it on a cluster). Readers merge the records ([`merged`]). The Redis store
+//! keeps them in one hash per user, one JSON value per partition.
+//!
+//! # Why a user delta is applied exactly once
+//! A record stores the offset of the last event applied to it (`o`): it holds the
+//! user's events of its partition up to `o` (since the record last expired, see
+//! `user_ttl_days`). A user delta covers the user's events in one batch, offsets
+//! `[min, max]`. [`UserRecord::apply`] positions it against `o + 1` by the position
+//! rule of [`crate::checkpoint`]: a duplicate (`o >= max`) is skipped; fresh or a gap
+//! (`o < min`: the offsets between are other users') is applied whole; an overlap (a
+//! replay whose batch bounds differ from an earlier attempt) is applied one event at a
+//! time, each checked the same way. The sums are integers and the lists merge newest
+//! first, so a record is a function of its partition's events up to its offset alone,
+//! however they were grouped: of two records of one user and partition, the one with
+//! the higher offset is always right (what the cluster's forward-only write relies on).
 
 use newsrec_core::{Engagement, EngagementCaps, PageId, ReadSet, UserAggregates, UserId, UserType};
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{UserDelta, merge_history};
+use crate::checkpoint::{Offset, Position};
 use crate::model::UserState;
 
 /// A user's engagement sums in integer units (milliseconds, basis points, millionths),
@@ -122,17 +137,19 @@ pub(crate) struct UserRecord {
     /// Offset of the last event applied (what makes applying a delta idempotent): the
     /// record holds the user's events of its partition up to it.
     #[serde(rename = "o")]
-    pub offset: i64,
+    pub offset: Offset,
 }
 
 impl UserRecord {
     /// Applies `d` (the user's events of one batch of the record's partition) to `rec`,
-    /// unless the record holds some of them already.
+    /// unless the record holds some of them already (the position rule, see the module
+    /// doc).
     pub fn apply(rec: &mut Option<UserRecord>, d: &UserDelta, caps: Caps) -> UserApply {
-        match rec.as_ref().map(|u| u.offset) {
-            Some(o) if o >= d.max_offset => return UserApply::Duplicate,
-            Some(o) if o >= d.min_offset => return UserApply::Partial,
-            _ => {}
+        // The record holds the log up to and including its offset.
+        match d.offsets().position(rec.as_ref().map(|u| u.offset.next())) {
+            Position::Duplicate { .. } => return UserApply::Duplicate,
+            Position::Overlap { .. } => return UserApply::Partial,
+            Position::Fresh | Position::Gap { .. } => {}
         }
         match rec {
             Some(u) => {

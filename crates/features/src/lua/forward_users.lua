@@ -10,6 +10,10 @@ local offset_field = field .. ':o'
 for i, k in ipairs(KEYS) do
   local offset = tonumber(ARGV[1 + 2 * i])
   local cur = tonumber(redis.call('HGET', k, offset_field))
+  -- Position rule (see checkpoint.rs): the stored record holds the partition's log up
+  -- to and including `cur`, the new one up to `offset`. Stored at or past `offset`, the
+  -- new record is a duplicate of what is there and is not written; otherwise it is
+  -- fresh (or overlaps: it holds everything the stored one does, and more).
   if cur == nil or cur < offset then
     -- The offset as it was given: a Lua number would be written as %.14g.
     redis.call('HSET', k, field, ARGV[2 + 2 * i], offset_field, ARGV[1 + 2 * i])
