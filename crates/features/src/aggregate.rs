@@ -12,8 +12,8 @@ use newsrec_core::{PageId, UserId, UserType, page_hash};
 
 use crate::checkpoint::{Offset, OffsetRange};
 use crate::config::StoreConfig;
-use crate::model::{BatchEvent, PartitionBatch};
 use crate::user_record::Sums;
+use crate::values::{BatchEvent, PartitionBatch};
 use crate::window::bucket_of;
 
 /// One user's part of a batch.

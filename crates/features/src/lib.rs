@@ -32,7 +32,8 @@
 //! - `reference`: the semantics computed naively from all events, the oracle tests
 //!   compare stores with.
 //! - `aggregate`: pre-aggregation of a batch into a partition delta and user deltas.
-//! - `model`: batches in, states and scored lists out.
+//! - `values`: what goes in (batches) and what comes out (user state, scored pages,
+//!   snapshots).
 //! - `config`: [`StoreConfig`]; `error`: [`StoreError`].
 //!
 //! # Why a batch is applied exactly once
@@ -71,12 +72,12 @@ mod config;
 mod error;
 mod keys;
 mod memory;
-mod model;
 mod partition;
 mod redis_store;
 pub mod reference;
 mod store;
 mod user_record;
+mod values;
 mod window;
 
 pub use checkpoint::{Offset, OffsetRange, Partition, Position};
@@ -84,11 +85,11 @@ pub use config::StoreConfig;
 pub use error::StoreError;
 pub use keys::{Keys, slot};
 pub use memory::MemoryStore;
-pub use model::{
-    ApplyOutcome, BatchEvent, PartitionBatch, PartitionSnapshot, ScoredPage, UserState,
-};
 pub use redis_store::{RedisStore, RedisTarget};
 pub use store::FeatureStore;
+pub use values::{
+    ApplyOutcome, BatchEvent, PartitionBatch, PartitionSnapshot, ScoredPage, UserState,
+};
 pub use window::{
     REBASE_HALF_LIVES, TRENDING_MIN_SCORE, Window, bucket_of, decay_weight, in_window, lowest_out,
     trending_epoch,

@@ -11,12 +11,12 @@ use newsrec_core::{PageId, UserId};
 use crate::aggregate::{BatchDelta, UserDelta};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
-use crate::model::{
-    ApplyOutcome, PartitionBatch, PartitionSnapshot, Pending, ScoredPage, UserState, merge_tops,
-};
 use crate::partition::{PartState, PartitionApply, top_n, trim_lowest};
 use crate::store::FeatureStore;
 use crate::user_record::{Caps, UserApply, UserRecord, merged};
+use crate::values::{
+    ApplyOutcome, PartitionBatch, PartitionSnapshot, Pending, ScoredPage, UserState, merge_tops,
+};
 use crate::window::{Window, decay_weight};
 
 #[derive(Debug, Default)]

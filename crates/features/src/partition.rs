@@ -30,7 +30,7 @@ use newsrec_core::{PageId, UserId};
 use crate::aggregate::{BucketCount, PartitionDelta, same_session, sid};
 use crate::checkpoint::{Offset, Position};
 use crate::config::StoreConfig;
-use crate::model::{BatchEvent, PartitionSnapshot, ScoredPage, top_k};
+use crate::values::{BatchEvent, PartitionSnapshot, ScoredPage, top_k};
 use crate::window::{TRENDING_MIN_SCORE, Window, bucket_of, decay_weight, trending_epoch};
 
 /// What the partition step decided.

@@ -8,7 +8,7 @@ use newsrec_core::{PageId, UserId};
 
 use crate::config::StoreConfig;
 use crate::error::StoreError;
-use crate::model::{ApplyOutcome, PartitionBatch, PartitionSnapshot, ScoredPage, UserState};
+use crate::values::{ApplyOutcome, PartitionBatch, PartitionSnapshot, ScoredPage, UserState};
 use crate::window::Window;
 
 /// Live features: the consumer writes them ([`apply`](FeatureStore::apply)), the API

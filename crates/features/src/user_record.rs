@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{UserDelta, merge_history};
 use crate::checkpoint::{Offset, Position};
-use crate::model::UserState;
+use crate::values::UserState;
 
 /// A user's engagement sums in integer units (milliseconds, basis points, millionths),
 /// so that adding the same events in any grouping gives the same bits; read as the

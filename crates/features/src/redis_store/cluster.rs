@@ -25,7 +25,7 @@ use super::{Attempt, Held, RedisStore};
 use crate::aggregate::BatchDelta;
 use crate::error::StoreError;
 use crate::keys::slot;
-use crate::model::{PartitionBatch, Pending};
+use crate::values::{PartitionBatch, Pending};
 
 /// The guarded write of a partition's keys (one slot).
 pub(super) const GUARDED_WRITES: &str = include_str!("../lua/guarded_writes.lua");

@@ -9,9 +9,9 @@ use newsrec_core::{PageId, UserId};
 use redis::Value;
 
 use crate::error::StoreError;
-use crate::model::ScoredPage;
 use crate::partition::SessionEnd;
 use crate::user_record::UserRecord;
+use crate::values::ScoredPage;
 
 /// A stored value that does not decode.
 pub(super) fn corrupt(key: &str, detail: impl Into<String>) -> StoreError {

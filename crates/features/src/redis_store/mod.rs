@@ -48,10 +48,10 @@ use tracing::{debug, instrument};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::keys::Keys;
-use crate::model::{ApplyOutcome, PartitionBatch, PartitionSnapshot, ScoredPage, UserState};
 use crate::partition::PartState;
 use crate::store::FeatureStore;
 use crate::user_record::UserRecord;
+use crate::values::{ApplyOutcome, PartitionBatch, PartitionSnapshot, ScoredPage, UserState};
 use crate::window::Window;
 
 mod cluster;

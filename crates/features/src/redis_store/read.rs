@@ -12,8 +12,8 @@ use newsrec_core::{PageId, UserId};
 use super::codec::{parse_list, parse_user};
 use super::{PARTITIONS_TTL, RedisStore};
 use crate::error::StoreError;
-use crate::model::{ScoredPage, UserState, merge_tops};
 use crate::user_record::{Caps, merged};
+use crate::values::{ScoredPage, UserState, merge_tops};
 use crate::window::{Window, decay_weight};
 
 /// What readers read of a partition's meta hash.

@@ -17,7 +17,7 @@ use super::writes::PartitionWrites;
 use super::{Attempt, Held, RedisStore};
 use crate::aggregate::BatchDelta;
 use crate::error::StoreError;
-use crate::model::{PartitionBatch, Pending};
+use crate::values::{PartitionBatch, Pending};
 
 /// A server reply that is an error, anywhere in a transaction's results.
 fn first_error(v: &Value) -> Option<StoreError> {

@@ -19,9 +19,9 @@ use super::codec::{list_value, score_value, session_value, user_value};
 use super::{CachedUser, Held, RedisStore};
 use crate::aggregate::BatchDelta;
 use crate::error::StoreError;
-use crate::model::{ApplyOutcome, PartitionBatch};
 use crate::partition::{Changes, PartState, PartitionApply, top_n};
 use crate::user_record::{Caps, UserApply, UserRecord};
+use crate::values::{ApplyOutcome, PartitionBatch};
 
 /// Fields (or members, or keys) per write command: scripts may unpack at most a few
 /// thousand values at once.
