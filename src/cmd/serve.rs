@@ -1,4 +1,4 @@
-//! `newsrec serve` and `newsrec bench serve`.
+//! `newsrec serve`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use newsrec_ingest::{KafkaConfig, KafkaLog};
-use newsrec_serve::{Application, BenchOptions, EventSink, ServeConfig};
+use newsrec_serve::{Application, EventSink, ServeConfig};
 
 use super::{LogSink, shutdown_signal};
 
@@ -101,99 +101,4 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         app.run_until_stopped(shutdown_signal()).await?;
         Ok(())
     })
-}
-
-/// `newsrec bench serve` flags.
-#[derive(Args)]
-pub struct BenchArgs {
-    /// Model registry with a `current` version.
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
-    /// Refined data the model was trained on (its newest interactions become live state).
-    #[arg(long, default_value = "data/refined")]
-    data: PathBuf,
-    /// Redis URL (a random key prefix is used and deleted afterwards).
-    #[arg(
-        long,
-        env = "NEWSREC_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    redis: String,
-    /// Fixed request rates, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "500,2000,5000")]
-    rates: Vec<f64>,
-    /// Seconds per fixed-rate run.
-    #[arg(long, default_value_t = 10.0)]
-    seconds: f64,
-    /// Seconds of the peak run.
-    #[arg(long, default_value_t = 10.0)]
-    peak_seconds: f64,
-    /// Connections of the fixed-rate runs.
-    #[arg(long, default_value_t = 64)]
-    connections: usize,
-    /// Connections of the peak runs, comma-separated: one closed-loop run per count.
-    #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
-    peak_connections: Vec<usize>,
-    /// Newest training interactions applied to the store as live events.
-    #[arg(long, default_value_t = 200_000)]
-    live_events: usize,
-    /// Worker threads of the API's runtime.
-    #[arg(long, default_value_t = 2)]
-    server_threads: usize,
-    /// Most requests of any one run.
-    #[arg(long, default_value_t = 1_000_000)]
-    max_requests: u64,
-}
-
-/// Runs the load test and prints a Markdown table.
-pub fn bench(a: BenchArgs) -> anyhow::Result<()> {
-    let opts = BenchOptions {
-        models_dir: a.models,
-        data_dir: a.data,
-        redis_url: a.redis,
-        rates: a.rates,
-        rate_seconds: a.seconds,
-        peak_seconds: a.peak_seconds,
-        connections: a.connections,
-        peak_connections: a.peak_connections,
-        live_events: a.live_events,
-        k: 10,
-        server_threads: a.server_threads,
-        max_requests: a.max_requests,
-    };
-    let r = newsrec_serve::bench(&opts)?;
-    println!(
-        "model {} · {} live events · users in the mix: {} logged, {} semi-logged, {} seen once, {} new · k = {}",
-        r.model_version,
-        r.live_events,
-        r.mix.logged,
-        r.mix.semi_logged,
-        r.mix.seen_once,
-        r.mix.new,
-        opts.k
-    );
-    println!();
-    println!(
-        "| target req/s | connections | achieved req/s | requests | errors | degraded | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for run in &r.runs {
-        let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
-        println!(
-            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            run.target_rate
-                .map_or("peak".to_string(), |t| format!("{t:.0}")),
-            run.connections,
-            run.throughput,
-            run.requests,
-            run.errors,
-            run.degraded,
-            ms(run.p50_us),
-            ms(run.p90_us),
-            ms(run.p99_us),
-            ms(run.p999_us),
-            ms(run.max_us),
-        );
-    }
-    Ok(())
 }

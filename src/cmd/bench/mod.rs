@@ -1,4 +1,5 @@
-//! `newsrec bench …`: each area's benchmark, printing the numbers BENCHMARKS.md records.
+//! `newsrec bench …`: every benchmark, printing the numbers BENCHMARKS.md records; one
+//! module per area (`data`, `stream`, `serve`; `model` with the model commands).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -6,26 +7,30 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Subcommand;
 
+mod data;
+mod serve;
+mod stream;
+
 /// Benchmarks.
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// `data synth` and `data process` at a given scale: time and peak memory.
-    Data(super::data::BenchArgs),
+    Data(data::DataBenchArgs),
     /// Replay, consume, raw broker consume and the apply path; Redis memory per user.
-    Stream(super::stream::BenchArgs),
+    Stream(stream::StreamBenchArgs),
     /// Training and evaluation at a given scale.
     Model(super::model::BenchArgs),
     /// Load test of the API on loopback at fixed rates and at peak.
-    Serve(super::serve::BenchArgs),
+    Serve(serve::ServeBenchArgs),
 }
 
 /// Runs one benchmark.
 pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     match c {
-        BenchCommand::Data(a) => super::data::bench(a),
-        BenchCommand::Stream(a) => super::stream::bench(a),
+        BenchCommand::Data(a) => data::run(a),
+        BenchCommand::Stream(a) => stream::run(a),
         BenchCommand::Model(a) => super::model::bench(a),
-        BenchCommand::Serve(a) => super::serve::bench(a),
+        BenchCommand::Serve(a) => serve::run(a),
     }
 }
 
