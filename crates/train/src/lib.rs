@@ -28,6 +28,9 @@
 //! - `registry`: versions, the atomic `current` switch, manifests, evaluation history.
 //! - `evaluate`: metrics, baselines, [`Evaluator`].
 //! - `pipeline`: idempotent step graph with content fingerprints and a schedule.
+//!   - `pipeline::steps`: the model pipeline on it: [`PipelineStep`] (process → train
+//!     → evaluate), [`PipelineConfig`] (each step's inputs, parameters, outputs and
+//!     work) and [`Schedule`].
 //! - `fingerprint`: the streaming content hash.
 //! - `progress`: progress bars or log lines for long work.
 //! - `error`: [`TrainError`].
@@ -63,8 +66,8 @@ pub use fingerprint::{Fingerprint, fingerprint_paths};
 pub use fit::{TrainParams, train};
 pub use model_set::{Item, MODEL_FILE, ModelSet};
 pub use pipeline::{
-    Pipeline, RUNS_FILE, RunReport, STATE_FILE, Step, StepFn, StepOutcome, StepStatus,
-    parse_interval,
+    Pipeline, PipelineConfig, PipelineStep, RUNS_FILE, RunReport, STATE_FILE, Schedule, Step,
+    StepError, StepFn, StepOutcome, StepStatus, parse_interval,
 };
 pub use recommend::{
     LiveSignals, MixWeights, Reason, Recommendations, Recommended, TopList, UserContext,
