@@ -8,7 +8,7 @@
 //! last success, or when an output is missing. Steps are closures, so this crate does
 //! not depend on the crates whose work they call.
 //!
-//! [`steps`] declares newsrec's own graph on top of this: [`PipelineStep`] and
+//! `steps` declares newsrec's own graph on top of this: [`PipelineStep`] and
 //! [`PipelineConfig`].
 
 use std::collections::{BTreeMap, HashMap};
