@@ -9,7 +9,8 @@ use clap::Args;
 use newsrec_core::load_config;
 use newsrec_data::refine::{self, ProcessConfig};
 use newsrec_train::{
-    EvaluationReport, Evaluator, MixWeights, Pipeline, Registry, Step, TrainParams, parse_interval,
+    EvaluationReport, Evaluator, MixWeights, PipelineConfig, Registry, Schedule, StepError,
+    TrainParams, parse_interval,
 };
 
 /// `newsrec train` flags.
@@ -173,86 +174,30 @@ pub fn evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
 /// Runs `pipeline`: process → train → evaluate, skipping steps whose inputs did not
 /// change, once or on a schedule.
 pub fn pipeline(a: PipelineArgs) -> anyhow::Result<()> {
-    let params = train_params(a.config.as_deref())?;
-    let params_json = serde_json::to_string(&params)?;
+    let config = PipelineConfig {
+        params: train_params(a.config.as_deref())?,
+        raw: a.raw,
+        data: a.data,
+        models: a.models,
+        k: a.k,
+    };
+    let schedule = match a.every.as_deref() {
+        None => Schedule::Once,
+        Some(every) => Schedule::Every {
+            every: parse_interval(every)?,
+            runs: a.runs,
+        },
+    };
     let progress = std::io::stderr().is_terminal();
-    let (raw, data, models, k) = (a.raw.clone(), a.data.clone(), a.models.clone(), a.k);
-    let registry = Registry::open(&models)?;
-
-    let process = {
-        let (r, d) = (raw.clone(), data.clone());
-        Step::new("process", move || {
-            let config = ProcessConfig {
-                progress,
-                ..ProcessConfig::new(r.clone(), d.clone())
-            };
-            refine::process(&config)?;
-            Ok(())
-        })
-        .input(&raw)
-        .output(data.join(newsrec_core::refined::INTERACTIONS_FILE))
-        .output(data.join(newsrec_core::refined::VALIDATION_FILE))
+    let process = move |raw: &Path, out: &Path| -> Result<(), StepError> {
+        let process_config = ProcessConfig {
+            progress,
+            ..ProcessConfig::new(raw, out)
+        };
+        refine::process(&process_config)?;
+        Ok(())
     };
-    let train = {
-        let (d, m, params) = (data.clone(), models.clone(), params.clone());
-        Step::new("train", move || {
-            newsrec_train::train(&d, &m, &params)?;
-            Ok(())
-        })
-        .after("process")
-        .input(data.join(newsrec_core::refined::ITEMS_FILE))
-        .input(data.join(newsrec_core::refined::INTERACTIONS_FILE))
-        .params(params_json)
-        .output(models.join(newsrec_train::CURRENT_LINK))
-    };
-    let evaluate = {
-        let (d, m) = (data.clone(), models.clone());
-        let current = registry.clone();
-        Step::new("evaluate", move || {
-            let (record, _) = newsrec_train::evaluate(&d, &m, k, &MixWeights::default())?;
-            tracing::info!(version = %record.version, ndcg = record.report.overall.ndcg, recall = record.report.overall.recall, "evaluated");
-            Ok(())
-        })
-        .after("train")
-        .input(data.join(newsrec_core::refined::VALIDATION_FILE))
-        .input_value("model", move || current.current_version().ok().flatten().unwrap_or_default())
-        .params(format!("k={k}"))
-        .output(models.join(newsrec_train::EVALUATIONS_FILE))
-    };
-    let mut graph = Pipeline::new(&models)
-        .step(process)?
-        .step(train)?
-        .step(evaluate)?;
-    let print = |r: &newsrec_train::RunReport| {
-        let steps: Vec<String> = r
-            .steps
-            .iter()
-            .map(|s| {
-                format!("{} {:?} {:.1}s", s.name, s.status, s.ms as f64 / 1000.0).to_lowercase()
-            })
-            .collect();
-        println!(
-            "pipeline run {}: {} ({:.1} s)",
-            r.started,
-            steps.join(", "),
-            r.ms as f64 / 1000.0
-        );
-        for s in r.steps.iter().filter(|s| s.error.is_some()) {
-            println!(
-                "  {} failed: {}",
-                s.name,
-                s.error.as_deref().unwrap_or_default()
-            );
-        }
-    };
-    match a.every.as_deref() {
-        None => {
-            let r = graph.run_once()?;
-            print(&r);
-            anyhow::ensure!(r.ok(), "pipeline run failed");
-        }
-        Some(every) => graph.run_every(parse_interval(every)?, a.runs, print)?,
-    }
+    config.run(schedule, process, |r| println!("{}", r.summary()))?;
     Ok(())
 }
 

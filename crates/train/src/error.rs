@@ -68,6 +68,9 @@ pub enum TrainError {
         /// The step's error, rendered.
         reason: String,
     },
+    /// A single pipeline run did not succeed; its report says which steps failed.
+    #[error("pipeline run failed")]
+    RunFailed,
 }
 
 impl TrainError {

@@ -13,10 +13,10 @@ use tracing::info_span;
 
 use crate::data::{TrainingData, ValidationRow, read_training, read_validation};
 use crate::error::TrainError;
-use crate::model::ModelSet;
+use crate::fit::histories;
+use crate::model_set::ModelSet;
 use crate::recommend::{MixWeights, UserContext};
 use crate::registry::{EvaluationRecord, Registry};
-use crate::train::histories;
 
 /// Ranking metrics of one group of users (means over users; coverage and novelty over
 /// the group's recommendations).

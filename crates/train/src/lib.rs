@@ -19,13 +19,18 @@
 //! - `als`: sparse matrices, implicit ALS (conjugate gradient), fold-in (Cholesky).
 //! - `cluster`: scaler → PCA → KMeans, placement of any user.
 //! - `data`: reading the refined Parquet files into indexed arrays.
-//! - `train`: [`train`] builds every tier and publishes a version.
-//! - `model`: [`ModelSet`], what a version holds, lookups and offline signals.
+//! - `fit`: [`TrainParams`] and [`train`], which builds every tier in named stages
+//!   (popularity, serving pool, content, CF, clusters, read-next, fill order) and
+//!   publishes a version.
+//! - `model_set`: [`ModelSet`], what a version holds, lookups and offline signals.
 //! - `recommend`: [`UserContext`], [`LiveSignals`], [`MixWeights`] and the recommend
 //!   path.
 //! - `registry`: versions, the atomic `current` switch, manifests, evaluation history.
 //! - `evaluate`: metrics, baselines, [`Evaluator`].
 //! - `pipeline`: idempotent step graph with content fingerprints and a schedule.
+//!   - `pipeline::steps`: the model pipeline on it: [`PipelineStep`] (process → train
+//!     → evaluate), [`PipelineConfig`] (each step's inputs, parameters, outputs and
+//!     work) and [`Schedule`].
 //! - `fingerprint`: the streaming content hash.
 //! - `progress`: progress bars or log lines for long work.
 //! - `error`: [`TrainError`].
@@ -37,13 +42,13 @@ mod data;
 mod error;
 mod evaluate;
 mod fingerprint;
-mod model;
+mod fit;
+mod model_set;
 mod pipeline;
 mod progress;
 mod recommend;
 mod registry;
 mod text;
-mod train;
 
 pub use als::{AlsModel, AlsParams, Csr, Factors};
 pub use cluster::{ClusterParams, Clusterer};
@@ -58,10 +63,11 @@ pub use evaluate::{
     UserScore, evaluate, score_list,
 };
 pub use fingerprint::{Fingerprint, fingerprint_paths};
-pub use model::{Item, MODEL_FILE, ModelSet};
+pub use fit::{TrainParams, train};
+pub use model_set::{Item, MODEL_FILE, ModelSet};
 pub use pipeline::{
-    Pipeline, RUNS_FILE, RunReport, STATE_FILE, Step, StepFn, StepOutcome, StepStatus,
-    parse_interval,
+    Pipeline, PipelineConfig, PipelineStep, RUNS_FILE, RunReport, STATE_FILE, Schedule, Step,
+    StepError, StepFn, StepOutcome, StepStatus, parse_interval,
 };
 pub use recommend::{
     LiveSignals, MixWeights, Reason, Recommendations, Recommended, TopList, UserContext,
@@ -71,7 +77,6 @@ pub use registry::{
     RowCounts,
 };
 pub use text::{is_stop_word, tokenize};
-pub use train::{TrainParams, train};
 
 /// ALS fitting and fold-in, for callers that build their own matrices.
 pub mod factorization {

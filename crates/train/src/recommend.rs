@@ -13,7 +13,7 @@ use newsrec_core::{
 use serde::{Deserialize, Serialize};
 
 use crate::content::Profile;
-use crate::model::ModelSet;
+use crate::model_set::ModelSet;
 
 /// Why an article was recommended: the mixing component that contributed most to its
 /// score. Serialised in kebab-case (`"read-next"`), as API responses show it.

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::evaluate::EvaluationReport;
-use crate::model::ModelSet;
-use crate::train::TrainParams;
+use crate::fit::TrainParams;
+use crate::model_set::ModelSet;
 
 /// Manifest file inside a version directory.
 pub const MANIFEST_FILE: &str = "manifest.json";

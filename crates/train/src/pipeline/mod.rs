@@ -7,6 +7,9 @@
 //! after; a step runs when that fingerprint differs from the one recorded after its
 //! last success, or when an output is missing. Steps are closures, so this crate does
 //! not depend on the crates whose work they call.
+//!
+//! `steps` declares newsrec's own graph on top of this: [`PipelineStep`] and
+//! [`PipelineConfig`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -20,8 +23,14 @@ use tracing::{error, info, info_span};
 use crate::error::TrainError;
 use crate::fingerprint::Fingerprint;
 
+pub(crate) mod steps;
+
+pub use steps::{PipelineConfig, PipelineStep, Schedule};
+
+/// The error a step's work returns; it is rendered into the run log.
+pub type StepError = Box<dyn std::error::Error + Send + Sync>;
 /// The work of a step; the error is rendered into the run log.
-pub type StepFn = Box<dyn FnMut() -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send>;
+pub type StepFn = Box<dyn FnMut() -> Result<(), StepError> + Send>;
 type ValueFn = Box<dyn Fn() -> String + Send>;
 
 /// State file (last successful fingerprint per step) inside the pipeline directory.
@@ -44,7 +53,7 @@ impl Step {
     /// A step named `name` doing `run`.
     pub fn new(
         name: impl Into<String>,
-        run: impl FnMut() -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+        run: impl FnMut() -> Result<(), StepError> + Send + 'static,
     ) -> Self {
         Self {
             name: name.into(),
@@ -140,6 +149,32 @@ impl RunReport {
         self.steps
             .iter()
             .all(|s| matches!(s.status, StepStatus::Ran | StepStatus::Skipped))
+    }
+
+    /// The run in a few lines for a terminal: the run, then each step's status and
+    /// time, then one line per failed step with its error. No trailing newline.
+    pub fn summary(&self) -> String {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| {
+                format!("{} {:?} {:.1}s", s.name, s.status, s.ms as f64 / 1000.0).to_lowercase()
+            })
+            .collect();
+        let mut out = format!(
+            "pipeline run {}: {} ({:.1} s)",
+            self.started,
+            steps.join(", "),
+            self.ms as f64 / 1000.0
+        );
+        for s in self.steps.iter().filter(|s| s.error.is_some()) {
+            out.push_str(&format!(
+                "\n  {} failed: {}",
+                s.name,
+                s.error.as_deref().unwrap_or_default()
+            ));
+        }
+        out
     }
 }
 

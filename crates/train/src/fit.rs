@@ -16,7 +16,7 @@ use crate::content::{ContentModel, ContentParams, ItemText};
 use crate::data::{TrainingData, read_training};
 use crate::error::TrainError;
 use crate::fingerprint::fingerprint_paths;
-use crate::model::{Artifacts, CfPart, ClusterPart, Item, ItemLists, ModelSet};
+use crate::model_set::{Artifacts, CfPart, ClusterPart, Item, ItemLists, ModelSet};
 use crate::progress::Progress;
 use crate::registry::{DataRange, Manifest, Registry, RowCounts};
 use newsrec_core::refined;
@@ -179,6 +179,10 @@ pub fn train(
 
 /// Builds every tier's artifacts from loaded data. Returns the artifacts, row counts
 /// and per-stage timings.
+///
+/// The stages, each timed under its name in the manifest: `popularity` (catalogue,
+/// popularity lists and the serving pool), `content`, `als`, `clusters`, `read_next`;
+/// the fill order closes the build.
 pub(crate) fn build(
     data: &TrainingData,
     p: &TrainParams,
@@ -191,17 +195,88 @@ pub(crate) fn build(
         clock: Instant::now(),
         timings: BTreeMap::new(),
     };
-    let n_items = data.items.len();
     let end = x.ts.iter().copied().max().unwrap_or(0);
 
-    // Publication time: `issued`, else the article's first click.
-    let mut first_click = vec![i64::MAX; n_items];
+    let items = catalogue(data);
+    let popularity = Popularity::count(data, &items, end, p);
+    let pool = serving_pool(&items, &popularity, end, p);
+    sw.lap("popularity");
+
+    let content = fit_content(data, &pool, p);
+    let ms = sw.lap("content");
+    info!(vocabulary = content.vocabulary(), ms, "content model built");
+
+    let (cf, cf_users) = fit_cf(data, p);
+    let ms = sw.lap("als");
+    info!(ms, "ALS fitted");
+
+    let (clusters, semi_users) = fit_clusters(data, &items, end, p)?;
+    info!(
+        clusters = clusters.sizes.len(),
+        users = semi_users,
+        "clusters fitted"
+    );
+    sw.lap("clusters");
+
+    let read_next = co_visitation(data, p);
+    sw.lap("read_next");
+
+    let fill = fill_order(&items, &popularity.prior, end);
+
+    let rows = RowCounts {
+        interactions: x.len() as u64,
+        users: data.users.len() as u64,
+        logged_users: cf.users.len() as u64,
+        semi_logged_users: semi_users as u64,
+        items: items.len() as u64,
+        cf_users,
+        cf_items: cf.trained.iter().filter(|t| **t).count() as u64,
+        pool_items: pool.len() as u64,
+        vocabulary: content.vocabulary() as u64,
+        clusters: clusters.sizes.len() as u64,
+        model_bytes: 0,
+    };
+    let Popularity {
+        prior,
+        popular_24h,
+        popular_all,
+        trending,
+        ..
+    } = popularity;
+    let artifacts = Artifacts {
+        format: ModelSet::format(),
+        end_ts: end,
+        items,
+        pool,
+        fill,
+        content,
+        cf,
+        clusters,
+        prior,
+        popular_24h,
+        popular_all,
+        trending,
+        read_next,
+    };
+    Ok((artifacts, rows, sw.timings))
+}
+
+/// Whether `item` was published by `end` (an unknown publication time counts as
+/// published): articles from the future never enter a list.
+fn published_by(item: &Item, end: i64) -> bool {
+    item.published.is_none_or(|t| t <= end)
+}
+
+/// The catalogue: every article with its publication time, `issued` or else its first
+/// click.
+fn catalogue(data: &TrainingData) -> Vec<Item> {
+    let x = &data.interactions;
+    let mut first_click = vec![i64::MAX; data.items.len()];
     for (&i, &t) in x.item.iter().zip(&x.ts) {
         let f = &mut first_click[i as usize];
         *f = (*f).min(t);
     }
-    let items: Vec<Item> = data
-        .items
+    data.items
         .iter()
         .zip(&first_click)
         .map(|(r, &fc)| Item {
@@ -210,51 +285,85 @@ pub(crate) fn build(
             url: r.url.clone(),
             published: r.issued.or((fc != i64::MAX).then_some(fc)),
         })
-        .collect();
+        .collect()
+}
 
-    // Popularity statistics in one pass over event time.
-    let (prior_hl, trend_w) = (hours(p.prior_half_life_hours), hours(p.trending_hours));
-    let mut all = vec![0f64; n_items];
-    let mut last_day = vec![0f64; n_items];
-    let mut decayed = vec![0f64; n_items];
-    let mut recent = vec![0f64; n_items];
-    let mut before = vec![0f64; n_items];
-    for (&i, &t) in x.item.iter().zip(&x.ts) {
-        let (i, age) = (i as usize, end - t);
-        all[i] += 1.0;
-        decayed[i] += decay(age, prior_hl);
-        if age < DAY_MS {
-            last_day[i] += 1.0;
+/// Popularity statistics as of the end of the data, counted in one pass over event
+/// time, and the lists ranked from them.
+struct Popularity {
+    /// Clicks per article decayed by `prior_half_life_hours`.
+    decayed: Vec<f64>,
+    /// `decayed`, zero for articles published after the end of the data.
+    prior_scores: Vec<f64>,
+    /// The anonymous prior: top `list_len` of `prior_scores`.
+    prior: Vec<(u32, f32)>,
+    /// Most clicked in the last day.
+    popular_24h: Vec<(u32, f32)>,
+    /// Most clicked over the whole data.
+    popular_all: Vec<(u32, f32)>,
+    /// Fastest rising in the trend window against the day before it.
+    trending: Vec<(u32, f32)>,
+}
+
+impl Popularity {
+    fn count(data: &TrainingData, items: &[Item], end: i64, p: &TrainParams) -> Self {
+        let x = &data.interactions;
+        let n_items = items.len();
+        let (prior_hl, trend_w) = (hours(p.prior_half_life_hours), hours(p.trending_hours));
+        let mut all = vec![0f64; n_items];
+        let mut last_day = vec![0f64; n_items];
+        let mut decayed = vec![0f64; n_items];
+        let mut recent = vec![0f64; n_items];
+        let mut before = vec![0f64; n_items];
+        for (&i, &t) in x.item.iter().zip(&x.ts) {
+            let (i, age) = (i as usize, end - t);
+            all[i] += 1.0;
+            decayed[i] += decay(age, prior_hl);
+            if age < DAY_MS {
+                last_day[i] += 1.0;
+            }
+            if age < trend_w {
+                recent[i] += 1.0;
+            } else if age < trend_w + DAY_MS {
+                before[i] += 1.0;
+            }
         }
-        if age < trend_w {
-            recent[i] += 1.0;
-        } else if age < trend_w + DAY_MS {
-            before[i] += 1.0;
+        let expected = trend_w as f64 / DAY_MS as f64;
+        let trend: Vec<f64> = recent
+            .iter()
+            .zip(&before)
+            .map(|(&r, &b)| {
+                if r > 0.0 {
+                    (r * ((r + 1.0) / (b * expected + 1.0)).ln()).max(0.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let prior_scores: Vec<f64> = (0..n_items)
+            .map(|i| {
+                if published_by(&items[i], end) {
+                    decayed[i]
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Self {
+            prior: top(&prior_scores, p.list_len),
+            popular_24h: top(&last_day, p.popular_len),
+            popular_all: top(&all, p.popular_len),
+            trending: top(&trend, p.popular_len),
+            decayed,
+            prior_scores,
         }
     }
-    let expected = trend_w as f64 / DAY_MS as f64;
-    let trend: Vec<f64> = recent
-        .iter()
-        .zip(&before)
-        .map(|(&r, &b)| {
-            if r > 0.0 {
-                (r * ((r + 1.0) / (b * expected + 1.0)).ln()).max(0.0)
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let not_future = |i: usize| items[i].published.is_none_or(|t| t <= end);
-    let prior_scores: Vec<f64> = (0..n_items)
-        .map(|i| if not_future(i) { decayed[i] } else { 0.0 })
-        .collect();
-    let prior = top(&prior_scores, p.list_len);
-    let popular_24h = top(&last_day, p.popular_len);
-    let popular_all = top(&all, p.popular_len);
-    let trending = top(&trend, p.popular_len);
+}
 
-    // Serving pool: the most current articles by decayed clicks, plus fresh articles.
-    let mut pool: Vec<u32> = top(&prior_scores, p.pool_size)
+/// The serving pool: the most current articles by decayed clicks, plus fresh articles
+/// without clicks yet (newest first, at most a quarter of `pool_size`).
+fn serving_pool(items: &[Item], pop: &Popularity, end: i64, p: &TrainParams) -> Vec<u32> {
+    let mut pool: Vec<u32> = top(&pop.prior_scores, p.pool_size)
         .into_iter()
         .map(|(i, _)| i)
         .collect();
@@ -267,13 +376,16 @@ pub(crate) fn build(
                 .filter(|&t| t >= fresh_from && t <= end)
                 .map(|t| (i as u32, t))
         })
-        .filter(|(i, _)| decayed[*i as usize] == 0.0)
+        .filter(|(i, _)| pop.decayed[*i as usize] == 0.0)
         .collect();
     fresh.sort_unstable_by_key(|&(_, t)| std::cmp::Reverse(t));
     pool.extend(fresh.into_iter().take(p.pool_size / 4).map(|(i, _)| i));
-    sw.lap("popularity");
+    pool
+}
 
-    // Content.
+/// The content half of the logged tier: TF-IDF over every article, neighbours within
+/// the pool.
+fn fit_content(data: &TrainingData, pool: &[u32], p: &TrainParams) -> ContentModel {
     let texts: Vec<ItemText<'_>> = data
         .items
         .iter()
@@ -283,14 +395,26 @@ pub(crate) fn build(
             caption: &r.caption,
         })
         .collect();
-    let content = {
-        let _s = info_span!("content").entered();
-        ContentModel::build(&texts, &pool, &p.content)
-    };
-    let ms = sw.lap("content");
-    info!(vocabulary = content.vocabulary(), ms, "content model built");
+    let _s = info_span!("content").entered();
+    ContentModel::build(&texts, pool, &p.content)
+}
 
-    // Collaborative filtering on every user's engagement-weighted interactions.
+/// Users of the data that `route_tier` sends to `tier`, by index.
+fn users_of_tier(data: &TrainingData, tier: Tier) -> Vec<u32> {
+    data.users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| route_tier(Some(u.user_type), u.aggregates.interactions) == tier)
+        .map(|(i, _)| i as u32)
+        .collect()
+}
+
+/// Collaborative filtering on every user's engagement-weighted interactions; the
+/// logged users' factors are kept. Returns the part and the number of users with at
+/// least one interaction in the matrix.
+fn fit_cf(data: &TrainingData, p: &TrainParams) -> (CfPart, u64) {
+    let x = &data.interactions;
+    let n_items = data.items.len();
     let triplets: Vec<(u32, u32, f32)> = x
         .user
         .iter()
@@ -314,13 +438,7 @@ pub(crate) fn build(
     for &i in &matrix.indices {
         trained[i as usize] = true;
     }
-    let logged: Vec<u32> = data
-        .users
-        .iter()
-        .enumerate()
-        .filter(|(_, u)| route_tier(Some(u.user_type), u.aggregates.interactions) == Tier::Logged)
-        .map(|(i, _)| i as u32)
-        .collect();
+    let logged = users_of_tier(data, Tier::Logged);
     let f = p.als.factors;
     let mut user_factors = Factors {
         dim: f,
@@ -331,6 +449,9 @@ pub(crate) fn build(
             .data
             .extend_from_slice(fitted.users.row(u as usize));
     }
+    let cf_users = (0..matrix.rows())
+        .filter(|&r| matrix.indptr[r + 1] > matrix.indptr[r])
+        .count() as u64;
     let cf = CfPart {
         alpha: p.als.alpha,
         gramian: fitted.items.gramian(f64::from(p.als.regularization)),
@@ -343,100 +464,77 @@ pub(crate) fn build(
         user_factors,
         fold_in_strength,
     };
-    let ms = sw.lap("als");
-    info!(ms, "ALS fitted");
+    (cf, cf_users)
+}
 
-    // Semi-logged clusters and their lists.
-    let semi: Vec<u32> = data
-        .users
-        .iter()
-        .enumerate()
-        .filter(|(_, u)| {
-            route_tier(Some(u.user_type), u.aggregates.interactions) == Tier::SemiLogged
-        })
-        .map(|(i, _)| i as u32)
-        .collect();
+/// The semi-logged tier: clusters of the semi-logged users' feature vectors and a list
+/// per cluster. Returns the part (empty with too few users) and the number of
+/// semi-logged users.
+fn fit_clusters(
+    data: &TrainingData,
+    items: &[Item],
+    end: i64,
+    p: &TrainParams,
+) -> Result<(ClusterPart, usize), TrainError> {
+    let semi = users_of_tier(data, Tier::SemiLogged);
     let features: Vec<_> = semi
         .iter()
         .map(|&u| data.users[u as usize].aggregates.vector())
         .collect();
-    let clusters = if features.len() >= p.cluster.clusters.max(2) {
-        let clusterer = Clusterer::fit(&features, &p.cluster)?;
-        let k = clusterer.clusters();
-        let mut cluster_of = vec![u32::MAX; data.users.len()];
-        let mut sizes = vec![0u64; k];
-        for (&u, fv) in semi.iter().zip(&features) {
-            let c = clusterer.place(fv);
-            cluster_of[u as usize] = c as u32;
-            sizes[c] += 1;
-        }
-        let hl = hours(p.cluster_half_life_hours);
-        let mut scores = vec![vec![0f64; n_items]; k];
-        for ((&u, &i), &t) in x.user.iter().zip(&x.item).zip(&x.ts) {
-            let c = cluster_of[u as usize];
-            if c != u32::MAX && not_future(i as usize) {
-                scores[c as usize][i as usize] += decay(end - t, hl);
-            }
-        }
-        let lists = scores.par_iter().map(|s| top(s, p.list_len)).collect();
-        ClusterPart {
-            clusterer,
-            lists,
-            sizes,
-        }
-    } else {
-        ClusterPart::default()
+    if features.len() < p.cluster.clusters.max(2) {
+        return Ok((ClusterPart::default(), semi.len()));
+    }
+    let clusterer = Clusterer::fit(&features, &p.cluster)?;
+    let k = clusterer.clusters();
+    let mut cluster_of = vec![u32::MAX; data.users.len()];
+    let mut sizes = vec![0u64; k];
+    for (&u, fv) in semi.iter().zip(&features) {
+        let c = clusterer.place(fv);
+        cluster_of[u as usize] = c as u32;
+        sizes[c] += 1;
+    }
+    let lists = cluster_lists(data, items, &cluster_of, k, end, p);
+    let part = ClusterPart {
+        clusterer,
+        lists,
+        sizes,
     };
-    info!(
-        clusters = clusters.sizes.len(),
-        users = semi.len(),
-        "clusters fitted"
-    );
-    sw.lap("clusters");
+    Ok((part, semi.len()))
+}
 
-    let read_next = co_visitation(data, p);
-    sw.lap("read_next");
+/// Each cluster's list: its members' clicks decayed by `cluster_half_life_hours`,
+/// articles published by `end` only.
+fn cluster_lists(
+    data: &TrainingData,
+    items: &[Item],
+    cluster_of: &[u32],
+    k: usize,
+    end: i64,
+    p: &TrainParams,
+) -> Vec<Vec<(u32, f32)>> {
+    let x = &data.interactions;
+    let hl = hours(p.cluster_half_life_hours);
+    let mut scores = vec![vec![0f64; items.len()]; k];
+    for ((&u, &i), &t) in x.user.iter().zip(&x.item).zip(&x.ts) {
+        let c = cluster_of[u as usize];
+        if c != u32::MAX && published_by(&items[i as usize], end) {
+            scores[c as usize][i as usize] += decay(end - t, hl);
+        }
+    }
+    scores.par_iter().map(|s| top(s, p.list_len)).collect()
+}
 
-    // Fallback order: the prior, then every other article, newest first.
+/// The fallback order: the prior, then every other article published by `end`, newest
+/// first.
+fn fill_order(items: &[Item], prior: &[(u32, f32)], end: i64) -> Vec<u32> {
+    let n_items = items.len();
     let mut in_prior = vec![false; n_items];
     prior.iter().for_each(|&(i, _)| in_prior[i as usize] = true);
     let mut rest: Vec<u32> = (0..n_items as u32)
-        .filter(|&i| !in_prior[i as usize] && not_future(i as usize))
+        .filter(|&i| !in_prior[i as usize] && published_by(&items[i as usize], end))
         .collect();
     rest.sort_by_key(|&i| std::cmp::Reverse(items[i as usize].published.unwrap_or(i64::MIN)));
-    let fill: Vec<u32> = prior.iter().map(|&(i, _)| i).chain(rest).collect();
-
-    let rows = RowCounts {
-        interactions: x.len() as u64,
-        users: data.users.len() as u64,
-        logged_users: logged.len() as u64,
-        semi_logged_users: semi.len() as u64,
-        items: n_items as u64,
-        cf_users: (0..matrix.rows())
-            .filter(|&r| matrix.indptr[r + 1] > matrix.indptr[r])
-            .count() as u64,
-        cf_items: cf.trained.iter().filter(|t| **t).count() as u64,
-        pool_items: pool.len() as u64,
-        vocabulary: content.vocabulary() as u64,
-        clusters: clusters.sizes.len() as u64,
-        model_bytes: 0,
-    };
-    let artifacts = Artifacts {
-        format: ModelSet::format(),
-        end_ts: end,
-        items,
-        pool,
-        fill,
-        content,
-        cf,
-        clusters,
-        prior,
-        popular_24h,
-        popular_all,
-        trending,
-        read_next,
-    };
-    Ok((artifacts, rows, sw.timings))
+    prior.iter().map(|&(i, _)| i).chain(rest).collect()
 }
 
 /// Per-stage wall time for the manifest.
