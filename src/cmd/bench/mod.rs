@@ -1,5 +1,5 @@
 //! `newsrec bench …`: every benchmark, printing the numbers BENCHMARKS.md records; one
-//! module per area (`data`, `stream`, `serve`; `model` with the model commands).
+//! module per area (`data`, `stream`, `model`, `serve`).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 mod data;
+mod model;
 mod serve;
 mod stream;
 
@@ -19,7 +20,7 @@ pub enum BenchCommand {
     /// Replay, consume, raw broker consume and the apply path; Redis memory per user.
     Stream(stream::StreamBenchArgs),
     /// Training and evaluation at a given scale.
-    Model(super::model::BenchArgs),
+    Model(model::ModelBenchArgs),
     /// Load test of the API on loopback at fixed rates and at peak.
     Serve(serve::ServeBenchArgs),
 }
@@ -29,7 +30,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     match c {
         BenchCommand::Data(a) => data::run(a),
         BenchCommand::Stream(a) => stream::run(a),
-        BenchCommand::Model(a) => super::model::bench(a),
+        BenchCommand::Model(a) => model::run(a),
         BenchCommand::Serve(a) => serve::run(a),
     }
 }
