@@ -17,6 +17,8 @@
 //! - `text`: Portuguese tokenizer (accent folding, stop words).
 //! - `content`: TF-IDF vectors, profiles and precomputed content neighbours.
 //! - `als`: sparse matrices, implicit ALS (conjugate gradient), fold-in (Cholesky).
+//! - `factorization`: [`factorization::fit`] and [`factorization::fold_in`] for
+//!   callers that build their own matrices.
 //! - `cluster`: scaler → PCA → KMeans, placement of any user.
 //! - `data`: reading the refined Parquet files into indexed arrays.
 //! - `fit`: [`TrainParams`] and [`train`], which builds every tier in named stages
