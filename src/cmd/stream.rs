@@ -10,10 +10,7 @@ use newsrec_data::events;
 use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::consumer::{self, ConsumerConfig};
 use newsrec_ingest::replay::{self, ReplayConfig, Speed};
-use newsrec_ingest::{
-    ConsumerStats, EventLog, KafkaConfig, KafkaLog, SnapshotSource, serve_consumer_metrics,
-};
-use tokio::sync::watch;
+use newsrec_ingest::{EventLog, KafkaConfig, KafkaLog};
 use tracing::info;
 
 /// `replay` flags.
@@ -170,47 +167,9 @@ pub fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
         }
         cfg.batch_max = a.batch_max;
         cfg.partitions = a.partitions;
-        let stats = Arc::new(ConsumerStats::new());
-        let (stop, stopped) = watch::channel(false);
-        tokio::spawn(async move {
-            super::shutdown_signal().await;
-            info!("shutdown requested; finishing the current batch");
-            let _ = stop.send(true);
-        });
-        let exporter = match a.metrics_addr {
-            Some(addr) => {
-                let source: SnapshotSource = {
-                    let stats = Arc::clone(&stats);
-                    Arc::new(move || stats.snapshot())
-                };
-                let mut until = stopped.clone();
-                let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-                let task = tokio::spawn(async move {
-                    serve_consumer_metrics(
-                        &addr,
-                        source,
-                        move |a| {
-                            let _ = bound_tx.send(a);
-                        },
-                        async move {
-                            let _ = until.wait_for(|s| *s).await;
-                        },
-                    )
-                    .await
-                });
-                if bound_rx.await.is_err() {
-                    // The exporter ended before binding: report why, at start-up.
-                    task.await??;
-                    anyhow::bail!("metrics exporter stopped before listening");
-                }
-                Some(task)
-            }
-            None => None,
-        };
-        let summary = consumer::run(log, store, cfg, stats, stopped).await?;
-        if let Some(task) = exporter {
-            task.await??;
-        }
+        let summary =
+            consumer::run_service(log, store, cfg, a.metrics_addr, super::shutdown_signal())
+                .await?;
         println!(
             "applied {} events ({} duplicates skipped, {} dead letters) in {} batches",
             summary.applied, summary.duplicates, summary.dead_letters, summary.batches

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tracing::info_span;
 
-use crate::data::{TrainingData, ValidationRow, read_training, read_validation};
+use crate::dataset::{TrainingData, ValidationRow, read_training, read_validation};
 use crate::error::TrainError;
 use crate::fit::histories;
 use crate::model_set::ModelSet;

@@ -13,7 +13,7 @@ use tracing::{info, info_span};
 use crate::als::{self, AlsParams, Csr, Factors};
 use crate::cluster::{ClusterParams, Clusterer};
 use crate::content::{ContentModel, ContentParams, ItemText};
-use crate::data::{TrainingData, read_training};
+use crate::dataset::{TrainingData, read_training};
 use crate::error::TrainError;
 use crate::fingerprint::fingerprint_paths;
 use crate::model_set::{Artifacts, CfPart, ClusterPart, Item, ItemLists, ModelSet};

@@ -20,7 +20,7 @@
 //! - `factorization`: [`factorization::fit`] and [`factorization::fold_in`] for
 //!   callers that build their own matrices.
 //! - `cluster`: scaler → PCA → KMeans, placement of any user.
-//! - `data`: reading the refined Parquet files into indexed arrays.
+//! - `dataset`: reading the refined Parquet files into indexed arrays.
 //! - `fit`: [`TrainParams`] and [`train`], which builds every tier in named stages
 //!   (popularity, serving pool, content, CF, clusters, read-next, fill order) and
 //!   publishes a version.
@@ -40,7 +40,7 @@
 mod als;
 mod cluster;
 mod content;
-mod data;
+mod dataset;
 mod error;
 mod evaluate;
 mod fingerprint;
@@ -55,7 +55,7 @@ mod text;
 pub use als::{AlsModel, AlsParams, Csr, Factors};
 pub use cluster::{ClusterParams, Clusterer};
 pub use content::{ContentModel, ContentParams, ItemText, Profile};
-pub use data::{
+pub use dataset::{
     Interactions, ItemRecord, TrainingData, UserRecord, ValidationRow, read_training,
     read_validation,
 };

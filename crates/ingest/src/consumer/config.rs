@@ -81,6 +81,9 @@ pub enum ConsumeError {
         /// The first offset the log still holds.
         earliest: i64,
     },
+    /// The metrics exporter could not listen, or failed while serving.
+    #[error("consumer metrics exporter: {0}")]
+    Exporter(std::io::Error),
 }
 
 impl Retryable for ConsumeError {
@@ -88,7 +91,7 @@ impl Retryable for ConsumeError {
         match self {
             ConsumeError::Log(e) => e.is_retryable(),
             ConsumeError::Store(e) => e.is_retryable(),
-            ConsumeError::CannotRebuild { .. } => false,
+            ConsumeError::CannotRebuild { .. } | ConsumeError::Exporter(_) => false,
         }
     }
 }

@@ -12,7 +12,9 @@
 //! nothing applied.
 //!
 //! `config`: [`ConsumerConfig`], [`ConsumeError`] and [`ConsumeSummary`]; `catch_up`:
-//! [`caught_up`], how a caller waits for the store to hold a log's end.
+//! [`caught_up`], how a caller waits for the store to hold a log's end; `service`:
+//! [`run_service`], the loop with its metrics exporter and shutdown, as `newsrec
+//! consume` runs it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,9 +30,11 @@ use crate::stats::{ConsumerStats, RetryTarget};
 
 mod catch_up;
 mod config;
+mod service;
 
 pub use catch_up::{CatchUpError, caught_up};
 pub use config::{ConsumeError, ConsumeSummary, ConsumerConfig, DEFAULT_BATCH_MAX};
+pub use service::run_service;
 
 /// Builds the positioner that starts partitions at the store's offsets.
 pub fn store_positioner(store: Arc<dyn FeatureStore>) -> Positioner {
