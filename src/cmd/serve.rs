@@ -81,6 +81,8 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
     let kafka_options = a.kafka_options;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
+        // First, so a stop request during start-up is a graceful one.
+        let stop = shutdown_signal();
         let sink: Option<Arc<dyn EventSink>> = if cfg.brokers.trim().is_empty() {
             None
         } else {
@@ -98,7 +100,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let app = Application::build(cfg, sink).await?;
         // Scripts and tests read the resolved address from this line.
         println!("listening on http://{}", app.local_addr());
-        app.run_until_stopped(shutdown_signal()).await?;
+        app.run_until_stopped(stop).await?;
         Ok(())
     })
 }

@@ -152,6 +152,8 @@ pub fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
     store_cfg.validate()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        // First, so a stop request during start-up is a graceful one.
+        let stop = super::shutdown_signal();
         let log: Arc<dyn EventLog> = Arc::new(KafkaLog::new(
             KafkaConfig::new(&a.brokers).with_options(&a.kafka_options)?,
         )?);
@@ -167,9 +169,7 @@ pub fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
         }
         cfg.batch_max = a.batch_max;
         cfg.partitions = a.partitions;
-        let summary =
-            consumer::run_service(log, store, cfg, a.metrics_addr, super::shutdown_signal())
-                .await?;
+        let summary = consumer::run_service(log, store, cfg, a.metrics_addr, stop).await?;
         println!(
             "applied {} events ({} duplicates skipped, {} dead letters) in {} batches",
             summary.applied, summary.duplicates, summary.dead_letters, summary.batches

@@ -230,14 +230,25 @@ async fn killed_consumer_resumes_exactly_once() -> anyhow::Result<()> {
     }
     eprintln!("offsets applied after each of {kills} kills: {progress:?} of {total}");
 
-    // A last run to the end, stopped gracefully.
+    // A last run to the end, stopped gracefully once it is up (the kills may already
+    // have reached the end, so the store alone does not say it started).
+    let addr = format!("127.0.0.1:{}", crate::support::free_port()?);
     let mut child = spawn_consumer(
         &topic,
         &format!("test-crash-{tag}-last"),
         &prefix,
-        &["--batch-max", "400"],
+        &["--batch-max", "400", "--metrics-addr", &addr],
     );
     wait_for(store.as_ref(), &ends, total, &mut child).await?;
+    let up = Instant::now() + Duration::from_secs(60);
+    while counter(&addr, "newsrec_consumer_batches_total")
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(Instant::now() < up, "consumer metrics never answered");
+        anyhow::ensure!(child.try_wait()?.is_none(), "consumer exited early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stop(child).await?;
 
     let crashed = store.dump().await?;
