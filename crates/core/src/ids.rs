@@ -35,7 +35,7 @@ pub enum IdError {
 /// portals with their own schemes get some room, Redis keys stay short.
 pub const MAX_ID_LEN: usize = 128;
 
-/// What [`validate`] accepts, as the regular expression the OpenAPI document publishes
+/// What `validate` accepts, as the regular expression the OpenAPI document publishes
 /// (its length bound is `minLength`/`maxLength` beside it).
 pub const ID_PATTERN: &str = "^[A-Za-z0-9._:-]+$";
 

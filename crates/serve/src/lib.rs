@@ -27,7 +27,7 @@
 //! - `openapi`: the OpenAPI document, derived from the handlers' types (utoipa), and
 //!   Swagger UI at `/docs` from assets compiled into the binary.
 //! - `loadgen`: [`load`], the loopback load generator.
-//! - `bench`: [`bench`], `newsrec bench serve`: live state in Redis, the API and the
+//! - `bench`: [`bench()`], `newsrec bench serve`: live state in Redis, the API and the
 //!   load generator in one process.
 
 mod app;

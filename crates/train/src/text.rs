@@ -72,7 +72,7 @@ pub fn for_each_token(text: &str, mut emit: impl FnMut(&str)) {
     flush(&mut buf);
 }
 
-/// The content tokens of `text` (see [`for_each_token`]).
+/// The content tokens of `text` (see `for_each_token`).
 pub fn tokenize(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for_each_token(text, |t| out.push(t.to_owned()));

@@ -2,7 +2,7 @@
 //! [`newsrec_core::refined`], plus `summary.json` and the data report.
 //!
 //! Every raw part is parsed with polars; malformed rows are tagged with a
-//! [`RowReason`](crate::RowReason), counted and left out (never fatal, never silent);
+//! [`RowReason`], counted and left out (never fatal, never silent);
 //! engagement values above [`EngagementCaps`] are clamped to them (the interaction is
 //! kept: a read is a read); every interaction gets its
 //! [`Engagement::score`](newsrec_core::Engagement::score), and every user their
