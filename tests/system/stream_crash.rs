@@ -45,31 +45,39 @@ impl Rng {
 /// member that died without leaving in its group indefinitely, so a restart in the same
 /// group would never be assigned partitions. Offsets come from Redis, not from the group,
 /// so the group id does not change what a restart resumes from.
-/// A consumer process, killed and reaped when dropped so that no early return of the
-/// test leaves it running.
-struct ConsumerProcess(Child);
+/// A consumer process with its metrics endpoint, killed and reaped when dropped so that
+/// no early return of the test leaves it running.
+struct ConsumerProcess {
+    child: Child,
+    /// Where its Prometheus metrics answer once it is up.
+    metrics: String,
+}
 
 impl std::ops::Deref for ConsumerProcess {
     type Target = Child;
     fn deref(&self) -> &Child {
-        &self.0
+        &self.child
     }
 }
 
 impl std::ops::DerefMut for ConsumerProcess {
     fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
+        &mut self.child
     }
 }
 
 impl Drop for ConsumerProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 fn spawn_consumer(topic: &str, group: &str, prefix: &str, extra: &[&str]) -> ConsumerProcess {
+    let metrics = format!(
+        "127.0.0.1:{}",
+        crate::support::free_port().expect("a free port")
+    );
     let child = Command::new(BIN)
         .args([
             "consume",
@@ -83,6 +91,8 @@ fn spawn_consumer(topic: &str, group: &str, prefix: &str, extra: &[&str]) -> Con
             &redis_url(),
             "--prefix",
             prefix,
+            "--metrics-addr",
+            &metrics,
         ])
         .args(extra)
         .env("RUST_LOG", "warn")
@@ -90,7 +100,7 @@ fn spawn_consumer(topic: &str, group: &str, prefix: &str, extra: &[&str]) -> Con
         .stderr(Stdio::inherit())
         .spawn()
         .expect("newsrec binary runs");
-    ConsumerProcess(child)
+    ConsumerProcess { child, metrics }
 }
 
 async fn offsets(store: &dyn FeatureStore, ends: &[(i32, i64)]) -> i64 {
@@ -120,8 +130,18 @@ async fn wait_for(
     Ok(())
 }
 
-/// Stops `child` with SIGTERM and checks it exits 0.
+/// Stops `child` with SIGTERM once it is up (its metrics answer: a consumer that has not
+/// started yet cannot stop gracefully) and checks it exits 0.
 async fn stop(mut child: ConsumerProcess) -> anyhow::Result<()> {
+    let up = Instant::now() + Duration::from_secs(60);
+    while counter(&child.metrics, "newsrec_consumer_batches_total")
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(Instant::now() < up, "consumer metrics never answered");
+        anyhow::ensure!(child.try_wait()?.is_none(), "consumer exited early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()?;
@@ -230,25 +250,14 @@ async fn killed_consumer_resumes_exactly_once() -> anyhow::Result<()> {
     }
     eprintln!("offsets applied after each of {kills} kills: {progress:?} of {total}");
 
-    // A last run to the end, stopped gracefully once it is up (the kills may already
-    // have reached the end, so the store alone does not say it started).
-    let addr = format!("127.0.0.1:{}", crate::support::free_port()?);
+    // A last run to the end, stopped gracefully.
     let mut child = spawn_consumer(
         &topic,
         &format!("test-crash-{tag}-last"),
         &prefix,
-        &["--batch-max", "400", "--metrics-addr", &addr],
+        &["--batch-max", "400"],
     );
     wait_for(store.as_ref(), &ends, total, &mut child).await?;
-    let up = Instant::now() + Duration::from_secs(60);
-    while counter(&addr, "newsrec_consumer_batches_total")
-        .await
-        .is_err()
-    {
-        anyhow::ensure!(Instant::now() < up, "consumer metrics never answered");
-        anyhow::ensure!(child.try_wait()?.is_none(), "consumer exited early");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     stop(child).await?;
 
     let crashed = store.dump().await?;
@@ -292,16 +301,8 @@ async fn emptied_store_is_rebuilt() -> anyhow::Result<()> {
     let ends = topic_with(&log, &topic, first).await?;
     let store = store(&prefix).await?;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = spawn_consumer(
-        &topic,
-        &format!("test-emptied-{tag}"),
-        &prefix,
-        &["--metrics-addr", &addr],
-    );
+    let mut child = spawn_consumer(&topic, &format!("test-emptied-{tag}"), &prefix, &[]);
+    let addr = child.metrics.clone();
     let total: i64 = ends.iter().map(|e| e.1).sum();
     wait_for(store.as_ref(), &ends, total, &mut child).await?;
     assert_eq!(
