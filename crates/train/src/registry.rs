@@ -127,6 +127,19 @@ pub struct EvaluationRecord {
     pub report: EvaluationReport,
 }
 
+/// Appends `value` as one JSON line to `path` (created when missing): the history files
+/// (`evaluations.jsonl`, the pipeline's runs).
+pub(crate) fn append_json_line(path: &Path, value: &impl Serialize) -> Result<(), TrainError> {
+    let line =
+        serde_json::to_string(value).map_err(|e| TrainError::artifact(path, e.to_string()))?;
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| TrainError::io(path, e))?;
+    writeln!(f, "{line}").map_err(|e| TrainError::io(path, e))
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut f = fs::File::create(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
@@ -257,15 +270,7 @@ impl Registry {
     /// Appends an evaluation to the history and stores its metrics in the version's
     /// manifest.
     pub fn record_evaluation(&self, record: &EvaluationRecord) -> Result<(), TrainError> {
-        let path = self.root.join(EVALUATIONS_FILE);
-        let line = serde_json::to_string(record)
-            .map_err(|e| TrainError::artifact(&path, e.to_string()))?;
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| TrainError::io(&path, e))?;
-        writeln!(f, "{line}").map_err(|e| TrainError::io(&path, e))?;
+        append_json_line(&self.root.join(EVALUATIONS_FILE), record)?;
         let mpath = self.version_dir(&record.version).join(MANIFEST_FILE);
         let mut m = Manifest::read(&mpath)?;
         m.metrics = Some(record.report);

@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -306,15 +305,7 @@ impl Pipeline {
             ms: started.elapsed().as_millis() as u64,
             steps: outcomes,
         };
-        let path = self.dir.join(RUNS_FILE);
-        let line = serde_json::to_string(&report)
-            .map_err(|e| TrainError::artifact(&path, e.to_string()))?;
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| TrainError::io(&path, e))?;
-        writeln!(f, "{line}").map_err(|e| TrainError::io(&path, e))?;
+        crate::registry::append_json_line(&self.dir.join(RUNS_FILE), &report)?;
         Ok(report)
     }
 
