@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use newsrec_core::{ClickEvent, Retryable};
-use newsrec_ingest::{EventLog, Record};
+use newsrec_ingest::EventLog;
 use newsrec_serve::{EventSink, PublishFuture, SinkError};
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not
@@ -69,7 +69,7 @@ pub struct LogSink {
     topic: String,
     /// `kafka` or `event log`, for `/health/ready`.
     kind: &'static str,
-    /// Where and how, secrets masked, for the start-up line.
+    /// How it connects, secrets masked, for the start-up line (may be empty).
     settings: String,
 }
 
@@ -94,8 +94,8 @@ impl EventSink for LogSink {
     fn publish(&self, event: ClickEvent) -> PublishFuture<'_> {
         Box::pin(async move {
             let record = newsrec_ingest::replay::event_record(&event);
-            let sent: Vec<Record> = vec![record];
-            match tokio::time::timeout(PUBLISH_TIMEOUT, self.log.produce(&self.topic, sent)).await {
+            let produce = self.log.produce(&self.topic, vec![record]);
+            match tokio::time::timeout(PUBLISH_TIMEOUT, produce).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) if e.is_retryable() => Err(SinkError::Unavailable(e.to_string())),
                 Ok(Err(e)) => Err(SinkError::Refused(e.to_string())),
@@ -111,6 +111,10 @@ impl EventSink for LogSink {
     }
 
     fn settings(&self) -> String {
-        format!("{}:{} {}", self.kind, self.topic, self.settings)
+        if self.settings.is_empty() {
+            self.describe()
+        } else {
+            format!("{} {}", self.describe(), self.settings)
+        }
     }
 }

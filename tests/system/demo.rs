@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
-use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,7 @@ use anyhow::{Context, bail, ensure};
 use serde_json::Value;
 use tokio::process::Command;
 
-use crate::support::{BIN, tail};
+use crate::support::{BIN, free_port, tail};
 
 /// Generous for a debug build on two cores; the release binary is ready far sooner.
 const READY_WITHIN: Duration = Duration::from_secs(600);
@@ -53,7 +52,7 @@ fn check_recommendations(v: &Value, k: usize) -> anyhow::Result<()> {
 async fn demo_serves_recommendations() -> anyhow::Result<()> {
     let _machine = crate::support::whole_stack().await;
     let dir = tempfile::tempdir()?;
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let log = dir.path().join("demo.log");
     let out = File::create(&log)?;

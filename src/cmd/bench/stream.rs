@@ -199,7 +199,7 @@ async fn bench_async(a: StreamBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `events` on an in-process topic of `a.partitions` partitions.
+/// `events` on a new in-process topic of `partitions` partitions.
 async fn memory_topic(
     topic: &str,
     partitions: i32,
