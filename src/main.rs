@@ -4,6 +4,9 @@
 //! and calls the library; no logic lives here.
 
 mod cmd;
+mod settings;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -18,6 +21,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "newsrec", version, about, propagate_version = true)]
 struct Cli {
+    /// Settings file (TOML, the tables of `newsrec config show`); `NEWSREC_*`
+    /// variables and flags override it.
+    #[arg(long, global = true, env = "NEWSREC_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +52,9 @@ enum Command {
     /// Benchmarks whose numbers go into BENCHMARKS.md.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// The settings every command reads.
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,15 +65,17 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let settings = settings::Settings::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Data(c) => cmd::data::run(c),
-        Command::Replay(a) => cmd::stream::replay(a),
-        Command::Consume(a) => cmd::stream::consume(a),
-        Command::Train(a) => cmd::model::train(a),
-        Command::Evaluate(a) => cmd::model::evaluate(a),
-        Command::Pipeline(a) => cmd::model::pipeline(a),
-        Command::Serve(a) => cmd::serve::run(a),
-        Command::Demo(a) => cmd::demo::run(a),
-        Command::Bench(c) => cmd::bench::run(c),
+        Command::Data(c) => cmd::data::run(c, settings),
+        Command::Replay(a) => cmd::stream::replay(a, settings),
+        Command::Consume(a) => cmd::stream::consume(a, settings),
+        Command::Train(a) => cmd::model::train(a, settings),
+        Command::Evaluate(a) => cmd::model::evaluate(a, settings),
+        Command::Pipeline(a) => cmd::model::pipeline(a, settings),
+        Command::Serve(a) => cmd::serve::run(a, settings),
+        Command::Demo(a) => cmd::demo::run(a, settings),
+        Command::Bench(c) => cmd::bench::run(c, settings),
+        Command::Config(c) => cmd::config::run(c, settings),
     }
 }

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use newsrec_core::Paths;
 use newsrec_data::download::{self, DownloadConfig, DownloadOutcome};
 use newsrec_data::refine::{self, ProcessConfig};
 use newsrec_data::synth::{self, SynthConfig};
+
+use crate::settings::Settings;
 
 /// Data commands.
 #[derive(Subcommand)]
@@ -27,9 +30,9 @@ pub struct DownloadArgs {
     /// Zip URL.
     #[arg(long, default_value = download::DEFAULT_URL)]
     url: String,
-    /// Raw data directory to install into.
-    #[arg(long, default_value = "data/raw")]
-    out: PathBuf,
+    /// Raw data directory to install into (`[paths] raw`).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Seconds to wait for the connection.
     #[arg(long, default_value_t = 30)]
     connect_timeout_secs: u64,
@@ -41,9 +44,9 @@ pub struct DownloadArgs {
 /// `newsrec data synth` flags.
 #[derive(Args)]
 pub struct SynthArgs {
-    /// Raw output directory.
-    #[arg(long, default_value = "data/raw")]
-    out: PathBuf,
+    /// Raw output directory (`[paths] raw`).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Training users.
     #[arg(long, default_value_t = 578_000)]
     users: usize,
@@ -61,53 +64,55 @@ pub struct SynthArgs {
 /// `newsrec data process` flags.
 #[derive(Args)]
 pub struct ProcessArgs {
-    /// Raw G1 directory.
-    #[arg(long, default_value = "data/raw")]
-    raw: PathBuf,
-    /// Output directory for Parquet, summary.json and report.md.
-    #[arg(long, default_value = "data/refined")]
-    out: PathBuf,
+    /// Raw G1 directory (`[paths] raw`).
+    #[arg(long)]
+    raw: Option<PathBuf>,
+    /// Output directory for Parquet, summary.json and report.md (`[paths] data`).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Runs a data command.
-pub fn run(c: DataCommand) -> anyhow::Result<()> {
+pub fn run(c: DataCommand, s: Settings) -> anyhow::Result<()> {
     let progress = std::io::stderr().is_terminal();
+    let Paths { raw, data, .. } = s.paths;
     match c {
-        DataCommand::Download(a) => {
+        DataCommand::Download(mut a) => {
+            let out = a.out.take().unwrap_or(raw);
             let config = DownloadConfig {
                 connect_timeout: Duration::from_secs(a.connect_timeout_secs),
                 read_timeout: Duration::from_secs(a.read_timeout_secs),
                 progress,
-                ..DownloadConfig::new(a.url, a.out.clone())
+                ..DownloadConfig::new(a.url, out.clone())
             };
             match download::download(&config)
-                .with_context(|| format!("downloading G1 into {}", a.out.display()))?
+                .with_context(|| format!("downloading G1 into {}", out.display()))?
             {
                 DownloadOutcome::AlreadyComplete => {
                     println!(
                         "{} already holds the complete G1 data; nothing to do",
-                        a.out.display()
+                        out.display()
                     )
                 }
                 DownloadOutcome::Installed { zip_bytes, files } => println!(
                     "installed {files} files from a {:.1} MB zip into {}",
                     zip_bytes as f64 / 1e6,
-                    a.out.display()
+                    out.display()
                 ),
             }
         }
         DataCommand::Synth(a) => {
+            let out = a.out.unwrap_or(raw);
             let config = SynthConfig {
-                out: a.out.clone(),
+                out: out.clone(),
                 users: a.users,
                 items: a.items,
                 seed: a.seed,
                 zip: a.zip,
                 progress,
             };
-            let s = synth::generate(&config).with_context(|| {
-                format!("generating synthetic G1 data into {}", a.out.display())
-            })?;
+            let s = synth::generate(&config)
+                .with_context(|| format!("generating synthetic G1 data into {}", out.display()))?;
             println!(
                 "{} users ({} logged), {} interactions, {} items ({} unlisted), {} validation interactions of {} users -> {}",
                 s.users,
@@ -117,16 +122,17 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
                 s.unlisted_items,
                 s.validation_interactions,
                 s.validation_users,
-                a.out.display()
+                out.display()
             );
         }
         DataCommand::Process(a) => {
+            let (raw, out) = (a.raw.unwrap_or(raw), a.out.unwrap_or(data));
             let config = ProcessConfig {
                 progress,
-                ..ProcessConfig::new(a.raw.clone(), a.out.clone())
+                ..ProcessConfig::new(raw.clone(), out.clone())
             };
             let s = refine::process(&config)
-                .with_context(|| format!("processing {}", a.raw.display()))?;
+                .with_context(|| format!("processing {}", raw.display()))?;
             println!(
                 "{} interactions in: {} refined ({} with values capped), {} malformed; {} users, {} items, {} validation interactions -> {}",
                 s.interactions_in,
@@ -136,7 +142,7 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
                 s.users_out,
                 s.items_out,
                 s.validation_out,
-                a.out.display()
+                out.display()
             );
         }
     }

@@ -2,34 +2,38 @@
 //!
 //! Without `--brokers`/`--redis` the in-process event log and the in-memory feature
 //! store stand in for Kafka and Redis (they implement the same traits); with them, the
-//! real services are used and the demo is a one-command tour of a real deployment.
+//! real services are used and the demo is a one-command tour of a real deployment. Only
+//! these flags choose the services (a `NEWSREC_REDIS_URL` meant for other commands does
+//! not turn the demo's store into Redis); everything else comes from the settings tree.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use newsrec_core::{Tier, UserId, route_tier};
+use newsrec_core::{Paths, Tier, UserId, route_tier};
 use newsrec_data::events;
 use newsrec_data::refine::{self, ProcessConfig};
 use newsrec_data::synth::{self, SynthConfig};
-use newsrec_features::{FeatureStore, MemoryStore, RedisStore, RedisTarget, StoreConfig};
+use newsrec_features::{FeatureStore, MemoryStore, RedisTarget};
 use newsrec_ingest::consumer::{self, ConsumerConfig};
-use newsrec_ingest::replay::{self, ReplayConfig};
-use newsrec_ingest::{ConsumerStats, EventLog, KafkaConfig, KafkaLog, MemoryLog};
-use newsrec_serve::{Application, EventSink, ServeConfig};
-use newsrec_train::TrainParams;
+use newsrec_ingest::replay;
+use newsrec_ingest::{ConsumerStats, EventLog, KafkaLog, MemoryLog};
+use newsrec_serve::{Application, EventSink};
 use tokio::sync::watch;
 
+use super::flags::set;
 use super::{LogSink, shutdown_signal};
+use crate::settings::Settings;
 
 /// `demo` flags.
 #[derive(Args)]
 pub struct DemoArgs {
     /// Address the API listens on.
     #[arg(long, default_value = "127.0.0.1:8000")]
-    addr: String,
+    addr: SocketAddr,
     /// Working directory for the raw data, refined data and models.
     #[arg(long, default_value = ".newsrec/demo")]
     dir: PathBuf,
@@ -48,16 +52,19 @@ pub struct DemoArgs {
     /// Redis URL; without, an in-memory feature store is used.
     #[arg(long)]
     redis: Option<String>,
-    /// Click topic.
-    #[arg(long, default_value = "clicks")]
-    topic: String,
-    /// Redis key prefix (with `--redis`).
+    /// Click topic (`[kafka] topic`).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Redis key prefix (with `--redis`), apart from the settings' so the demo never
+    /// writes over a deployment's keys.
     #[arg(long, default_value = "newsrec:demo:")]
     prefix: String,
 }
 
 /// Runs the demo until SIGTERM or Ctrl-C.
-pub fn run(a: DemoArgs) -> anyhow::Result<()> {
+pub fn run(a: DemoArgs, mut s: Settings) -> anyhow::Result<()> {
+    set(&mut s.kafka.topic, a.topic.clone());
+    s.kafka.validate()?;
     let started = Instant::now();
     let raw = a.dir.join("raw");
     let refined = a.dir.join("refined");
@@ -88,12 +95,17 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         Ok(format!("{} interactions kept", s.interactions_out))
     })?;
     step("training the tier models", || {
-        let m = newsrec_train::train(&refined, &models, &TrainParams::default())?;
+        let m = newsrec_train::train(&refined, &models, &s.train)?;
         Ok(format!("model {}", m.version))
     })?;
 
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(serve_live(a, refined, models, started))
+    s.paths = Paths {
+        raw,
+        data: refined,
+        models,
+    };
+    rt.block_on(serve_live(a, s, started))
 }
 
 /// Runs one batch step with a heading and its duration.
@@ -105,40 +117,39 @@ fn step(what: &str, f: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Resul
     Ok(())
 }
 
-async fn serve_live(
-    a: DemoArgs,
-    refined: PathBuf,
-    models: PathBuf,
-    started: Instant,
-) -> anyhow::Result<()> {
+async fn serve_live(a: DemoArgs, mut s: Settings, started: Instant) -> anyhow::Result<()> {
+    let refined = s.paths.data.clone();
+    let topic = s.kafka.topic.clone();
     let log: Arc<dyn EventLog> = match &a.brokers {
-        Some(b) => Arc::new(KafkaLog::new(KafkaConfig::new(b))?),
+        Some(b) => {
+            s.kafka.brokers = Some(b.clone());
+            Arc::new(KafkaLog::new(s.kafka.required()?)?)
+        }
         None => Arc::new(MemoryLog::new()),
     };
-    let store_cfg = StoreConfig::with_prefix(&a.prefix);
+    s.store.prefix.clone_from(&a.prefix);
     let store: Arc<dyn FeatureStore> = match &a.redis {
-        Some(url) => Arc::new(
-            RedisStore::connect(&RedisTarget::parse(url, false), store_cfg.clone())
-                .await
-                .context("connecting to Redis")?,
-        ),
-        None => Arc::new(MemoryStore::new(store_cfg.clone())?),
+        Some(url) => {
+            s.store.redis = RedisTarget::parse(url, false);
+            super::stream::connect_store(s.store.clone()).await?
+        }
+        None => Arc::new(MemoryStore::new(s.store.clone())?),
     };
     store.set_issued(&events::load_issued(&refined)?).await?;
 
     eprintln!("==> replaying the training clicks through the consumer");
     let t = Instant::now();
     let (clicks, _) = events::load_events(&refined, None)?;
-    let summary = replay::replay(log.as_ref(), &clicks, &ReplayConfig::new(&a.topic)).await?;
+    let summary = replay::replay(log.as_ref(), &clicks, &s.replay.replay_config(&s.kafka)).await?;
     let (stop, stopped) = watch::channel(false);
     let consumer = tokio::spawn(consumer::run(
         Arc::clone(&log),
         Arc::clone(&store),
-        ConsumerConfig::new(&a.topic, "newsrec-demo"),
+        ConsumerConfig::new(&topic, "newsrec-demo"),
         Arc::new(ConsumerStats::new()),
         stopped,
     ));
-    let ends = log.end_offsets(&a.topic).await?;
+    let ends = log.end_offsets(&topic).await?;
     newsrec_ingest::consumer::caught_up(store.as_ref(), &ends, Duration::from_secs(600)).await?;
     eprintln!(
         "    {} events applied ({:.1} s)",
@@ -146,16 +157,11 @@ async fn serve_live(
         t.elapsed().as_secs_f64()
     );
 
-    let mut cfg = ServeConfig {
-        models_dir: models,
-        addr: a.addr.clone(),
-        topic: a.topic.clone(),
-        ..ServeConfig::default()
-    };
-    cfg.store = store_cfg;
+    s.serve.addr = a.addr;
+    let cfg = s.serve_config();
     let sink: Arc<dyn EventSink> = Arc::new(LogSink::new(
         Arc::clone(&log),
-        a.topic.clone(),
+        topic.clone(),
         "event log",
         String::new(),
     ));

@@ -2,8 +2,10 @@
 //! signal and the one sink `POST /events` publishes through.
 
 pub mod bench;
+pub mod config;
 pub mod data;
 pub mod demo;
+mod flags;
 pub mod model;
 pub mod serve;
 pub mod stream;
@@ -91,6 +93,10 @@ impl LogSink {
 }
 
 impl EventSink for LogSink {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
     fn publish(&self, event: ClickEvent) -> PublishFuture<'_> {
         Box::pin(async move {
             let record = newsrec_ingest::replay::event_record(&event);

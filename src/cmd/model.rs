@@ -6,46 +6,42 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use newsrec_core::load_config;
 use newsrec_data::refine::{self, ProcessConfig};
 use newsrec_train::{
-    EvaluationReport, Evaluator, MixWeights, PipelineConfig, Registry, Schedule, StepError,
-    TrainParams, parse_interval,
+    EvaluationReport, Evaluator, PipelineConfig, Registry, Schedule, StepError, parse_interval,
 };
 
-/// `newsrec train` flags.
+use super::flags::set;
+use crate::settings::Settings;
+
+/// `newsrec train` flags. Training parameters are the `[train]` table of the settings
+/// (`--config`, or variables such as `NEWSREC_TRAIN__ALS__FACTORS=64`).
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Refined data directory (output of `newsrec data process`).
-    #[arg(long, default_value = "data/refined")]
-    data: PathBuf,
-    /// Models directory (versions + `current`).
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
-    /// TOML file with training parameters (defaults, then this file, then
-    /// `NEWSREC_*` variables, e.g. `NEWSREC_ALS__FACTORS=64`).
+    /// Refined data directory, output of `newsrec data process` (`[paths] data`).
     #[arg(long)]
-    config: Option<PathBuf>,
+    data: Option<PathBuf>,
+    /// Models directory, versions + `current` (`[paths] models`).
+    #[arg(long)]
+    models: Option<PathBuf>,
 }
 
-/// `newsrec evaluate` flags.
+/// `newsrec evaluate` flags. The mixing weights are the API's (`[serve.mix]`), so the
+/// evaluation scores what it serves.
 #[derive(Args)]
 pub struct EvaluateArgs {
-    /// Refined data directory (training and validation files).
-    #[arg(long, default_value = "data/refined")]
-    data: PathBuf,
-    /// Models directory; the `current` version is evaluated.
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
-    /// Cut-off of every ranking metric.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
+    /// Refined data directory, training and validation files (`[paths] data`).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Models directory; the `current` version is evaluated (`[paths] models`).
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Cut-off of every ranking metric (`[evaluate] k`).
+    #[arg(long)]
+    k: Option<usize>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
-    /// TOML file with mixing weights (the API's `[mix]` values, to evaluate what it serves).
-    #[arg(long)]
-    mix: Option<PathBuf>,
     /// Also compare the logged hybrid with its CF-only and content-only halves
     /// (table output only; not recorded in the history).
     #[arg(long)]
@@ -55,38 +51,33 @@ pub struct EvaluateArgs {
 /// `newsrec pipeline` flags.
 #[derive(Args)]
 pub struct PipelineArgs {
-    /// Raw G1 directory.
-    #[arg(long, default_value = "data/raw")]
-    raw: PathBuf,
-    /// Refined data directory.
-    #[arg(long, default_value = "data/refined")]
-    data: PathBuf,
-    /// Models directory (also holds the pipeline's state and run log).
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
+    /// Raw G1 directory (`[paths] raw`).
+    #[arg(long)]
+    raw: Option<PathBuf>,
+    /// Refined data directory (`[paths] data`).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Models directory, also holding the pipeline's state and run log (`[paths] models`).
+    #[arg(long)]
+    models: Option<PathBuf>,
     /// Run again every DURATION (e.g. `30m`, `6h`, `1d`); once when absent.
     #[arg(long)]
     every: Option<String>,
     /// Stop after this many scheduled runs (with `--every`).
     #[arg(long)]
     runs: Option<usize>,
-    /// Evaluation cut-off.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
-    /// TOML file with training parameters.
+    /// Evaluation cut-off (`[evaluate] k`).
     #[arg(long)]
-    config: Option<PathBuf>,
-}
-
-fn train_params(config: Option<&Path>) -> anyhow::Result<TrainParams> {
-    Ok(load_config::<TrainParams>(config)?)
+    k: Option<usize>,
 }
 
 /// Runs `train`.
-pub fn train(a: TrainArgs) -> anyhow::Result<()> {
-    let params = train_params(a.config.as_deref())?;
-    let m = newsrec_train::train(&a.data, &a.models, &params)
-        .with_context(|| format!("training on {}", a.data.display()))?;
+pub fn train(a: TrainArgs, mut s: Settings) -> anyhow::Result<()> {
+    set(&mut s.paths.data, a.data);
+    set(&mut s.paths.models, a.models);
+    let (data, models) = (&s.paths.data, &s.paths.models);
+    let m = newsrec_train::train(data, models, &s.train)
+        .with_context(|| format!("training on {}", data.display()))?;
     println!(
         "model {} trained on {} interactions ({} .. {}): {} logged users, {} semi-logged users in {} clusters, {} articles ({} with factors, pool {}), {:.1} MB, {:.1} s -> {}",
         m.version,
@@ -101,37 +92,36 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         m.rows.pool_items,
         m.rows.model_bytes as f64 / 1e6,
         m.timings_ms.get("total").copied().unwrap_or(0) as f64 / 1000.0,
-        a.models.join(&m.version).display()
+        models.join(&m.version).display()
     );
     Ok(())
 }
 
-fn mix_weights(path: Option<&Path>) -> anyhow::Result<MixWeights> {
-    Ok(load_config::<MixWeights>(path)?)
-}
-
 /// Runs `evaluate`.
-pub fn evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(a.k > 0, "--k must be at least 1");
-    let w = mix_weights(a.mix.as_deref())?;
+pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
+    set(&mut s.paths.data, a.data);
+    set(&mut s.paths.models, a.models);
+    set(&mut s.evaluate.k, a.k);
+    let (data, models, k, w) = (&s.paths.data, &s.paths.models, s.evaluate.k, &s.serve.mix);
+    anyhow::ensure!(k > 0, "k must be at least 1");
     let started = Instant::now();
-    let (record, rereads) = newsrec_train::evaluate(&a.data, &a.models, a.k, &w)
-        .with_context(|| format!("evaluating {} on {}", a.models.display(), a.data.display()))?;
+    let (record, rereads) = newsrec_train::evaluate(data, models, k, w)
+        .with_context(|| format!("evaluating {} on {}", models.display(), data.display()))?;
     if a.json {
         println!("{}", serde_json::to_string(&record.report)?);
     } else {
         println!(
             "model {} at K={} ({} users with only re-reads left out), {:.1} s",
             record.version,
-            a.k,
+            k,
             rereads,
             started.elapsed().as_secs_f64()
         );
         print!("{}", record.report.table());
     }
     if a.ablation {
-        let model = Registry::open(&a.models)?.load_current()?;
-        let evaluator = Evaluator::from_dir(&a.data)?;
+        let model = Registry::open(models)?.load_current()?;
+        let evaluator = Evaluator::from_dir(data)?;
         println!("\nlogged tier: hybrid against its halves");
         println!(
             "{:<14} {:>8} {:>8} {:>8} {:>8}",
@@ -142,7 +132,7 @@ pub fn evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
             ("cf-only", w.cf_only()),
             ("content-only", w.content_only()),
         ] {
-            let r: EvaluationReport = evaluator.run(&model, a.k, &weights);
+            let r: EvaluationReport = evaluator.run(&model, k, &weights);
             let m = r.tiers.logged;
             println!(
                 "{name:<14} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
@@ -155,13 +145,18 @@ pub fn evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
 
 /// Runs `pipeline`: process → train → evaluate, skipping steps whose inputs did not
 /// change, once or on a schedule.
-pub fn pipeline(a: PipelineArgs) -> anyhow::Result<()> {
+pub fn pipeline(a: PipelineArgs, mut s: Settings) -> anyhow::Result<()> {
+    set(&mut s.paths.raw, a.raw);
+    set(&mut s.paths.data, a.data);
+    set(&mut s.paths.models, a.models);
+    set(&mut s.evaluate.k, a.k);
+    anyhow::ensure!(s.evaluate.k > 0, "k must be at least 1");
     let config = PipelineConfig {
-        params: train_params(a.config.as_deref())?,
-        raw: a.raw,
-        data: a.data,
-        models: a.models,
-        k: a.k,
+        params: s.train,
+        raw: s.paths.raw,
+        data: s.paths.data,
+        models: s.paths.models,
+        k: s.evaluate.k,
     };
     let schedule = match a.every.as_deref() {
         None => Schedule::Once,

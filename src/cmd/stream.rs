@@ -1,65 +1,62 @@
 //! `newsrec replay` and `newsrec consume`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use newsrec_core::load_config;
 use newsrec_data::events;
-use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
-use newsrec_ingest::consumer::{self, ConsumerConfig};
-use newsrec_ingest::replay::{self, ReplayConfig, Speed};
-use newsrec_ingest::{EventLog, KafkaConfig, KafkaLog};
+use newsrec_features::{FeatureStore, RedisStore, StoreConfig};
+use newsrec_ingest::consumer;
+use newsrec_ingest::replay::{self, Speed};
+use newsrec_ingest::{EventLog, KafkaLog};
 use tracing::info;
 
-/// `replay` flags.
+use super::flags::{KafkaFlags, StoreFlags, set};
+use crate::settings::Settings;
+
+/// `replay` flags; each overrides its key of the settings (`newsrec config show`).
 #[derive(Args)]
 pub struct ReplayArgs {
-    /// Refined data directory (holding interactions.parquet).
-    #[arg(long, env = "NEWSREC_DATA_DIR", default_value = "data/refined")]
-    data: PathBuf,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "NEWSREC_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// Topic to publish to (created when missing).
-    #[arg(long, default_value = "clicks")]
-    topic: String,
-    /// `max`, or a factor of real time (by event time), e.g. `1000`.
-    #[arg(long, default_value = "max")]
-    speed: Speed,
+    /// Refined data directory holding interactions.parquet (`[paths] data`).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    kafka: KafkaFlags,
+    /// `max`, or a factor of real time (by event time), e.g. `1000` (`[replay] speed`).
+    #[arg(long)]
+    speed: Option<Speed>,
     /// Publish only the first N events.
     #[arg(long)]
     limit: Option<usize>,
-    /// Partitions of the topic when it has to be created.
-    #[arg(long, default_value_t = 4)]
-    partitions: i32,
-    /// librdkafka setting passed through (repeatable), e.g. `security.protocol=SASL_SSL`.
-    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
-    kafka_options: Vec<String>,
+    /// Partitions of the topic when it has to be created (`[kafka] partitions`).
+    #[arg(long)]
+    partitions: Option<i32>,
 }
 
 /// Runs `replay`.
-pub fn replay(a: ReplayArgs) -> anyhow::Result<()> {
+pub fn replay(a: ReplayArgs, mut s: Settings) -> anyhow::Result<()> {
+    set(&mut s.paths.data, a.data);
+    set(&mut s.replay.speed, a.speed);
+    set(&mut s.kafka.partitions, a.partitions);
+    a.kafka.apply(&mut s.kafka)?;
+    let client = s.kafka.required()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let log = KafkaLog::new(KafkaConfig::new(&a.brokers).with_options(&a.kafka_options)?)?;
-        let (dir, limit) = (a.data.clone(), a.limit);
+        let log = KafkaLog::new(client)?;
+        let (dir, limit) = (s.paths.data.clone(), a.limit);
         let (events, skipped) =
             tokio::task::spawn_blocking(move || events::load_events(&dir, limit)).await??;
         info!(events = events.len(), "loaded interactions");
-        let cfg = ReplayConfig {
-            speed: a.speed,
-            partitions: a.partitions,
-            ..ReplayConfig::new(&a.topic)
-        };
-        let s = replay::replay(&log, &events, &cfg).await?;
+        let cfg = s.replay.replay_config(&s.kafka);
+        let r = replay::replay(&log, &events, &cfg).await?;
         println!(
             "published {} events to {} in {:.1} s ({:.0} events/s){}",
-            s.events,
-            a.topic,
-            s.elapsed.as_secs_f64(),
-            s.events_per_sec(),
+            r.events,
+            cfg.topic,
+            r.elapsed.as_secs_f64(),
+            r.events_per_sec(),
             if skipped > 0 {
                 format!(", {skipped} rows skipped")
             } else {
@@ -70,134 +67,77 @@ pub fn replay(a: ReplayArgs) -> anyhow::Result<()> {
     })
 }
 
-/// `consume` flags.
+/// `consume` flags; each overrides its key of the settings (`newsrec config show`).
 #[derive(Args)]
 pub struct ConsumeArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "NEWSREC_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// Topic to read.
-    #[arg(long, default_value = "clicks")]
-    topic: String,
-    /// Consumer group.
-    #[arg(long, default_value = "newsrec-consumer")]
-    group: String,
-    /// Redis URL (`redis://[user:password@]host:port`, `rediss://` for TLS), or a
-    /// comma-separated list of Redis Cluster nodes.
-    #[arg(
-        long,
-        env = "NEWSREC_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    redis: String,
-    /// Treat a single `--redis` URL as a Redis Cluster seed.
+    #[command(flatten)]
+    kafka: KafkaFlags,
+    #[command(flatten)]
+    store: StoreFlags,
+    /// Consumer group (`[consume] group`).
     #[arg(long)]
-    redis_cluster: bool,
-    /// Redis key prefix (overrides the config file).
-    #[arg(long)]
-    prefix: Option<String>,
-    /// Settings file (TOML): the feature store settings under `[store]`, the same file
-    /// and table `serve` reads; `NEWSREC_STORE__*` env overrides it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Dead-letter topic (default `<topic>.dead-letter`).
+    group: Option<String>,
+    /// Dead-letter topic (`[consume] dead_letter_topic`; default `<topic>.dead-letter`).
     #[arg(long)]
     dead_letter_topic: Option<String>,
-    /// Refined data directory whose items.parquet gives publication times (optional).
+    /// Refined data directory whose items.parquet gives publication times
+    /// (`[consume] items`).
     #[arg(long)]
     items: Option<PathBuf>,
-    /// Most messages per round.
-    #[arg(long, default_value_t = consumer::DEFAULT_BATCH_MAX)]
-    batch_max: usize,
-    /// Partitions for topics the consumer creates.
-    #[arg(long, default_value_t = 4)]
-    partitions: i32,
-    /// librdkafka setting passed through (repeatable), e.g. `sasl.mechanism=SCRAM-SHA-512`.
-    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
-    kafka_options: Vec<String>,
-    /// Serve the consumer's Prometheus metrics on this address (`/metrics`).
+    /// Most messages per round (`[consume] batch_max`).
     #[arg(long)]
-    metrics_addr: Option<String>,
+    batch_max: Option<usize>,
+    /// Partitions for topics the consumer creates (`[kafka] partitions`).
+    #[arg(long)]
+    partitions: Option<i32>,
+    /// Serve the consumer's Prometheus metrics on this address (`/metrics`;
+    /// `[consume] metrics_addr`).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
 }
 
-pub(crate) async fn connect_store(
-    redis: &str,
-    cluster: bool,
-    cfg: StoreConfig,
-) -> anyhow::Result<Arc<RedisStore>> {
-    let target = RedisTarget::parse(redis, cluster);
+pub(crate) async fn connect_store(cfg: StoreConfig) -> anyhow::Result<Arc<RedisStore>> {
+    let target = cfg.redis.clone();
     let store = RedisStore::connect(&target, cfg)
         .await
         .context("connecting to Redis")?;
     Ok(Arc::new(store))
 }
 
-/// The part of the settings the consumer reads: the `[store]` table, shared with
-/// `serve` so that one file and one set of `NEWSREC_STORE__*` variables configure both
-/// (they must agree on windows, buckets and the key prefix).
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-struct StoreSection {
-    store: StoreConfig,
-}
-
 /// Runs `consume`.
-pub fn consume(a: ConsumeArgs) -> anyhow::Result<()> {
-    let StoreSection {
-        store: mut store_cfg,
-    } = load_config(a.config.as_deref())?;
-    if let Some(p) = a.prefix {
-        store_cfg.prefix = p;
+pub fn consume(a: ConsumeArgs, mut s: Settings) -> anyhow::Result<()> {
+    a.kafka.apply(&mut s.kafka)?;
+    a.store.apply(&mut s.store)?;
+    set(&mut s.kafka.partitions, a.partitions);
+    set(&mut s.consume.group, a.group);
+    set(&mut s.consume.batch_max, a.batch_max);
+    if a.dead_letter_topic.is_some() {
+        s.consume.dead_letter_topic = a.dead_letter_topic;
     }
-    store_cfg.validate()?;
+    if a.items.is_some() {
+        s.consume.items = a.items;
+    }
+    if a.metrics_addr.is_some() {
+        s.consume.metrics_addr = a.metrics_addr;
+    }
+    let client = s.kafka.required()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         // First, so a stop request during start-up is a graceful one.
         let stop = super::shutdown_signal();
-        let log: Arc<dyn EventLog> = Arc::new(KafkaLog::new(
-            KafkaConfig::new(&a.brokers).with_options(&a.kafka_options)?,
-        )?);
-        let store = connect_store(&a.redis, a.redis_cluster, store_cfg).await?;
-        if let Some(dir) = &a.items {
+        let log: Arc<dyn EventLog> = Arc::new(KafkaLog::new(client)?);
+        let store = connect_store(s.store.clone()).await?;
+        if let Some(dir) = &s.consume.items {
             let items = events::load_issued(dir)?;
             store.set_issued(&items).await?;
             info!(items = items.len(), "publication times loaded");
         }
-        let mut cfg = ConsumerConfig::new(&a.topic, &a.group);
-        if let Some(d) = a.dead_letter_topic {
-            cfg.dead_letter_topic = d;
-        }
-        cfg.batch_max = a.batch_max;
-        cfg.partitions = a.partitions;
-        let summary = consumer::run_service(log, store, cfg, a.metrics_addr, stop).await?;
+        let cfg = s.consume.consumer_config(&s.kafka);
+        let summary = consumer::run_service(log, store, cfg, s.consume.metrics_addr, stop).await?;
         println!(
             "applied {} events ({} duplicates skipped, {} dead letters) in {} batches",
             summary.applied, summary.duplicates, summary.dead_letters, summary.batches
         );
         Ok(())
     })
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    /// `consume --config` reads the `[store]` table of the file `serve` reads, so one
-    /// file configures both.
-    #[test]
-    fn consume_reads_the_store_table_of_the_serve_settings() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("newsrec.toml");
-        std::fs::write(
-            &path,
-            "addr = \"127.0.0.1:8080\"\n[store]\nprefix = \"portal:\"\nhistory_len = 7\n",
-        )
-        .unwrap();
-        let StoreSection { store } = load_config(Some(&path)).unwrap();
-        assert_eq!(store.prefix, "portal:");
-        assert_eq!(store.history_len, 7);
-        let serve: newsrec_serve::ServeConfig = load_config(Some(&path)).unwrap();
-        assert_eq!(serve.store, store);
-    }
 }

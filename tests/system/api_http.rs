@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use newsrec_core::{UserType, time::HOUR_MS};
+use newsrec_features::RedisTarget;
 use newsrec_serve::AdminToken;
 
 use crate::support::api::{
@@ -417,7 +418,7 @@ async fn redis_outage_degrades_and_recovers() -> Result<()> {
     let app = spawn_app(
         "outage",
         |c| {
-            c.redis_url = url.clone();
+            c.store.redis = RedisTarget::parse(&url, false);
             c.store_timeout_ms = 200;
         },
         None,
@@ -489,7 +490,12 @@ async fn starts_without_redis_and_connects_when_it_appears() -> Result<()> {
     let mut redis = OwnedRedis::start()?;
     redis.kill();
     let url = redis.url();
-    let app = spawn_app("late", |c| c.redis_url = url.clone(), None).await?;
+    let app = spawn_app(
+        "late",
+        |c| c.store.redis = RedisTarget::parse(&url, false),
+        None,
+    )
+    .await?;
     let body = app.recommend("early-bird", 5).await?;
     assert_eq!(body["degraded"], true);
     assert_eq!(pages_of(&body).len(), 5);

@@ -14,7 +14,8 @@
 //! - `read_set`: [`ReadSet`], a reader's read pages, compact and bounded, never
 //!   recommended again.
 //! - `refined`: file and column names of the refined Parquet data.
-//! - `config`: layered config loading (defaults → file → `NEWSREC_*` env).
+//! - `config`: layered config loading (defaults → file → `NEWSREC_*` env), and the
+//!   [`Paths`] every command shares.
 //! - `time`: event-time helpers.
 
 mod config;
@@ -27,7 +28,7 @@ mod tier;
 pub mod time;
 mod user_features;
 
-pub use config::{ConfigError, load_config};
+pub use config::{ConfigError, EnvAlias, Paths, load_file, load_settings};
 pub use engagement::{Engagement, EngagementCaps};
 pub use event::{ClickEvent, MAX_EVENT_BYTES, RejectReason, RejectedEvent};
 pub use ids::{EventId, ID_PATTERN, IdError, MAX_ID_LEN, PageId, UserId};

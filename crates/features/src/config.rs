@@ -5,12 +5,17 @@ use newsrec_core::time::HOUR_MS;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
+use crate::redis_store::RedisTarget;
 use crate::window::Window;
 
-/// Feature store settings. Durations are event time unless the name says otherwise.
+/// Feature store settings (the `[store]` table): where its Redis is, and what it keeps.
+/// Durations are event time unless the name says otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// The Redis server (`redis://[user:password@]host:port[/db]`, `rediss://` for
+    /// TLS), or a list of Redis Cluster seed nodes. The in-memory store ignores it.
+    pub redis: RedisTarget,
     /// Prepended to every Redis key, so several stores (tests, tenants) share a server.
     /// May not contain `{` or `}`: those would change the keys' hash slots.
     pub prefix: String,
@@ -56,6 +61,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            redis: RedisTarget::default(),
             prefix: "newsrec:".into(),
             window_hours: vec![1, 6, 24],
             bucket_minutes: 5,

@@ -11,11 +11,14 @@
 //! - `stats`: [`ConsumerStats`], the consumer's counters and gauges, read out as a
 //!   [`ConsumerSnapshot`].
 //! - `metrics`: the consumer's Prometheus exporter ([`serve_consumer_metrics`]).
+//! - `settings`: the `[kafka]`, `[consume]` and `[replay]` tables of the settings tree
+//!   ([`KafkaSettings`], [`ConsumeSettings`], [`ReplaySettings`]).
 
 pub mod consumer;
 mod eventlog;
 mod metrics;
 pub mod replay;
+mod settings;
 mod stats;
 
 pub use eventlog::{
@@ -26,6 +29,7 @@ pub use metrics::{
     SnapshotSource, consumer_families, consumer_metrics_router, render_consumer,
     serve_consumer_metrics,
 };
+pub use settings::{ConsumeSettings, KafkaSettings, ReplaySettings};
 pub use stats::{
     BATCH_DURATION_BUCKETS, ConsumerSnapshot, ConsumerStats, HistogramSnapshot, REJECT_CODES,
     RetryTarget,

@@ -199,7 +199,7 @@ pub fn consumer_metrics_router(source: SnapshotSource) -> Router {
 /// are returned before serving starts; `port 0` picks a free port, reported through
 /// `on_bound`.
 pub async fn serve_consumer_metrics(
-    addr: &str,
+    addr: SocketAddr,
     source: SnapshotSource,
     on_bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -279,7 +279,7 @@ mod tests {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve_consumer_metrics(
-            "127.0.0.1:0",
+            SocketAddr::from(([127, 0, 0, 1], 0)),
             source,
             move |a| {
                 let _ = tx.send(a);

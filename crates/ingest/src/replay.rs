@@ -36,6 +36,41 @@ impl std::str::FromStr for Speed {
     }
 }
 
+impl std::fmt::Display for Speed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Speed::Max => f.write_str("max"),
+            Speed::Factor(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+/// In settings, `"max"` or a factor (`1000`, or `"1000x"`).
+impl serde::Serialize for Speed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Speed::Max => s.serialize_str("max"),
+            Speed::Factor(x) => s.serialize_f64(*x),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Speed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(f64),
+            Text(String),
+        }
+        let text = match Repr::deserialize(d)? {
+            Repr::Number(x) => x.to_string(),
+            Repr::Text(s) => s,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Replay settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayConfig {

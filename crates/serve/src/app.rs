@@ -70,7 +70,7 @@ impl Application {
 
     /// Like [`Application::build`] with a store the caller already holds (the demo's
     /// in-process store, or a Redis store shared with an in-process consumer);
-    /// `redis_url` is then not used.
+    /// `store.redis` of the config is then not used.
     pub async fn build_with_store(
         config: ServeConfig,
         store: Arc<dyn FeatureStore>,
@@ -87,7 +87,7 @@ impl Application {
         config.validate()?;
         let store_shown = match &store {
             Some(_) => "provided by the caller".to_owned(),
-            None => RedisTarget::parse(&config.redis_url, config.redis_cluster).to_string(),
+            None => config.store.redis.to_string(),
         };
         let metrics = Arc::new(ServeMetrics::new()?);
         let models =
@@ -110,7 +110,7 @@ impl Application {
         if let Some(store) = store {
             state.gate.install(store);
         } else {
-            let target = RedisTarget::parse(&state.config.redis_url, state.config.redis_cluster);
+            let target = state.config.store.redis.clone();
             match tokio::time::timeout(CONNECT_WAIT, connect(&target, &state)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {

@@ -53,7 +53,7 @@ pub struct BenchOptions {
     /// Refined data the model was trained on.
     pub data_dir: PathBuf,
     /// Redis to use (a random key prefix is used and deleted afterwards).
-    pub redis_url: String,
+    pub redis: RedisTarget,
     /// Fixed request rates to measure.
     pub rates: Vec<f64>,
     /// Duration of each fixed-rate run.
@@ -80,7 +80,7 @@ impl Default for BenchOptions {
         Self {
             models_dir: PathBuf::from("models"),
             data_dir: PathBuf::from("data/refined"),
-            redis_url: "redis://127.0.0.1:6379".into(),
+            redis: RedisTarget::default(),
             rates: vec![500.0, 2_000.0, 5_000.0],
             rate_seconds: 10.0,
             peak_seconds: 10.0,
@@ -133,9 +133,11 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, BenchError> {
         .enable_all()
         .build()?;
     let prefix = format!("bench-serve-{}:", rand::rng().random::<u32>());
-    let store_cfg = StoreConfig::with_prefix(prefix.clone());
-    let target = RedisTarget::parse(&opts.redis_url, false);
-    let store = client_rt.block_on(RedisStore::connect(&target, store_cfg.clone()))?;
+    let store_cfg = StoreConfig {
+        redis: opts.redis.clone(),
+        ..StoreConfig::with_prefix(prefix.clone())
+    };
+    let store = client_rt.block_on(RedisStore::connect(&opts.redis, store_cfg.clone()))?;
     let result = run_with_store(opts, &server_rt, &client_rt, &store, store_cfg);
     let cleanup = client_rt.block_on(store.delete_all());
     if let Err(e) = cleanup {
@@ -172,8 +174,7 @@ fn run_with_store(
     let (paths, mix) = request_paths(&data, &live, opts.k)?;
 
     let config = ServeConfig {
-        addr: "127.0.0.1:0".into(),
-        redis_url: opts.redis_url.clone(),
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         store: store_cfg,
         models_dir: opts.models_dir.clone(),
         ..ServeConfig::default()

@@ -1,6 +1,8 @@
-//! The typed configuration of `newsrec serve`: defaults, then an optional TOML file, then
-//! `NEWSREC_*` environment variables (through [`newsrec_core::load_config`]); the binary
-//! applies its flags last and calls [`ServeConfig::validate`].
+//! The typed configuration of `newsrec serve`: the `[serve]` table of the settings tree,
+//! plus the `[store]` table and the models directory the binary fills in from theirs
+//! (they are shared with other commands, so they are not repeated under `[serve]`). The
+//! binary applies its flags last; [`crate::Application::build`] calls
+//! [`ServeConfig::validate`].
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,26 +19,20 @@ pub const MAX_K: usize = 100;
 
 /// Everything the API needs to start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
     /// Address to listen on; port 0 picks a free port (tests, benches).
-    pub addr: String,
-    /// Redis holding the live features the consumer writes: one URL, or a
-    /// comma-separated list of cluster seed nodes.
-    pub redis_url: String,
-    /// Treat a single `redis_url` as a Redis Cluster seed.
-    pub redis_cluster: bool,
-    /// The feature store layout (key prefix, windows, session gap); must match the
-    /// consumer's.
+    pub addr: SocketAddr,
+    /// The feature store: where its Redis is and its layout (key prefix, windows,
+    /// session gap), which must match the consumer's. The `[store]` table.
+    #[serde(skip)]
     pub store: StoreConfig,
+    /// Model registry directory (versioned model directories and `current`); `models`
+    /// of the `[paths]` table.
+    #[serde(skip)]
+    pub models_dir: PathBuf,
     /// The popularity window (hours) mixed into recommendations; one of the store's.
     pub live_window_hours: u32,
-    /// Model registry directory (versioned model directories and `current`).
-    pub models_dir: PathBuf,
-    /// Kafka bootstrap servers `POST /events` publishes to; empty disables the endpoint.
-    pub brokers: String,
-    /// Topic click events are published to.
-    pub topic: String,
     /// Bearer token guarding `/admin/*`; without one the admin endpoints refuse everyone.
     pub admin_token: Option<AdminToken>,
     /// How often the registry is checked for a new `current` model.
@@ -61,14 +57,10 @@ pub struct ServeConfig {
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
-            addr: "127.0.0.1:8080".into(),
-            redis_url: "redis://127.0.0.1:6379".into(),
-            redis_cluster: false,
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             store: StoreConfig::default(),
+            models_dir: newsrec_core::Paths::default().models,
             live_window_hours: 6,
-            models_dir: PathBuf::from("models"),
-            brokers: String::new(),
-            topic: "clicks".into(),
             admin_token: None,
             reload_interval_ms: 1_000,
             snapshot_interval_ms: 1_000,
@@ -83,17 +75,8 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
-    /// Checks what serde cannot: parseable address, sane durations and limits.
+    /// Checks what serde cannot: sane durations and limits, a usable store.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.addr
-            .parse::<SocketAddr>()
-            .map_err(|e| ConfigError::new(format!("addr `{}`: {e}", self.addr)))?;
-        if self.redis_url.is_empty() {
-            return Err(ConfigError::new("redis_url is empty"));
-        }
-        if self.topic.is_empty() {
-            return Err(ConfigError::new("topic is empty"));
-        }
         for (name, v) in [
             ("reload_interval_ms", self.reload_interval_ms),
             ("snapshot_interval_ms", self.snapshot_interval_ms),
@@ -230,7 +213,6 @@ mod tests {
             f(&mut c);
             c.validate().is_err()
         };
-        assert!(bad(|c| c.addr = "nowhere".into()));
         assert!(bad(|c| c.store_timeout_ms = 0));
         assert!(bad(|c| c.mix.popular = -1.0));
         assert!(bad(|c| c.mix.cf = f64::NAN));
@@ -255,21 +237,24 @@ mod tests {
         assert!(!t.matches(""));
     }
 
+    /// The `[serve]` table: typed address, nested `[mix]` over its defaults, and no
+    /// place for what other tables own.
     #[test]
-    fn file_then_env_layers() {
+    fn the_serve_table_layers_over_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("serve.toml");
-        std::fs::write(
-            &path,
-            "topic = \"t1\"\n[mix]\nrecency = 0.7\n[store]\nprefix = \"t:\"\n",
-        )
-        .expect("write");
-        let c: ServeConfig = newsrec_core::load_config(Some(&path)).expect("load");
-        assert_eq!(c.topic, "t1");
+        let load = |text: &str| {
+            std::fs::write(&path, text).expect("write");
+            newsrec_core::load_file::<ServeConfig>(Some(&path))
+        };
+        let c = load("addr = \"0.0.0.0:9000\"\n[mix]\nrecency = 0.7\n").expect("load");
+        assert_eq!(c.addr, SocketAddr::from(([0, 0, 0, 0], 9000)));
         assert_eq!(c.mix.recency, 0.7);
         assert_eq!(c.mix.cf, MixWeights::default().cf);
-        assert_eq!(c.store.prefix, "t:");
-        assert_eq!(c.store.window_hours, StoreConfig::default().window_hours);
+        assert_eq!(c.store, StoreConfig::default());
         assert!(c.validate().is_ok());
+        assert!(load("addr = \"nowhere\"\n").is_err());
+        assert!(load("[store]\nprefix = \"t:\"\n").is_err());
+        assert!(load("redis_url = \"redis://h:1\"\n").is_err());
     }
 }

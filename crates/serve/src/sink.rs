@@ -33,6 +33,9 @@ pub trait EventSink: Send + Sync + 'static {
     /// Publishes one validated event; resolves once the log has acknowledged it.
     fn publish(&self, event: ClickEvent) -> PublishFuture<'_>;
 
+    /// The topic events go to, named in the `POST /events` answer.
+    fn topic(&self) -> &str;
+
     /// Where events go, for `/health/ready` (e.g. `kafka:clicks`).
     fn describe(&self) -> String;
 

@@ -18,6 +18,21 @@ use crate::model_set::ModelSet;
 use crate::recommend::{MixWeights, UserContext};
 use crate::registry::{EvaluationRecord, Registry};
 
+/// The `[evaluate]` table: how the offline evaluation (`evaluate`, `pipeline`) cuts
+/// its rankings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluateSettings {
+    /// Cut-off of every ranking metric (Recall@K, NDCG@K, …).
+    pub k: usize,
+}
+
+impl Default for EvaluateSettings {
+    fn default() -> Self {
+        Self { k: 10 }
+    }
+}
+
 /// Ranking metrics of one group of users (means over users; coverage and novelty over
 /// the group's recommendations).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

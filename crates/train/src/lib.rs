@@ -61,8 +61,8 @@ pub use dataset::{
 };
 pub use error::TrainError;
 pub use evaluate::{
-    Baselines, EvalUser, EvaluationReport, Evaluator, Metrics, SystemMetrics, TierMetrics,
-    UserScore, evaluate, score_list,
+    Baselines, EvalUser, EvaluateSettings, EvaluationReport, Evaluator, Metrics, SystemMetrics,
+    TierMetrics, UserScore, evaluate, score_list,
 };
 pub use fingerprint::{Fingerprint, fingerprint_paths};
 pub use fit::{TrainParams, train};

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Subcommand;
 
+use crate::settings::Settings;
+
 mod data;
 mod model;
 mod serve;
@@ -26,12 +28,12 @@ pub enum BenchCommand {
 }
 
 /// Runs one benchmark.
-pub fn run(c: BenchCommand) -> anyhow::Result<()> {
+pub fn run(c: BenchCommand, s: Settings) -> anyhow::Result<()> {
     match c {
         BenchCommand::Data(a) => data::run(a),
-        BenchCommand::Stream(a) => stream::run(a),
+        BenchCommand::Stream(a) => stream::run(a, &s),
         BenchCommand::Model(a) => model::run(a),
-        BenchCommand::Serve(a) => serve::run(a),
+        BenchCommand::Serve(a) => serve::run(a, s),
     }
 }
 

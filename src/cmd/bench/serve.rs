@@ -3,24 +3,24 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use newsrec_features::RedisTarget;
 use newsrec_serve::BenchOptions;
+
+use crate::settings::Settings;
 
 /// `newsrec bench serve` flags.
 #[derive(Args)]
 pub struct ServeBenchArgs {
-    /// Model registry with a `current` version.
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
-    /// Refined data the model was trained on (its newest interactions become live state).
-    #[arg(long, default_value = "data/refined")]
-    data: PathBuf,
-    /// Redis URL (a random key prefix is used and deleted afterwards).
-    #[arg(
-        long,
-        env = "NEWSREC_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    redis: String,
+    /// Model registry with a `current` version (`[paths] models`).
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Refined data the model was trained on; its newest interactions become live state
+    /// (`[paths] data`).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Redis URL (`[store] redis`); a random key prefix is used and deleted afterwards.
+    #[arg(long)]
+    redis: Option<String>,
     /// Fixed request rates, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "500,2000,5000")]
     rates: Vec<f64>,
@@ -48,11 +48,13 @@ pub struct ServeBenchArgs {
 }
 
 /// Runs the load test and prints a Markdown table.
-pub fn run(a: ServeBenchArgs) -> anyhow::Result<()> {
+pub fn run(a: ServeBenchArgs, s: Settings) -> anyhow::Result<()> {
     let opts = BenchOptions {
-        models_dir: a.models,
-        data_dir: a.data,
-        redis_url: a.redis,
+        models_dir: a.models.unwrap_or(s.paths.models),
+        data_dir: a.data.unwrap_or(s.paths.data),
+        redis: a
+            .redis
+            .map_or(s.store.redis, |url| RedisTarget::parse(&url, false)),
         rates: a.rates,
         rate_seconds: a.seconds,
         peak_seconds: a.peak_seconds,

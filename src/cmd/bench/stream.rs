@@ -6,27 +6,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use newsrec_features::{FeatureStore, RedisStore, StoreConfig};
+use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::consumer::{self, ConsumerConfig};
 use newsrec_ingest::replay::{self, Speed};
 use newsrec_ingest::{ConsumerStats, EventLog, KafkaConfig, KafkaLog, MemoryLog};
 use tokio::sync::watch;
 
 use crate::cmd::stream::connect_store;
+use crate::settings::Settings;
+
+/// The broker of a benchmark run when neither `--brokers` nor the settings name one:
+/// benchmarks run on loopback.
+const LOCAL_BROKERS: &str = "127.0.0.1:9092";
 
 /// `bench stream` flags.
 #[derive(Args)]
 pub struct StreamBenchArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "NEWSREC_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    brokers: String,
-    /// Redis URL.
-    #[arg(
-        long,
-        env = "NEWSREC_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    redis: String,
+    /// Kafka bootstrap servers (default: `[kafka] brokers`, else the local broker).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Redis URL (default: `[store] redis`).
+    #[arg(long)]
+    redis: Option<String>,
+    /// The Redis the run uses: `--redis` or the settings'.
+    #[arg(skip)]
+    target: RedisTarget,
     /// Events to replay and consume.
     #[arg(long, default_value_t = 500_000)]
     events: usize,
@@ -120,7 +124,14 @@ async fn consume_all(
 }
 
 /// Runs `bench stream`.
-pub fn run(a: StreamBenchArgs) -> anyhow::Result<()> {
+pub fn run(mut a: StreamBenchArgs, s: &Settings) -> anyhow::Result<()> {
+    a.target = match &a.redis {
+        Some(url) => RedisTarget::parse(url, false),
+        None => s.store.redis.clone(),
+    };
+    if a.brokers.is_none() {
+        a.brokers.clone_from(&s.kafka.brokers);
+    }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(bench_async(a))
 }
@@ -136,8 +147,9 @@ async fn bench_async(a: StreamBenchArgs) -> anyhow::Result<()> {
     let events = replay::synthetic_events(a.events, a.users, a.pages, 1_656_644_400_000, 400, 42);
 
     // 1. Replay.
+    let brokers = a.brokers.clone().unwrap_or_else(|| LOCAL_BROKERS.into());
     let kafka = Arc::new(KafkaLog::new(
-        KafkaConfig::new(&a.brokers).with_options(&a.kafka_options)?,
+        KafkaConfig::new(brokers).with_options(&a.kafka_options)?,
     )?);
     kafka.ensure_topic(&topic, a.partitions).await?;
     let pb = replay::progress_bar(events.len() as u64);
@@ -157,11 +169,10 @@ async fn bench_async(a: StreamBenchArgs) -> anyhow::Result<()> {
         .await?;
     let raw = events.len() as f64 / drained.as_secs_f64();
     println!("broker raw consume (rdkafka only): {raw:>10.0} events/s");
-    let e2e_store = connect_store(
-        &a.redis,
-        false,
-        StoreConfig::with_prefix(format!("bench:{suffix}:e2e:")),
-    )
+    let e2e_store = connect_store(StoreConfig {
+        redis: a.target.clone(),
+        ..StoreConfig::with_prefix(format!("bench:{suffix}:e2e:"))
+    })
     .await?;
     let e2e = consume_all(
         Arc::clone(&kafka) as Arc<dyn EventLog>,
@@ -223,11 +234,10 @@ async fn apply_path(
     timeout: Duration,
 ) -> anyhow::Result<f64> {
     let mem = memory_topic(topic, a.partitions, events).await?;
-    let store = connect_store(
-        &a.redis,
-        false,
-        StoreConfig::with_prefix(format!("bench:{suffix}:apply:")),
-    )
+    let store = connect_store(StoreConfig {
+        redis: a.target.clone(),
+        ..StoreConfig::with_prefix(format!("bench:{suffix}:apply:"))
+    })
     .await?;
     let rate = consume_all(
         mem as Arc<dyn EventLog>,
@@ -260,11 +270,10 @@ async fn memory_per_100k_users(
     );
     let distinct: std::collections::HashSet<_> = events.iter().map(|e| e.user_id.clone()).collect();
     let mlog = memory_topic(topic, a.partitions, &events).await?;
-    let store = connect_store(
-        &a.redis,
-        false,
-        StoreConfig::with_prefix(format!("bench:{suffix}:mem:")),
-    )
+    let store = connect_store(StoreConfig {
+        redis: a.target.clone(),
+        ..StoreConfig::with_prefix(format!("bench:{suffix}:mem:"))
+    })
     .await?;
     let before = store.used_memory().await? as i64;
     consume_all(
@@ -291,11 +300,10 @@ async fn quiet_latency(
 ) -> anyhow::Result<(f64, f64, f64)> {
     let topic = format!("bench-quiet-{suffix}");
     kafka.ensure_topic(&topic, a.partitions).await?;
-    let store = connect_store(
-        &a.redis,
-        false,
-        StoreConfig::with_prefix(format!("bench:{suffix}:quiet:")),
-    )
+    let store = connect_store(StoreConfig {
+        redis: a.target.clone(),
+        ..StoreConfig::with_prefix(format!("bench:{suffix}:quiet:"))
+    })
     .await?;
     let mut cfg = ConsumerConfig::new(&topic, format!("bench-quiet-{suffix}"));
     cfg.partitions = a.partitions;

@@ -153,14 +153,14 @@ pub async fn spawn_app(
 ) -> Result<TestApp> {
     let prefix = random_prefix(tag);
     let mut cfg = ServeConfig {
-        addr: "127.0.0.1:0".into(),
-        redis_url: redis_url(),
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         models_dir: model().models.clone(),
         reload_interval_ms: 200,
         snapshot_interval_ms: 200,
         ..ServeConfig::default()
     };
     cfg.store.prefix = prefix.clone();
+    cfg.store.redis = RedisTarget::parse(&redis_url(), false);
     configure(&mut cfg);
     let prefix = cfg.store.prefix.clone();
     let app = Application::build(cfg, sink).await?;

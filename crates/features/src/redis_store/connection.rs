@@ -44,6 +44,73 @@ impl RedisTarget {
     }
 }
 
+impl Default for RedisTarget {
+    /// The local server on the default port.
+    fn default() -> Self {
+        RedisTarget::Single("redis://127.0.0.1:6379".into())
+    }
+}
+
+/// In settings, a string is one server (a comma-separated string is a cluster's seed
+/// nodes) and a list is always a cluster, even of one seed.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum TargetRepr {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl serde::Serialize for RedisTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RedisTarget::Single(url) => TargetRepr::One(url.clone()),
+            RedisTarget::Cluster(urls) => TargetRepr::Many(urls.clone()),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RedisTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let target = match TargetRepr::deserialize(d)? {
+            TargetRepr::One(urls) => RedisTarget::parse(&urls, false),
+            TargetRepr::Many(urls) => RedisTarget::Cluster(urls),
+        };
+        if target.urls().is_empty() || target.urls().iter().any(|u| u.trim().is_empty()) {
+            return Err(serde::de::Error::custom("a Redis URL is empty"));
+        }
+        Ok(target)
+    }
+}
+
+impl RedisTarget {
+    /// The URL or seed URLs, as given.
+    pub fn urls(&self) -> &[String] {
+        match self {
+            RedisTarget::Single(url) => std::slice::from_ref(url),
+            RedisTarget::Cluster(urls) => urls,
+        }
+    }
+
+    /// The same nodes as a cluster (`--redis-cluster` on a single seed URL).
+    pub fn into_cluster(self) -> Self {
+        match self {
+            RedisTarget::Single(url) => RedisTarget::Cluster(vec![url]),
+            cluster => cluster,
+        }
+    }
+
+    /// The URLs with any password replaced by `***`, for printing settings.
+    pub fn masked(&self) -> Self {
+        match self {
+            RedisTarget::Single(url) => RedisTarget::Single(mask_password(url)),
+            RedisTarget::Cluster(urls) => {
+                RedisTarget::Cluster(urls.iter().map(|u| mask_password(u)).collect())
+            }
+        }
+    }
+}
+
 /// For logs: the URLs with any password replaced by `***`.
 impl std::fmt::Display for RedisTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -2,6 +2,7 @@
 //! one shutdown signal; what `newsrec consume` runs.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use newsrec_features::FeatureStore;
@@ -20,7 +21,7 @@ pub async fn run_service(
     log: Arc<dyn EventLog>,
     store: Arc<dyn FeatureStore>,
     cfg: ConsumerConfig,
-    metrics_addr: Option<String>,
+    metrics_addr: Option<SocketAddr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ConsumeSummary, ConsumeError> {
     let stats = Arc::new(ConsumerStats::new());
@@ -45,7 +46,7 @@ pub async fn run_service(
 
 /// Starts the exporter and waits until it listens; it stops when `stopped` turns `true`.
 async fn start_exporter(
-    addr: String,
+    addr: SocketAddr,
     stats: &Arc<ConsumerStats>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, ConsumeError> {
@@ -56,7 +57,7 @@ async fn start_exporter(
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
         serve_consumer_metrics(
-            &addr,
+            addr,
             source,
             move |a| {
                 let _ = bound_tx.send(a);

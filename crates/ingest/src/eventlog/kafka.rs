@@ -90,7 +90,7 @@ impl KafkaConfig {
 /// librdkafka settings whose values are credentials: `sasl.password`,
 /// `ssl.key.password`, `ssl.keystore.password`, `sasl.oauthbearer.client.secret`,
 /// inline keys (`ssl.key.pem`) and the free-form OAUTHBEARER config.
-fn is_secret(key: &str) -> bool {
+pub(crate) fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key.contains("password")
         || key.contains("secret")

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use newsrec_core::Retryable;
 
+pub(crate) use kafka::is_secret;
 pub use kafka::{KafkaConfig, KafkaLog};
 pub use memory::MemoryLog;
 

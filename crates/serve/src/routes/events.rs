@@ -81,7 +81,7 @@ pub async fn publish(
         Json(Accepted {
             accepted: true,
             event_id,
-            topic: state.config.topic.clone(),
+            topic: sink.topic().to_owned(),
         }),
     ))
 }

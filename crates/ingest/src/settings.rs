@@ -1,0 +1,217 @@
+//! The settings tables of streaming ingest: `[kafka]` (brokers, topic, client options,
+//! shared by replay, consume and the API's `POST /events`), `[consume]` and `[replay]`.
+//! Each default is defined here once; the binary layers a file, `NEWSREC_*` variables
+//! and flags over them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::consumer::{ConsumerConfig, DEFAULT_BATCH_MAX};
+use crate::eventlog::{KafkaConfig, LogError};
+use crate::replay::{ReplayConfig, Speed};
+
+/// Value shown for a masked secret.
+const MASK: &str = "***";
+
+/// The `[kafka]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, `host:port[,host:port…]`. Absent: no Kafka (the API's
+    /// `POST /events` is off; `demo` uses its in-process log; `replay` and `consume`
+    /// refuse to start).
+    pub brokers: Option<String>,
+    /// The click topic. Dead letters go to `<topic>.dead-letter` unless
+    /// `[consume] dead_letter_topic` says otherwise.
+    pub topic: String,
+    /// Partitions of the topics newsrec creates when they are missing.
+    pub partitions: i32,
+    /// librdkafka settings passed through to every client (SASL, TLS, tuning), e.g.
+    /// `"security.protocol" = "ssl"`; applied after newsrec's own defaults.
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: None,
+            topic: "clicks".into(),
+            partitions: 4,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// Adds `key=value` options (the `--kafka-option` flags), over the table's.
+    pub fn add_options<S: AsRef<str>>(&mut self, opts: &[S]) -> Result<(), LogError> {
+        for (k, v) in KafkaConfig::new("").with_options(opts)?.options {
+            self.options.insert(k, v);
+        }
+        Ok(())
+    }
+
+    /// The client config, or `None` when no brokers are set.
+    pub fn client(&self) -> Option<KafkaConfig> {
+        let brokers = self.brokers.as_deref().map(str::trim)?;
+        if brokers.is_empty() {
+            return None;
+        }
+        Some(KafkaConfig {
+            brokers: brokers.to_owned(),
+            options: self
+                .options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+
+    /// The client config of a command that cannot run without Kafka.
+    pub fn required(&self) -> Result<KafkaConfig, LogError> {
+        self.client().ok_or_else(|| {
+            LogError::Config(
+                "no Kafka brokers are set: pass --brokers, or set NEWSREC_KAFKA_BROKERS or \
+                 `brokers` in the [kafka] table"
+                    .into(),
+            )
+        })
+    }
+
+    /// A copy fit to print: the values of secret options replaced by `***`.
+    pub fn masked(&self) -> Self {
+        let mut out = self.clone();
+        for (k, v) in &mut out.options {
+            if crate::eventlog::is_secret(k) {
+                *v = MASK.into();
+            }
+        }
+        out
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), LogError> {
+        if self.topic.trim().is_empty() {
+            return Err(LogError::Config("kafka.topic is empty".into()));
+        }
+        if self.partitions < 1 {
+            return Err(LogError::Config("kafka.partitions must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The `[consume]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumeSettings {
+    /// Consumer group.
+    pub group: String,
+    /// Where invalid messages go; `<kafka.topic>.dead-letter` when absent.
+    pub dead_letter_topic: Option<String>,
+    /// Most messages per round (see [`ConsumerConfig::batch_max`]).
+    pub batch_max: usize,
+    /// Serve the consumer's Prometheus metrics (`/metrics`) on this address.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Refined data directory whose `items.parquet` gives publication times.
+    pub items: Option<PathBuf>,
+}
+
+impl Default for ConsumeSettings {
+    fn default() -> Self {
+        Self {
+            group: "newsrec-consumer".into(),
+            dead_letter_topic: None,
+            batch_max: DEFAULT_BATCH_MAX,
+            metrics_addr: None,
+            items: None,
+        }
+    }
+}
+
+impl ConsumeSettings {
+    /// The consumer's config: these settings over the topic and partitions of `kafka`.
+    pub fn consumer_config(&self, kafka: &KafkaSettings) -> ConsumerConfig {
+        let mut cfg = ConsumerConfig::new(&kafka.topic, &self.group);
+        if let Some(d) = &self.dead_letter_topic {
+            cfg.dead_letter_topic = d.clone();
+        }
+        cfg.batch_max = self.batch_max;
+        cfg.partitions = kafka.partitions;
+        cfg
+    }
+}
+
+/// The `[replay]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplaySettings {
+    /// `max`, or a factor of real time by event time (`1000`).
+    pub speed: Speed,
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        Self { speed: Speed::Max }
+    }
+}
+
+impl ReplaySettings {
+    /// The replay's config: this pace, to the topic of `kafka`.
+    pub fn replay_config(&self, kafka: &KafkaSettings) -> ReplayConfig {
+        ReplayConfig {
+            speed: self.speed,
+            partitions: kafka.partitions,
+            ..ReplayConfig::new(&kafka.topic)
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_options_merge_and_secrets_are_masked() {
+        let mut k = KafkaSettings {
+            brokers: Some(" b1:9092,b2:9092 ".into()),
+            ..KafkaSettings::default()
+        };
+        k.options
+            .insert("security.protocol".into(), "plaintext".into());
+        k.add_options(&["security.protocol=sasl_ssl", "sasl.password=hunter22"])
+            .unwrap();
+        assert!(k.add_options(&["no-equals"]).is_err());
+        let c = k.client().unwrap();
+        assert_eq!(c.brokers, "b1:9092,b2:9092");
+        assert!(
+            c.options
+                .contains(&("security.protocol".into(), "sasl_ssl".into()))
+        );
+        let shown = k.masked();
+        assert_eq!(shown.options["sasl.password"], "***");
+        assert_eq!(shown.options["security.protocol"], "sasl_ssl");
+        assert!(KafkaSettings::default().client().is_none());
+        assert!(KafkaSettings::default().required().is_err());
+    }
+
+    #[test]
+    fn consume_and_replay_take_the_topic_from_kafka() {
+        let k = KafkaSettings {
+            topic: "portal".into(),
+            partitions: 8,
+            ..KafkaSettings::default()
+        };
+        let c = ConsumeSettings::default().consumer_config(&k);
+        assert_eq!(c.topic, "portal");
+        assert_eq!(c.dead_letter_topic, "portal.dead-letter");
+        assert_eq!(c.partitions, 8);
+        assert_eq!(c.group, "newsrec-consumer");
+        let r = ReplaySettings::default().replay_config(&k);
+        assert_eq!((r.topic.as_str(), r.partitions), ("portal", 8));
+    }
+}
