@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use newsrec_core::ClickEvent;
 use newsrec_features::reference::dump_diff;
-use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
+use newsrec_features::{FeatureStore, Offset, Partition, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::replay;
 use newsrec_ingest::{EventLog, KafkaConfig, KafkaLog};
 
@@ -103,21 +103,21 @@ fn spawn_consumer(topic: &str, group: &str, prefix: &str, extra: &[&str]) -> Con
     ConsumerProcess { child, metrics }
 }
 
-async fn offsets(store: &dyn FeatureStore, ends: &[(i32, i64)]) -> i64 {
-    let parts: Vec<i32> = ends.iter().map(|e| e.0).collect();
+async fn offsets(store: &dyn FeatureStore, ends: &[(Partition, Offset)]) -> i64 {
+    let parts: Vec<Partition> = ends.iter().map(|e| e.0).collect();
     store
         .next_offsets(&parts)
         .await
         .expect("offsets readable")
         .into_iter()
-        .map(|o| o.unwrap_or(0))
+        .map(|o| o.unwrap_or_default().0)
         .sum()
 }
 
 /// Waits until the store holds `total` offsets while `child` runs.
 async fn wait_for(
     store: &dyn FeatureStore,
-    ends: &[(i32, i64)],
+    ends: &[(Partition, Offset)],
     total: i64,
     child: &mut ConsumerProcess,
 ) -> anyhow::Result<()> {
@@ -166,7 +166,7 @@ async fn topic_with(
     log: &KafkaLog,
     topic: &str,
     events: &[ClickEvent],
-) -> anyhow::Result<Vec<(i32, i64)>> {
+) -> anyhow::Result<Vec<(Partition, Offset)>> {
     log.ensure_topic(topic, 4).await?;
     produce(log, topic, events).await?;
     Ok(log.end_offsets(topic).await?)
@@ -192,10 +192,10 @@ async fn store(prefix: &str) -> anyhow::Result<Arc<RedisStore>> {
 
 /// The whole key space a clean run of one consumer (default rounds, never stopped
 /// early) leaves for `topic`, under a prefix of its own (deleted afterwards).
-async fn clean_run(topic: &str, tag: &str, ends: &[(i32, i64)]) -> anyhow::Result<Dump> {
+async fn clean_run(topic: &str, tag: &str, ends: &[(Partition, Offset)]) -> anyhow::Result<Dump> {
     let prefix = format!("test:clean:{tag}:");
     let clean = store(&prefix).await?;
-    let total: i64 = ends.iter().map(|e| e.1).sum();
+    let total: i64 = ends.iter().map(|e| e.1.0).sum();
     let mut child = spawn_consumer(topic, &format!("test-clean-{tag}"), &prefix, &[]);
     wait_for(clean.as_ref(), ends, total, &mut child).await?;
     stop(child).await?;
@@ -218,7 +218,7 @@ async fn killed_consumer_resumes_exactly_once() -> anyhow::Result<()> {
     let events =
         replay::synthetic_events(40_000, 2_000, 300, 1_656_644_400_000, 15_000, rng.next());
     let ends = topic_with(&log, &topic, &events).await?;
-    let total: i64 = ends.iter().map(|e| e.1).sum();
+    let total: i64 = ends.iter().map(|e| e.1.0).sum();
     let store = store(&prefix).await?;
 
     // Kill at random moments, as long as there is work left; small rounds, so the
@@ -303,7 +303,7 @@ async fn emptied_store_is_rebuilt() -> anyhow::Result<()> {
 
     let mut child = spawn_consumer(&topic, &format!("test-emptied-{tag}"), &prefix, &[]);
     let addr = child.metrics.clone();
-    let total: i64 = ends.iter().map(|e| e.1).sum();
+    let total: i64 = ends.iter().map(|e| e.1.0).sum();
     wait_for(store.as_ref(), &ends, total, &mut child).await?;
     assert_eq!(
         counter(&addr, "newsrec_consumer_rebuilds_total").await?,
@@ -314,7 +314,7 @@ async fn emptied_store_is_rebuilt() -> anyhow::Result<()> {
     anyhow::ensure!(lost > 100, "the store held {lost} keys");
     produce(&log, &topic, later).await?;
     let ends = log.end_offsets(&topic).await?;
-    let total: i64 = ends.iter().map(|e| e.1).sum();
+    let total: i64 = ends.iter().map(|e| e.1.0).sum();
     wait_for(store.as_ref(), &ends, total, &mut child).await?;
     let rebuilds = counter(&addr, "newsrec_consumer_rebuilds_total").await?;
     stop(child).await?;

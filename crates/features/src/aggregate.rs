@@ -123,8 +123,8 @@ impl BatchDelta {
             let l = &last.event;
             users.push(UserDelta {
                 user,
-                min_offset: Offset(first.offset),
-                max_offset: Offset(last.offset),
+                min_offset: first.offset,
+                max_offset: last.offset,
                 sums,
                 user_type: l.user_type,
                 last_page: l.page.clone(),
@@ -169,7 +169,7 @@ impl BatchDelta {
                 let single = PartitionBatch {
                     partition: batch.partition,
                     start: be.offset,
-                    end: be.offset + 1,
+                    end: be.offset.next(),
                     events: vec![be.clone()],
                 };
                 BatchDelta::build(&single, cfg).users
@@ -192,11 +192,12 @@ pub(crate) fn merge_history(newer: &[PageId], older: &[PageId], cap: usize) -> V
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::checkpoint::Partition;
     use newsrec_core::{ClickEvent, EventId};
 
     fn ev(off: i64, user: &str, page: &str, ts: i64, sid: Option<&str>) -> BatchEvent {
         BatchEvent {
-            offset: off,
+            offset: Offset(off),
             event: ClickEvent {
                 event_id: EventId::parse(&format!("e{off}")).unwrap(),
                 user_id: UserId::parse(user).unwrap(),
@@ -216,9 +217,9 @@ mod tests {
     fn users_keep_offset_order() {
         let min = 60_000;
         let batch = PartitionBatch {
-            partition: 0,
-            start: 0,
-            end: 6,
+            partition: Partition(0),
+            start: Offset(0),
+            end: Offset(6),
             events: vec![
                 ev(0, "u", "a", 0, None),
                 ev(1, "v", "a", min, None),

@@ -35,9 +35,48 @@
 use serde::{Deserialize, Serialize};
 
 /// A log partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Partition(pub i32);
+
+/// The bare number, as in logs and error messages before partitions were typed.
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The bare number, like [`Partition`]'s.
+impl std::fmt::Debug for Offset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Redis takes both as their bare number (key names, script arguments).
+impl redis::ToRedisArgs for Partition {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        self.0.write_redis_args(out);
+    }
+}
+
+impl redis::ToRedisArgs for Offset {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        self.0.write_redis_args(out);
+    }
+}
+
+impl redis::FromRedisValue for Partition {
+    fn from_redis_value(v: redis::Value) -> Result<Self, redis::ParsingError> {
+        i32::from_redis_value(v).map(Partition)
+    }
+}
+
+impl redis::FromRedisValue for Offset {
+    fn from_redis_value(v: redis::Value) -> Result<Self, redis::ParsingError> {
+        i64::from_redis_value(v).map(Offset)
+    }
+}
 
 impl std::fmt::Display for Partition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,9 +91,7 @@ impl From<i32> for Partition {
 }
 
 /// An offset in one partition's log.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Offset(pub i64);
 

@@ -2,6 +2,8 @@
 
 use newsrec_core::Retryable;
 
+use crate::checkpoint::{Offset, Partition};
+
 /// Why a feature store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,11 +27,11 @@ pub enum StoreError {
     #[error("partition {partition}: batch starts at offset {start} but the store is at {stored}")]
     OffsetGap {
         /// The partition.
-        partition: i32,
+        partition: Partition,
         /// Where the store is (next offset to apply).
-        stored: i64,
+        stored: Offset,
         /// Where the batch starts.
-        start: i64,
+        start: Offset,
     },
     /// The store no longer holds what this writer saw committed for the partition: its
     /// layout marker or the partition's offset is gone, or the offset went back (a
@@ -42,11 +44,11 @@ pub enum StoreError {
     )]
     StoreLost {
         /// The partition.
-        partition: i32,
+        partition: Partition,
         /// The highest next offset this writer saw stored.
-        seen: Option<i64>,
+        seen: Option<Offset>,
         /// The next offset the store holds now.
-        stored: Option<i64>,
+        stored: Option<Offset>,
         /// Whether the layout marker is gone too.
         marker_missing: bool,
     },

@@ -29,6 +29,8 @@
 //! the live buckets, which whoever writes the partition keeps in memory; readers use the
 //! top lists.
 
+use crate::checkpoint::Partition;
+
 /// Key builder for one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
@@ -54,52 +56,52 @@ impl Keys {
     }
 
     /// The common start of one partition's keys (ends with `:`).
-    pub fn partition_base(&self, partition: i32) -> String {
+    pub fn partition_base(&self, partition: Partition) -> String {
         format!("{}p:{{p{partition}}}:", self.prefix)
     }
 
     /// A partition's meta hash.
-    pub fn meta(&self, partition: i32) -> String {
+    pub fn meta(&self, partition: Partition) -> String {
         format!("{}meta", self.partition_base(partition))
     }
 
     /// One count bucket of a partition.
-    pub fn bucket(&self, partition: i32, bucket: i64) -> String {
+    pub fn bucket(&self, partition: Partition, bucket: i64) -> String {
         format!("{}b:{bucket}", self.partition_base(partition))
     }
 
     /// A partition's live bucket index.
-    pub fn bucket_index(&self, partition: i32) -> String {
+    pub fn bucket_index(&self, partition: Partition) -> String {
         format!("{}bidx", self.partition_base(partition))
     }
 
     /// A partition's top list for window `label`.
-    pub fn window_top(&self, partition: i32, label: &str) -> String {
+    pub fn window_top(&self, partition: Partition, label: &str) -> String {
         format!("{}top:{label}", self.partition_base(partition))
     }
 
     /// A partition's trending scores.
-    pub fn trending(&self, partition: i32) -> String {
+    pub fn trending(&self, partition: Partition) -> String {
         format!("{}trs", self.partition_base(partition))
     }
 
     /// A partition's trending top list.
-    pub fn trending_top(&self, partition: i32) -> String {
+    pub fn trending_top(&self, partition: Partition) -> String {
         format!("{}trtop", self.partition_base(partition))
     }
 
     /// A partition's "read next" list for `page`.
-    pub fn covisit(&self, partition: i32, page: &str) -> String {
+    pub fn covisit(&self, partition: Partition, page: &str) -> String {
         format!("{}nx:{page}", self.partition_base(partition))
     }
 
     /// The latest pair time of each "read next" list of a partition.
-    pub fn covisit_times(&self, partition: i32) -> String {
+    pub fn covisit_times(&self, partition: Partition) -> String {
         format!("{}nxt", self.partition_base(partition))
     }
 
     /// A partition's open sessions.
-    pub fn sessions(&self, partition: i32) -> String {
+    pub fn sessions(&self, partition: Partition) -> String {
         format!("{}sess", self.partition_base(partition))
     }
 
@@ -160,16 +162,17 @@ mod tests {
     #[test]
     fn partition_keys_share_a_slot_and_users_have_their_own() {
         let k = Keys::new("t:");
-        let s = slot(&k.meta(3));
+        let p = Partition(3);
+        let s = slot(&k.meta(p));
         for key in [
-            k.window_top(3, "1h"),
-            k.bucket(3, 17),
-            k.bucket_index(3),
-            k.trending(3),
-            k.trending_top(3),
-            k.covisit(3, "abc"),
-            k.covisit_times(3),
-            k.sessions(3),
+            k.window_top(p, "1h"),
+            k.bucket(p, 17),
+            k.bucket_index(p),
+            k.trending(p),
+            k.trending_top(p),
+            k.covisit(p, "abc"),
+            k.covisit_times(p),
+            k.sessions(p),
         ] {
             assert_eq!(slot(&key), s, "{key}");
         }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use newsrec_core::{PageId, UserId};
 
 use crate::aggregate::{BatchDelta, UserDelta};
+use crate::checkpoint::{Offset, Partition};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::partition::{PartState, PartitionApply, top_n, trim_lowest};
@@ -21,9 +22,9 @@ use crate::window::{Window, decay_weight};
 
 #[derive(Debug, Default)]
 struct State {
-    parts: BTreeMap<i32, PartState>,
+    parts: BTreeMap<Partition, PartState>,
     /// Per user, one record per partition.
-    users: HashMap<UserId, BTreeMap<i32, UserRecord>>,
+    users: HashMap<UserId, BTreeMap<Partition, UserRecord>>,
     issued: HashMap<PageId, i64>,
     seen: HashMap<PageId, i64>,
 }
@@ -52,7 +53,7 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn apply_user(&self, st: &mut State, partition: i32, d: &UserDelta) -> UserApply {
+    fn apply_user(&self, st: &mut State, partition: Partition, d: &UserDelta) -> UserApply {
         let recs = st.users.entry(d.user.clone()).or_default();
         let mut rec = recs.remove(&partition);
         let done = UserRecord::apply(&mut rec, d, Caps::of(&self.cfg));
@@ -181,19 +182,25 @@ impl FeatureStore for MemoryStore {
         }
     }
 
-    async fn next_offsets(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError> {
+    async fn next_offsets(
+        &self,
+        partitions: &[Partition],
+    ) -> Result<Vec<Option<Offset>>, StoreError> {
         let st = self.lock();
         Ok(partitions
             .iter()
-            .map(|p| st.parts.get(p).and_then(|p| p.next).map(i64::from))
+            .map(|p| st.parts.get(p).and_then(|p| p.next))
             .collect())
     }
 
-    fn next_offsets_blocking(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError> {
+    fn next_offsets_blocking(
+        &self,
+        partitions: &[Partition],
+    ) -> Result<Vec<Option<Offset>>, StoreError> {
         let st = self.lock();
         Ok(partitions
             .iter()
-            .map(|p| st.parts.get(p).and_then(|p| p.next).map(i64::from))
+            .map(|p| st.parts.get(p).and_then(|p| p.next))
             .collect())
     }
 
@@ -205,11 +212,11 @@ impl FeatureStore for MemoryStore {
         Ok(())
     }
 
-    async fn partitions(&self) -> Result<Vec<i32>, StoreError> {
+    async fn partitions(&self) -> Result<Vec<Partition>, StoreError> {
         Ok(self.lock().parts.keys().copied().collect())
     }
 
-    async fn reset_partition(&self, partition: i32) -> Result<(), StoreError> {
+    async fn reset_partition(&self, partition: Partition) -> Result<(), StoreError> {
         self.lock().parts.remove(&partition);
         Ok(())
     }
@@ -232,7 +239,7 @@ impl FeatureStore for MemoryStore {
         Ok(out)
     }
 
-    async fn snapshot(&self, partition: i32) -> Result<PartitionSnapshot, StoreError> {
+    async fn snapshot(&self, partition: Partition) -> Result<PartitionSnapshot, StoreError> {
         let st = self.lock();
         Ok(match st.parts.get(&partition) {
             Some(part) => part.snapshot(partition, &self.cfg, &self.windows),

@@ -28,7 +28,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use newsrec_core::{PageId, UserId};
 
 use crate::aggregate::{BucketCount, PartitionDelta, same_session, sid};
-use crate::checkpoint::{Offset, Position};
+use crate::checkpoint::{Offset, Partition, Position};
 use crate::config::StoreConfig;
 use crate::values::{BatchEvent, PartitionSnapshot, ScoredPage, top_k};
 use crate::window::{TRENDING_MIN_SCORE, Window, bucket_of, decay_weight, trending_epoch};
@@ -405,7 +405,7 @@ impl PartState {
     /// Everything, as the snapshot readers compare.
     pub fn snapshot(
         &self,
-        partition: i32,
+        partition: Partition,
         cfg: &StoreConfig,
         windows: &[Window],
     ) -> PartitionSnapshot {
@@ -441,7 +441,7 @@ impl PartState {
             .collect();
         PartitionSnapshot {
             partition,
-            next_offset: self.next.map(i64::from),
+            next_offset: self.next,
             watermark: self.wm,
             events: self.events,
             windows,

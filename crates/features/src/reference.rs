@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use newsrec_core::{ClickEvent, PageId, ReadSet, UserAggregates, UserId, route_tier};
 
 use crate::aggregate::same_session;
+use crate::checkpoint::{Offset, Partition};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::store::FeatureStore;
@@ -23,7 +24,7 @@ use crate::window::{TRENDING_MIN_SCORE, bucket_of, in_window};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReferencePartition {
     /// Next offset.
-    pub next_offset: i64,
+    pub next_offset: Offset,
     /// Latest event time.
     pub watermark: Option<i64>,
     /// Window label → page → count.
@@ -51,7 +52,7 @@ pub struct ReferenceUser {
 #[derive(Debug, Clone, Default)]
 pub struct Reference {
     /// Per partition.
-    pub partitions: BTreeMap<i32, ReferencePartition>,
+    pub partitions: BTreeMap<Partition, ReferencePartition>,
     /// Per user.
     pub users: HashMap<UserId, ReferenceUser>,
 }
@@ -59,29 +60,37 @@ pub struct Reference {
 impl Reference {
     /// Computes the state from `(partition, offset, event)` (any order) and each
     /// partition's end offset (one past the last message, dead letters included).
-    pub fn build(
+    /// Partitions and offsets may be given typed or as bare numbers.
+    pub fn build<P, O>(
         cfg: &StoreConfig,
-        events: &[(i32, i64, ClickEvent)],
-        ends: &BTreeMap<i32, i64>,
-    ) -> Self {
-        let mut sorted: Vec<&(i32, i64, ClickEvent)> = events.iter().collect();
+        events: &[(P, O, ClickEvent)],
+        ends: &BTreeMap<P, O>,
+    ) -> Self
+    where
+        P: Into<Partition> + Copy,
+        O: Into<Offset> + Copy,
+    {
+        let mut sorted: Vec<(Partition, Offset, &ClickEvent)> = events
+            .iter()
+            .map(|(p, o, e)| ((*p).into(), (*o).into(), e))
+            .collect();
         sorted.sort_by_key(|(p, o, _)| (*p, *o));
         let b = cfg.bucket_ms();
         let hl = cfg.half_life_ms() as f64;
         let gap = cfg.session_gap_ms();
-        let mut parts: BTreeMap<i32, ReferencePartition> = ends
+        let mut parts: BTreeMap<Partition, ReferencePartition> = ends
             .iter()
             .map(|(p, e)| {
                 (
-                    *p,
+                    (*p).into(),
                     ReferencePartition {
-                        next_offset: *e,
+                        next_offset: (*e).into(),
                         ..Default::default()
                     },
                 )
             })
             .collect();
-        let mut by_part: BTreeMap<i32, Vec<&ClickEvent>> = BTreeMap::new();
+        let mut by_part: BTreeMap<Partition, Vec<&ClickEvent>> = BTreeMap::new();
         for (p, _, e) in &sorted {
             by_part.entry(*p).or_default().push(e);
         }
@@ -152,7 +161,7 @@ impl Reference {
     /// Compares `store` with the reference; returns every difference found (empty: equal).
     pub async fn diff(&self, store: &dyn FeatureStore) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        let parts: Vec<i32> = self.partitions.keys().copied().collect();
+        let parts: Vec<Partition> = self.partitions.keys().copied().collect();
         let offsets = store.next_offsets(&parts).await?;
         for ((p, want), got) in self.partitions.iter().zip(offsets) {
             if got != Some(want.next_offset) {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use newsrec_core::{PageId, UserId};
 
+use crate::checkpoint::{Offset, Partition};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::values::{ApplyOutcome, PartitionBatch, PartitionSnapshot, ScoredPage, UserState};
@@ -51,21 +52,27 @@ pub trait FeatureStore: Send + Sync {
 
     /// The next offset to consume for each partition (`None`: nothing applied yet, start
     /// from the beginning of the log). Same order as `partitions`.
-    async fn next_offsets(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError>;
+    async fn next_offsets(
+        &self,
+        partitions: &[Partition],
+    ) -> Result<Vec<Option<Offset>>, StoreError>;
 
     /// [`next_offsets`](FeatureStore::next_offsets) without async: for the log client's
     /// rebalance callback, which is synchronous and must position newly assigned
     /// partitions before their first fetch. Blocks the calling thread for one round trip.
-    fn next_offsets_blocking(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError>;
+    fn next_offsets_blocking(
+        &self,
+        partitions: &[Partition],
+    ) -> Result<Vec<Option<Offset>>, StoreError>;
 
     /// Records articles' publication times (from the item catalogue).
     async fn set_issued(&self, items: &[(PageId, i64)]) -> Result<(), StoreError>;
 
     /// The partitions that have state.
-    async fn partitions(&self) -> Result<Vec<i32>, StoreError>;
+    async fn partitions(&self) -> Result<Vec<Partition>, StoreError>;
 
     /// Everything stored for one partition.
-    async fn snapshot(&self, partition: i32) -> Result<PartitionSnapshot, StoreError>;
+    async fn snapshot(&self, partition: Partition) -> Result<PartitionSnapshot, StoreError>;
 
     /// Everything the store holds, as `key → value` text in one canonical form, for
     /// whole-state checks: two stores of one kind that applied the same stream, however
@@ -78,12 +85,12 @@ pub trait FeatureStore: Send + Sync {
     /// again if its marker is gone: what a consumer does after
     /// [`StoreError::StoreLost`], before it applies the partition again from the start
     /// of the log.
-    async fn reset_partition(&self, partition: i32) -> Result<(), StoreError>;
+    async fn reset_partition(&self, partition: Partition) -> Result<(), StoreError>;
 
     /// Forgets what this store holds in memory for writing partitions other than `owned`
     /// (a consumer calls it after a rebalance, so state of partitions it no longer owns
     /// does not stay in its memory). Nothing stored changes.
-    fn release_others(&self, owned: &[i32]) {
+    fn release_others(&self, owned: &[Partition]) {
         let _ = owned;
     }
 }

@@ -25,7 +25,7 @@ use newsrec_core::{Engagement, EngagementCaps, PageId, ReadSet, UserAggregates, 
 use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{UserDelta, merge_history};
-use crate::checkpoint::{Offset, Position};
+use crate::checkpoint::{Offset, Partition, Position};
 use crate::values::UserState;
 
 /// A user's engagement sums in integer units (milliseconds, basis points, millionths),
@@ -203,10 +203,10 @@ impl Caps {
 /// first. With one record (keyed producers) it is that record.
 pub(crate) fn merged<'a>(
     user: &UserId,
-    records: impl IntoIterator<Item = (i32, &'a UserRecord)>,
+    records: impl IntoIterator<Item = (Partition, &'a UserRecord)>,
     caps: Caps,
 ) -> Option<UserState> {
-    let mut recs: Vec<(i32, &UserRecord)> = records.into_iter().collect();
+    let mut recs: Vec<(Partition, &UserRecord)> = records.into_iter().collect();
     let mut sums = Sums::default();
     for (_, r) in &recs {
         sums.merge(&r.sums);

@@ -9,7 +9,7 @@ use newsrec_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Offset, OffsetRange, Position};
+use crate::checkpoint::{Offset, OffsetRange, Partition, Position};
 use crate::error::StoreError;
 use crate::window::Window;
 
@@ -89,7 +89,7 @@ impl UserState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchEvent {
     /// Offset in its partition.
-    pub offset: i64,
+    pub offset: Offset,
     /// The event.
     pub event: ClickEvent,
 }
@@ -100,11 +100,11 @@ pub struct BatchEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionBatch {
     /// Log partition.
-    pub partition: i32,
+    pub partition: Partition,
     /// First offset the batch covers.
-    pub start: i64,
+    pub start: Offset,
     /// One past the last offset the batch covers.
-    pub end: i64,
+    pub end: Offset,
     /// Valid events, in offset order, every offset in `[start, end)`.
     pub events: Vec<BatchEvent>,
 }
@@ -112,13 +112,13 @@ pub struct PartitionBatch {
 impl PartitionBatch {
     /// Checks ordering and ranges.
     pub fn validate(&self) -> Result<(), StoreError> {
-        if self.partition < 0 || self.start < 0 || self.end < self.start {
+        if self.partition.0 < 0 || self.start.0 < 0 || self.end < self.start {
             return Err(StoreError::InvalidBatch(format!(
                 "partition {} range [{}, {})",
                 self.partition, self.start, self.end
             )));
         }
-        let mut prev = self.start - 1;
+        let mut prev = Offset(self.start.0 - 1);
         for e in &self.events {
             if e.offset <= prev || e.offset >= self.end {
                 return Err(StoreError::InvalidBatch(format!(
@@ -134,19 +134,23 @@ impl PartitionBatch {
     /// A batch of `events` at consecutive offsets from `start` (no dead letters in
     /// between): how a replay, a benchmark or a test feeds a store directly.
     pub fn consecutive(
-        partition: i32,
-        start: i64,
+        partition: impl Into<Partition>,
+        start: impl Into<Offset>,
         events: impl IntoIterator<Item = ClickEvent>,
     ) -> Self {
+        let start = start.into();
         let events: Vec<BatchEvent> = events
             .into_iter()
-            .zip(start..)
-            .map(|(event, offset)| BatchEvent { offset, event })
+            .zip(start.0..)
+            .map(|(event, offset)| BatchEvent {
+                offset: Offset(offset),
+                event,
+            })
             .collect();
         PartitionBatch {
-            partition,
+            partition: partition.into(),
             start,
-            end: start + events.len() as i64,
+            end: Offset(start.0 + events.len() as i64),
             events,
         }
     }
@@ -165,23 +169,23 @@ impl PartitionBatch {
             Position::Duplicate { stored } => Pending::Done(ApplyOutcome {
                 applied: 0,
                 duplicates: self.events.len(),
-                next_offset: stored.0,
+                next_offset: stored,
             }),
             Position::Gap { stored } => {
                 return Err(StoreError::OffsetGap {
                     partition: self.partition,
-                    stored: stored.0,
+                    stored,
                     start: self.start,
                 });
             }
-            Position::Overlap { stored } => Pending::Apply(Cow::Owned(self.tail_from(stored.0))),
+            Position::Overlap { stored } => Pending::Apply(Cow::Owned(self.tail_from(stored))),
             Position::Fresh => Pending::Apply(Cow::Borrowed(self)),
         })
     }
 
     /// The part of the batch from offset `from` on (what is left to apply when the store
     /// already holds the offsets before it).
-    pub fn tail_from(&self, from: i64) -> PartitionBatch {
+    pub fn tail_from(&self, from: Offset) -> PartitionBatch {
         PartitionBatch {
             partition: self.partition,
             start: from.max(self.start),
@@ -213,16 +217,16 @@ pub struct ApplyOutcome {
     /// rebalance).
     pub duplicates: usize,
     /// The partition's next offset after the batch.
-    pub next_offset: i64,
+    pub next_offset: Offset,
 }
 
 /// The whole stored state of one partition, for checks and diagnostics.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PartitionSnapshot {
     /// Log partition.
-    pub partition: i32,
+    pub partition: Partition,
     /// Next offset to apply (`None`: nothing applied yet).
-    pub next_offset: Option<i64>,
+    pub next_offset: Option<Offset>,
     /// Latest event time applied.
     pub watermark: Option<i64>,
     /// Events applied.

@@ -12,8 +12,8 @@ use newsrec_core::time::{HOUR_MS, MIN_PLAUSIBLE_MS};
 use newsrec_core::{ClickEvent, EventId, PageId, Tier, UserAggregates, UserId, UserType};
 use newsrec_features::reference::{Reference, dump_diff};
 use newsrec_features::{
-    FeatureStore, MemoryStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig, StoreError,
-    Window,
+    FeatureStore, MemoryStore, Offset, Partition, PartitionBatch, RedisStore, RedisTarget,
+    StoreConfig, StoreError, Window,
 };
 use rand::{Rng, SeedableRng};
 
@@ -234,26 +234,26 @@ async fn replays_apply_once(s: &dyn FeatureStore) {
     let first = s.apply(&batch(1, 0, &events[..10])).await.unwrap();
     assert_eq!(
         (first.applied, first.duplicates, first.next_offset),
-        (10, 0, 10)
+        (10, 0, Offset(10))
     );
     let again = s.apply(&batch(1, 0, &events[..10])).await.unwrap();
     assert_eq!(
         (again.applied, again.duplicates, again.next_offset),
-        (0, 10, 10)
+        (0, 10, Offset(10))
     );
     // Other bounds than the first attempt: only the new tail counts.
     let overlap = s.apply(&batch(1, 5, &events[5..15])).await.unwrap();
     assert_eq!(
         (overlap.applied, overlap.duplicates, overlap.next_offset),
-        (5, 5, 15)
+        (5, 5, Offset(15))
     );
     let gap = s.apply(&batch(1, 17, &events[17..])).await;
     assert!(
         matches!(
             gap,
             Err(StoreError::OffsetGap {
-                stored: 15,
-                start: 17,
+                stored: Offset(15),
+                start: Offset(17),
                 ..
             })
         ),
@@ -267,10 +267,14 @@ async fn replays_apply_once(s: &dyn FeatureStore) {
         .collect();
     let reference = Reference::build(s.config(), &all, &BTreeMap::from([(1, 20)]));
     assert_eq!(reference.diff(s).await.unwrap(), Vec::<String>::new());
-    assert_eq!(s.next_offsets(&[1, 2]).await.unwrap(), vec![Some(20), None]);
+    let (one, two) = (Partition(1), Partition(2));
     assert_eq!(
-        s.next_offsets_blocking(&[1, 2]).unwrap(),
-        vec![Some(20), None]
+        s.next_offsets(&[one, two]).await.unwrap(),
+        vec![Some(Offset(20)), None]
+    );
+    assert_eq!(
+        s.next_offsets_blocking(&[one, two]).unwrap(),
+        vec![Some(Offset(20)), None]
     );
 }
 
@@ -325,7 +329,10 @@ async fn recency_prefers_issued(s: &dyn FeatureStore) {
         .unwrap();
     let r = s.recency(&[page("a"), page("b"), page("c")]).await.unwrap();
     assert_eq!(r, vec![Some(T0 + 5), Some(MIN_PLAUSIBLE_MS), None]);
-    assert_eq!(s.partitions().await.unwrap(), vec![0, 2]);
+    assert_eq!(
+        s.partitions().await.unwrap(),
+        vec![Partition(0), Partition(2)]
+    );
 }
 
 async fn trending_decays_and_merges(s: &dyn FeatureStore) {
@@ -636,7 +643,7 @@ async fn writers_taking_turns_match_reference(cluster: bool) {
                 .apply(&batch(*p, from as i64, &events[from..at + n]))
                 .await
                 .unwrap();
-            assert_eq!((out.applied, out.next_offset), (n, (at + n) as i64));
+            assert_eq!((out.applied, out.next_offset), (n, Offset((at + n) as i64)));
             at += n;
         }
     }

@@ -230,7 +230,10 @@ mod tests {
                 sum: 0.012,
                 count: 3,
             },
-            lag: vec![(0, 5), (1, 0)],
+            lag: vec![
+                (newsrec_features::Partition(0), 5),
+                (newsrec_features::Partition(1), 0),
+            ],
             watermark_ms: Some(1_660_000_000_000),
             retries: vec![("redis", 4), ("kafka", 0)],
             rebuilds: 1,

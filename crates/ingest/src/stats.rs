@@ -2,6 +2,7 @@
 //! exporter, and read out at one moment as a [`ConsumerSnapshot`], which the exporter
 //! (`metrics`) renders as the `newsrec_consumer_*` Prometheus families.
 
+use newsrec_features::Partition;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -35,7 +36,7 @@ pub struct ConsumerSnapshot {
     /// `newsrec_consumer_batch_duration_seconds`.
     pub batch_duration: HistogramSnapshot,
     /// `newsrec_consumer_lag_messages{partition}`: messages behind the log end.
-    pub lag: Vec<(i32, i64)>,
+    pub lag: Vec<(Partition, i64)>,
     /// Latest event time applied, epoch ms: `newsrec_consumer_watermark_seconds` is this
     /// / 1000 and `newsrec_consumer_event_time_lag_seconds` the wall clock minus it.
     pub watermark_ms: Option<i64>,
@@ -98,7 +99,7 @@ pub struct ConsumerStats {
     rebuilds: AtomicU64,
     /// Latest event time applied, epoch ms (`i64::MIN`: none yet).
     watermark_ms: AtomicI64,
-    lag: Mutex<BTreeMap<i32, i64>>,
+    lag: Mutex<BTreeMap<Partition, i64>>,
 }
 
 impl Default for ConsumerStats {
@@ -175,7 +176,7 @@ impl ConsumerStats {
     }
 
     /// Replaces the per-partition lag (partitions not listed are dropped: no longer ours).
-    pub fn set_lag(&self, lag: impl IntoIterator<Item = (i32, i64)>) {
+    pub fn set_lag(&self, lag: impl IntoIterator<Item = (Partition, i64)>) {
         let mut l = self.lag.lock().unwrap_or_else(|p| p.into_inner());
         *l = lag.into_iter().collect();
     }

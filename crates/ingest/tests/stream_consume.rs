@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use newsrec_core::ClickEvent;
 use newsrec_data::events;
 use newsrec_features::reference::Reference;
-use newsrec_features::{FeatureStore, MemoryStore, RedisStore, RedisTarget, StoreConfig};
+use newsrec_features::{
+    FeatureStore, MemoryStore, Offset, Partition, RedisStore, RedisTarget, StoreConfig,
+};
 use newsrec_ingest::consumer::{self, ConsumeSummary, ConsumerConfig};
 use newsrec_ingest::replay::{self, ReplayConfig};
 use newsrec_ingest::{
@@ -86,7 +88,7 @@ async fn publish_mixed(
     log: &dyn EventLog,
     topic: &str,
     events: &[ClickEvent],
-) -> (Vec<(i32, i64, ClickEvent)>, Vec<&'static str>) {
+) -> (Vec<(Partition, Offset, ClickEvent)>, Vec<&'static str>) {
     let text = String::from_utf8(events[0].encode()).unwrap();
     let poison: Vec<(Vec<u8>, &'static str)> = vec![
         (b"not json at all".to_vec(), "not_json"),
@@ -145,16 +147,20 @@ async fn publish_mixed(
 
 async fn check_reference(
     store: &dyn FeatureStore,
-    events: &[(i32, i64, ClickEvent)],
-    ends: &[(i32, i64)],
+    events: &[(Partition, Offset, ClickEvent)],
+    ends: &[(Partition, Offset)],
 ) {
-    let ends: BTreeMap<i32, i64> = ends.iter().copied().filter(|(_, e)| *e > 0).collect();
+    let ends: BTreeMap<Partition, Offset> = ends
+        .iter()
+        .copied()
+        .filter(|(_, e)| *e > Offset(0))
+        .collect();
     let reference = Reference::build(store.config(), events, &ends);
     assert_eq!(reference.diff(store).await.unwrap(), Vec::<String>::new());
 }
 
 fn from_start() -> Positioner {
-    Arc::new(|parts: &[i32]| Ok(vec![None; parts.len()]))
+    Arc::new(|parts: &[Partition]| Ok(vec![None; parts.len()]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +351,7 @@ async fn replay_publishes_parquet_in_event_time_order() {
         got.extend(c.poll(500, Duration::from_millis(200)).await.unwrap());
     }
     assert_eq!(got.len(), 400);
-    let mut last_ts: HashMap<i32, i64> = HashMap::new();
+    let mut last_ts: HashMap<Partition, i64> = HashMap::new();
     let mut seen = Vec::new();
     for m in &got {
         let e = ClickEvent::decode(m.payload.as_deref().unwrap()).unwrap();

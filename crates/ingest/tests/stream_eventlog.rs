@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use newsrec_features::{Offset, Partition};
 use newsrec_ingest::{
     EventLog, KafkaConfig, KafkaLog, LogConsumer, LogMessage, MemoryLog, Positioner, Record,
 };
@@ -28,7 +29,7 @@ fn make(kind: &str) -> Arc<dyn EventLog> {
 }
 
 fn from_start() -> Positioner {
-    Arc::new(|parts: &[i32]| Ok(vec![None; parts.len()]))
+    Arc::new(|parts: &[Partition]| Ok(vec![None; parts.len()]))
 }
 
 fn records(n: usize, keys: usize) -> Vec<Record> {
@@ -66,12 +67,16 @@ async fn produce_and_consume_in_order(log: Arc<dyn EventLog>) {
         .await
         .unwrap()
         .iter()
-        .map(|e| e.1)
+        .map(|e| e.1.0)
         .sum();
     assert_eq!(ends, 60);
     // Nothing was deleted: every partition still holds its start.
     let starts = log.start_offsets(&topic).await.unwrap();
-    assert_eq!(starts, vec![(0, 0), (1, 0), (2, 0)]);
+    let (p0, p1, p2) = (Partition(0), Partition(1), Partition(2));
+    assert_eq!(
+        starts,
+        vec![(p0, Offset(0)), (p1, Offset(0)), (p2, Offset(0))]
+    );
 
     let mut c = log
         .subscribe(&topic, &name("g"), from_start())
@@ -79,8 +84,8 @@ async fn produce_and_consume_in_order(log: Arc<dyn EventLog>) {
         .unwrap();
     let got = drain(c.as_mut(), 60, Duration::from_secs(30)).await;
     assert_eq!(got.len(), 60);
-    let mut key_part: HashMap<Vec<u8>, i32> = HashMap::new();
-    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut key_part: HashMap<Vec<u8>, Partition> = HashMap::new();
+    let mut last: BTreeMap<Partition, Offset> = BTreeMap::new();
     let mut per_key: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
     for m in &got {
         let k = m.key.clone().unwrap();
@@ -106,7 +111,7 @@ async fn produce_and_consume_in_order(log: Arc<dyn EventLog>) {
             "a key's records keep their order"
         );
     }
-    assert_eq!(c.assignment().partitions, vec![0, 1, 2]);
+    assert_eq!(c.assignment().partitions, vec![p0, p1, p2]);
 }
 
 async fn positioner_and_seek(log: Arc<dyn EventLog>) {
@@ -114,7 +119,8 @@ async fn positioner_and_seek(log: Arc<dyn EventLog>) {
     log.ensure_topic(&topic, 2).await.unwrap();
     // Without keys the records spread; give each partition at least 10.
     let mut placed = Vec::new();
-    while [0, 1]
+    let (p0, p1) = (Partition(0), Partition(1));
+    while [p0, p1]
         .iter()
         .any(|p| placed.iter().filter(|(q, _)| q == p).count() < 10)
     {
@@ -130,11 +136,11 @@ async fn positioner_and_seek(log: Arc<dyn EventLog>) {
     let total = placed.len();
     let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = Arc::clone(&asked);
-    let positioner: Positioner = Arc::new(move |parts: &[i32]| {
+    let positioner: Positioner = Arc::new(move |parts: &[Partition]| {
         seen.lock().unwrap().extend_from_slice(parts);
         Ok(parts
             .iter()
-            .map(|p| if *p == 0 { Some(5) } else { None })
+            .map(|p| (*p == Partition(0)).then_some(Offset(5)))
             .collect())
     });
     let mut c = log.subscribe(&topic, &name("g"), positioner).await.unwrap();
@@ -142,17 +148,17 @@ async fn positioner_and_seek(log: Arc<dyn EventLog>) {
     assert_eq!(got.len(), total - 5);
     assert_eq!(
         got.iter()
-            .filter(|m| m.partition == 0)
+            .filter(|m| m.partition == p0)
             .map(|m| m.offset)
             .min(),
-        Some(5)
+        Some(Offset(5))
     );
     assert_eq!(
         got.iter()
-            .filter(|m| m.partition == 1)
+            .filter(|m| m.partition == p1)
             .map(|m| m.offset)
             .min(),
-        Some(0)
+        Some(Offset(0))
     );
     assert_eq!(
         asked
@@ -161,11 +167,11 @@ async fn positioner_and_seek(log: Arc<dyn EventLog>) {
             .iter()
             .copied()
             .collect::<BTreeSet<_>>(),
-        BTreeSet::from([0, 1])
+        BTreeSet::from([p0, p1])
     );
-    c.seek(1, 3).await.unwrap();
+    c.seek(p1, Offset(3)).await.unwrap();
     let again = drain(c.as_mut(), 1, Duration::from_secs(30)).await;
-    assert_eq!((again[0].partition, again[0].offset), (1, 3));
+    assert_eq!((again[0].partition, again[0].offset), (p1, Offset(3)));
 }
 
 async fn group_members_split_partitions(log: Arc<dyn EventLog>) {

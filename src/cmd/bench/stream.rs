@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use newsrec_features::{FeatureStore, RedisStore, RedisTarget, StoreConfig};
+use newsrec_features::{FeatureStore, Offset, Partition, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::consumer::{self, ConsumerConfig};
 use newsrec_ingest::replay::{self, Speed};
 use newsrec_ingest::{ConsumerStats, EventLog, KafkaConfig, KafkaLog, MemoryLog};
@@ -85,7 +85,7 @@ async fn consume_all(
     timeout: Duration,
 ) -> anyhow::Result<f64> {
     let ends = log.end_offsets(topic).await?;
-    let parts: Vec<i32> = ends.iter().map(|e| e.0).collect();
+    let parts: Vec<Partition> = ends.iter().map(|e| e.0).collect();
     let (stop, stopped) = watch::channel(false);
     let mut cfg = ConsumerConfig::new(topic, format!("bench-{}", rand_suffix()));
     cfg.batch_max = batch_max;
@@ -98,7 +98,11 @@ async fn consume_all(
         stopped,
     ));
     let deadline = Instant::now() + timeout;
-    let applied = |got: Vec<Option<i64>>| got.into_iter().map(|o| o.unwrap_or(0)).sum::<i64>();
+    let applied = |got: Vec<Option<Offset>>| {
+        got.into_iter()
+            .map(|o| o.unwrap_or_default().0)
+            .sum::<i64>()
+    };
     let mut base = 0;
     while base == 0 {
         anyhow::ensure!(
@@ -119,7 +123,7 @@ async fn consume_all(
     let _ = stop.send(true);
     task.await??;
     done?;
-    let total: i64 = ends.iter().map(|e| e.1).sum();
+    let total: i64 = ends.iter().map(|e| e.1.0).sum();
     Ok((total - base) as f64 / secs)
 }
 

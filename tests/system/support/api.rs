@@ -239,7 +239,7 @@ impl Writer {
             });
         }
         let batch = PartitionBatch::consecutive(0, start, events);
-        self.next_offset = batch.end;
+        self.next_offset = batch.end.0;
         self.store.apply(&batch).await?;
         Ok(())
     }

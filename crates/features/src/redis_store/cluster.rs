@@ -23,6 +23,7 @@ use redis::Value;
 use super::writes::{PartitionWrites, UserWrite};
 use super::{Attempt, Held, RedisStore};
 use crate::aggregate::BatchDelta;
+use crate::checkpoint::{Offset, Partition};
 use crate::error::StoreError;
 use crate::keys::slot;
 use crate::values::{PartitionBatch, Pending};
@@ -51,7 +52,7 @@ impl RedisStore {
     pub(super) async fn attempt_cluster(
         &self,
         held: &mut Option<Held>,
-        seen: Option<i64>,
+        seen: Option<Offset>,
         batch: &PartitionBatch,
     ) -> Result<Attempt, StoreError> {
         let p = batch.partition;
@@ -120,7 +121,11 @@ impl RedisStore {
     /// covers more of the partition than the stored one (a record is a function of the
     /// partition's events up to its offset, so the further one is always right). Each
     /// write sets the key's TTL.
-    async fn forward_users(&self, partition: i32, users: &[UserWrite]) -> Result<(), StoreError> {
+    async fn forward_users(
+        &self,
+        partition: Partition,
+        users: &[UserWrite],
+    ) -> Result<(), StoreError> {
         let mut by_slot: BTreeMap<u16, Vec<&UserWrite>> = BTreeMap::new();
         for u in users {
             by_slot.entry(slot(&u.key)).or_default().push(u);

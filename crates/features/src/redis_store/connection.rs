@@ -14,6 +14,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 use super::RedisStore;
 use super::codec::from_value;
+use crate::checkpoint::{Offset, Partition};
 use crate::error::StoreError;
 
 /// Where the store's Redis is.
@@ -339,8 +340,8 @@ impl RedisStore {
     /// The stored next offsets of `partitions`, on a blocking connection of its own.
     pub(super) fn next_offsets_sync(
         &self,
-        partitions: &[i32],
-    ) -> Result<Vec<Option<i64>>, StoreError> {
+        partitions: &[Partition],
+    ) -> Result<Vec<Option<Offset>>, StoreError> {
         if partitions.is_empty() {
             return Ok(Vec::new());
         }

@@ -34,7 +34,7 @@ use super::codec::{from_value, number, page, parse_list, parse_session, parse_us
 use super::connection::Deployment;
 use super::{CachedUser, Held, MAX_ATTEMPTS, RedisStore};
 use crate::aggregate::BatchDelta;
-use crate::checkpoint::Offset;
+use crate::checkpoint::{Offset, Partition};
 use crate::error::StoreError;
 use crate::partition::PartState;
 
@@ -55,7 +55,7 @@ impl RedisStore {
     pub(super) async fn load_partition<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
-        partition: i32,
+        partition: Partition,
     ) -> Result<Held, StoreError> {
         let meta_key = self.keys.meta(partition);
         for _ in 0..MAX_ATTEMPTS {
@@ -103,7 +103,7 @@ impl RedisStore {
     async fn read_head<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
-        partition: i32,
+        partition: Partition,
     ) -> Result<Head, StoreError> {
         let mut pipe = redis::pipe();
         pipe.cmd("HGETALL").arg(self.keys.meta(partition));
@@ -137,7 +137,7 @@ impl RedisStore {
     fn decode_state(
         &self,
         st: &mut PartState,
-        partition: i32,
+        partition: Partition,
         head: &Head,
         cv_pages: &[&String],
         vals: Vec<Value>,
@@ -184,8 +184,8 @@ impl RedisStore {
         &self,
         conn: &mut C,
         held: &mut Option<Held>,
-        partition: i32,
-        seen: Option<i64>,
+        partition: Partition,
+        seen: Option<Offset>,
         watch: bool,
     ) -> Result<Option<Option<Offset>>, StoreError> {
         let meta = self.keys.meta(partition);
@@ -195,10 +195,11 @@ impl RedisStore {
         }
         pipe.cmd("HMGET").arg(&meta).arg("next").arg("tok");
         let exists = redis::cmd("EXISTS").arg(self.keys.layout()).to_owned();
-        let ((next, tok), marker): ((Option<i64>, Option<String>), bool) = match &self.deployment {
+        let ((next, tok), marker): ((Option<Offset>, Option<String>), bool) = match &self.deployment
+        {
             // On a cluster the marker has a slot of its own: not in the pipeline.
             Deployment::Cluster { .. } => {
-                let (head,): ((Option<i64>, Option<String>),) = pipe.query_async(conn).await?;
+                let (head,): ((Option<Offset>, Option<String>),) = pipe.query_async(conn).await?;
                 (head, exists.query_async(conn).await?)
             }
             Deployment::Single { .. } => {
@@ -219,7 +220,6 @@ impl RedisStore {
                 marker_missing: !marker,
             });
         }
-        let next = next.map(Offset);
         if held
             .as_ref()
             .is_some_and(|h| h.state.next == next && h.tok == tok)
@@ -240,7 +240,7 @@ impl RedisStore {
         &self,
         held: &mut Held,
         delta: &BatchDelta,
-        partition: i32,
+        partition: Partition,
     ) -> Result<(), StoreError> {
         let ttl = self.user_ttl();
         let missing: Vec<&UserId> = delta

@@ -45,6 +45,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Cmd, Script, Value};
 use tracing::{debug, instrument};
 
+use crate::checkpoint::{Offset, Partition};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::keys::Keys;
@@ -104,7 +105,7 @@ struct Writer {
     /// The highest next offset this writer saw stored for the partition. Kept when
     /// `held` is dropped: a store found below it lost its state
     /// ([`StoreError::StoreLost`]), whatever happened to the connection meanwhile.
-    seen: Option<i64>,
+    seen: Option<Offset>,
     /// A connection of its own on a single server (`WATCH` is per connection).
     conn: Option<MultiplexedConnection>,
 }
@@ -118,8 +119,8 @@ pub struct RedisStore {
     keys: Keys,
     guarded_script: Script,
     forward_script: Script,
-    partitions_cache: Mutex<Option<(Instant, Vec<i32>)>>,
-    writers: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Writer>>>>,
+    partitions_cache: Mutex<Option<(Instant, Vec<Partition>)>>,
+    writers: Mutex<HashMap<Partition, Arc<tokio::sync::Mutex<Writer>>>>,
     /// Writer tokens: this store's random id and a sequence number.
     token_id: u64,
     token_seq: AtomicU64,
@@ -254,7 +255,7 @@ impl RedisStore {
     }
 
     /// The readers' cached list of partitions.
-    fn cache(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Vec<i32>)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Vec<Partition>)>> {
         self.partitions_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -263,17 +264,17 @@ impl RedisStore {
     /// The writers of the partitions this store writes.
     fn lock_writers(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<i32, Arc<tokio::sync::Mutex<Writer>>>> {
+    ) -> std::sync::MutexGuard<'_, HashMap<Partition, Arc<tokio::sync::Mutex<Writer>>>> {
         self.writers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The writer of `partition` (new when this store has none).
-    fn writer(&self, partition: i32) -> Arc<tokio::sync::Mutex<Writer>> {
+    fn writer(&self, partition: Partition) -> Arc<tokio::sync::Mutex<Writer>> {
         self.lock_writers().entry(partition).or_default().clone()
     }
 
     /// `HGET meta next` of one partition.
-    fn next_cmd(&self, partition: i32) -> Cmd {
+    fn next_cmd(&self, partition: Partition) -> Cmd {
         redis::cmd("HGET")
             .arg(self.keys.meta(partition))
             .arg("next")
@@ -383,7 +384,7 @@ impl FeatureStore for RedisStore {
         Ok(())
     }
 
-    #[instrument(level = "debug", skip(self, batch), fields(partition = batch.partition, start = batch.start, end = batch.end, events = batch.events.len()))]
+    #[instrument(level = "debug", skip(self, batch), fields(partition = %batch.partition, start = %batch.start, end = %batch.end, events = batch.events.len()))]
     async fn apply(&self, batch: &PartitionBatch) -> Result<ApplyOutcome, StoreError> {
         batch.validate()?;
         match self.apply_batch(batch).await {
@@ -398,7 +399,10 @@ impl FeatureStore for RedisStore {
         }
     }
 
-    async fn next_offsets(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError> {
+    async fn next_offsets(
+        &self,
+        partitions: &[Partition],
+    ) -> Result<Vec<Option<Offset>>, StoreError> {
         if partitions.is_empty() {
             return Ok(Vec::new());
         }
@@ -406,7 +410,10 @@ impl FeatureStore for RedisStore {
             .await
     }
 
-    fn next_offsets_blocking(&self, partitions: &[i32]) -> Result<Vec<Option<i64>>, StoreError> {
+    fn next_offsets_blocking(
+        &self,
+        partitions: &[Partition],
+    ) -> Result<Vec<Option<Offset>>, StoreError> {
         self.next_offsets_sync(partitions)
     }
 
@@ -423,11 +430,11 @@ impl FeatureStore for RedisStore {
         Ok(())
     }
 
-    async fn partitions(&self) -> Result<Vec<i32>, StoreError> {
+    async fn partitions(&self) -> Result<Vec<Partition>, StoreError> {
         self.stored_partitions().await
     }
 
-    fn release_others(&self, owned: &[i32]) {
+    fn release_others(&self, owned: &[Partition]) {
         self.lock_writers().retain(|p, _| owned.contains(p));
     }
 
@@ -435,7 +442,7 @@ impl FeatureStore for RedisStore {
         self.dump_keys().await
     }
 
-    async fn reset_partition(&self, partition: i32) -> Result<(), StoreError> {
+    async fn reset_partition(&self, partition: Partition) -> Result<(), StoreError> {
         let writer = self.writer(partition);
         let mut w = writer.lock().await;
         (w.held, w.seen) = (None, None);
@@ -452,7 +459,7 @@ impl FeatureStore for RedisStore {
         Ok(())
     }
 
-    async fn snapshot(&self, partition: i32) -> Result<PartitionSnapshot, StoreError> {
+    async fn snapshot(&self, partition: Partition) -> Result<PartitionSnapshot, StoreError> {
         let mut conn = self.conn();
         let held = self.load_partition(&mut conn, partition).await?;
         Ok(held.state.snapshot(partition, &self.cfg, &self.windows))

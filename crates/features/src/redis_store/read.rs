@@ -11,6 +11,7 @@ use newsrec_core::{PageId, UserId};
 
 use super::codec::{parse_list, parse_user};
 use super::{PARTITIONS_TTL, RedisStore};
+use crate::checkpoint::Partition;
 use crate::error::StoreError;
 use crate::user_record::{Caps, merged};
 use crate::values::{ScoredPage, UserState, merge_tops};
@@ -26,7 +27,7 @@ struct ReadMeta {
 
 impl RedisStore {
     /// The partitions with state, read again at most every [`PARTITIONS_TTL`].
-    async fn cached_partitions(&self) -> Result<Vec<i32>, StoreError> {
+    async fn cached_partitions(&self) -> Result<Vec<Partition>, StoreError> {
         if let Some((at, parts)) = self.cache().as_ref()
             && at.elapsed() < PARTITIONS_TTL
         {
@@ -63,7 +64,7 @@ impl RedisStore {
     }
 
     /// The watermark and trending epoch of each of `parts`.
-    async fn metas(&self, parts: &[i32]) -> Result<Vec<ReadMeta>, StoreError> {
+    async fn metas(&self, parts: &[Partition]) -> Result<Vec<ReadMeta>, StoreError> {
         // Redis rejects an empty pipeline: a store nothing was applied to has no partitions.
         if parts.is_empty() {
             return Ok(Vec::new());
@@ -103,7 +104,7 @@ impl RedisStore {
         // Fields that are not a partition number (`<partition>:o`) are for writers.
         for (field, v) in fields {
             if let Ok(p) = field.parse::<i32>() {
-                recs.push((p, parse_user(&key, &v)?));
+                recs.push((Partition(p), parse_user(&key, &v)?));
             }
         }
         Ok(merged(
@@ -200,9 +201,9 @@ impl RedisStore {
     }
 
     /// The partitions with state (the stored set), sorted.
-    pub(super) async fn stored_partitions(&self) -> Result<Vec<i32>, StoreError> {
+    pub(super) async fn stored_partitions(&self) -> Result<Vec<Partition>, StoreError> {
         let mut conn = self.conn();
-        let mut parts: Vec<i32> = redis::cmd("SMEMBERS")
+        let mut parts: Vec<Partition> = redis::cmd("SMEMBERS")
             .arg(self.keys.partitions())
             .query_async(&mut conn)
             .await?;

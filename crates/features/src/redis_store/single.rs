@@ -16,6 +16,7 @@ use tracing::debug;
 use super::writes::PartitionWrites;
 use super::{Attempt, Held, RedisStore};
 use crate::aggregate::BatchDelta;
+use crate::checkpoint::Offset;
 use crate::error::StoreError;
 use crate::values::{PartitionBatch, Pending};
 
@@ -37,7 +38,7 @@ impl RedisStore {
         &self,
         conn: &mut MultiplexedConnection,
         held: &mut Option<Held>,
-        seen: Option<i64>,
+        seen: Option<Offset>,
         batch: &PartitionBatch,
     ) -> Result<Attempt, StoreError> {
         let p = batch.partition;
@@ -104,7 +105,7 @@ impl RedisStore {
         let reply: Value = tx.query_async(conn).await?;
         if matches!(reply, Value::Nil) {
             debug!(
-                partition = p,
+                partition = %p,
                 "the partition changed meanwhile; reading again"
             );
             *held = None;

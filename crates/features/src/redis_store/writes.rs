@@ -18,6 +18,7 @@ use redis::Cmd;
 use super::codec::{list_value, score_value, session_value, user_value};
 use super::{CachedUser, Held, RedisStore};
 use crate::aggregate::BatchDelta;
+use crate::checkpoint::Partition;
 use crate::error::StoreError;
 use crate::partition::{Changes, PartState, PartitionApply, top_n};
 use crate::user_record::{Caps, UserApply, UserRecord};
@@ -80,7 +81,7 @@ impl RedisStore {
     /// The writes that store `st` after a step that made `ch`, ending with the meta hash.
     fn partition_writes(
         &self,
-        partition: i32,
+        partition: Partition,
         st: &PartState,
         ch: &Changes,
         tok: &str,
@@ -125,7 +126,13 @@ impl RedisStore {
     }
 
     /// Bucket counts, the bucket index, and the buckets that expired.
-    fn bucket_writes(&self, out: &mut Vec<Cmd>, partition: i32, st: &PartState, ch: &Changes) {
+    fn bucket_writes(
+        &self,
+        out: &mut Vec<Cmd>,
+        partition: Partition,
+        st: &PartState,
+        ch: &Changes,
+    ) {
         let k = &self.keys;
         let mut by_bucket: BTreeMap<i64, Vec<&PageId>> = BTreeMap::new();
         for (b, p) in &ch.bucket_counts {
@@ -165,7 +172,7 @@ impl RedisStore {
     fn top_and_trending_writes(
         &self,
         out: &mut Vec<Cmd>,
-        partition: i32,
+        partition: Partition,
         st: &PartState,
         ch: &Changes,
     ) {
@@ -216,7 +223,13 @@ impl RedisStore {
     }
 
     /// "Read next" lists and their last pair times, set and dropped.
-    fn covisit_writes(&self, out: &mut Vec<Cmd>, partition: i32, st: &PartState, ch: &Changes) {
+    fn covisit_writes(
+        &self,
+        out: &mut Vec<Cmd>,
+        partition: Partition,
+        st: &PartState,
+        ch: &Changes,
+    ) {
         let k = &self.keys;
         let times = k.covisit_times(partition);
         for a in &ch.covisit_set {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use newsrec_features::{FeatureStore, StoreError};
+use newsrec_features::{FeatureStore, Offset, Partition, StoreError};
 
 /// The store did not reach the offsets waited for in time.
 #[derive(Debug, thiserror::Error)]
@@ -11,9 +11,9 @@ pub enum CatchUpError {
     #[error("the store did not reach {want:?} in time (holds {got:?})")]
     Timeout {
         /// `(partition, end offset)` waited for.
-        want: Vec<(i32, i64)>,
+        want: Vec<(Partition, Offset)>,
         /// Next offsets the store held at the deadline.
-        got: Vec<Option<i64>>,
+        got: Vec<Option<Offset>>,
     },
     /// Reading the offsets failed.
     #[error(transparent)]
@@ -25,17 +25,17 @@ pub enum CatchUpError {
 /// `timeout`: how a replay, a benchmark or a test knows the consumer has caught up.
 pub async fn caught_up(
     store: &dyn FeatureStore,
-    ends: &[(i32, i64)],
+    ends: &[(Partition, Offset)],
     timeout: Duration,
 ) -> Result<(), CatchUpError> {
-    let parts: Vec<i32> = ends.iter().map(|e| e.0).collect();
+    let parts: Vec<Partition> = ends.iter().map(|e| e.0).collect();
     let deadline = Instant::now() + timeout;
     loop {
         let got = store.next_offsets(&parts).await?;
         if ends
             .iter()
             .zip(&got)
-            .all(|((_, end), g)| *end == 0 || g.is_some_and(|g| g >= *end))
+            .all(|((_, end), g)| *end == Offset(0) || g.is_some_and(|g| g >= *end))
         {
             return Ok(());
         }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use newsrec_core::Retryable;
-use newsrec_features::StoreError;
+use newsrec_features::{Offset, Partition, StoreError};
 
 use crate::eventlog::LogError;
 
@@ -77,9 +77,9 @@ pub enum ConsumeError {
     )]
     CannotRebuild {
         /// The partition.
-        partition: i32,
+        partition: Partition,
         /// The first offset the log still holds.
-        earliest: i64,
+        earliest: Offset,
     },
     /// The metrics exporter could not listen, or failed while serving.
     #[error("consumer metrics exporter: {0}")]

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use newsrec_core::{ClickEvent, RejectReason, Retryable};
-use newsrec_features::{ApplyOutcome, BatchEvent, FeatureStore, PartitionBatch, StoreError};
+use newsrec_features::{
+    ApplyOutcome, BatchEvent, FeatureStore, Offset, Partition, PartitionBatch, StoreError,
+};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -38,7 +40,7 @@ pub use service::run_service;
 
 /// Builds the positioner that starts partitions at the store's offsets.
 pub fn store_positioner(store: Arc<dyn FeatureStore>) -> Positioner {
-    Arc::new(move |parts: &[i32]| {
+    Arc::new(move |parts: &[Partition]| {
         store
             .next_offsets_blocking(parts)
             .map_err(|e| e.to_string())
@@ -97,7 +99,7 @@ fn dead_letter(topic: &str, m: &LogMessage, reason: &newsrec_core::RejectReason)
 
 /// One polled message, decoded.
 struct Decoded {
-    offset: i64,
+    offset: Offset,
     /// The event, or why the message is invalid (with the message, for the dead-letter
     /// topic).
     event: Result<ClickEvent, (RejectReason, LogMessage)>,
@@ -105,7 +107,7 @@ struct Decoded {
 
 /// A polled round, decoded, per partition in offset order: everything about it that
 /// does not depend on how the previous round settles.
-type Round = BTreeMap<i32, Vec<Decoded>>;
+type Round = BTreeMap<Partition, Vec<Decoded>>;
 
 fn decode_round(msgs: Vec<LogMessage>) -> Round {
     let mut round = Round::new();
@@ -137,8 +139,8 @@ struct Prepared {
 /// settles; its new owner positions it from the offsets in the store.
 async fn seek_owned(
     consumer: &mut dyn LogConsumer,
-    partition: i32,
-    offset: i64,
+    partition: Partition,
+    offset: Offset,
 ) -> Result<(), ConsumeError> {
     if consumer.assignment().partitions.contains(&partition) {
         consumer.seek(partition, offset).await?;
@@ -175,7 +177,7 @@ struct Loop<'a> {
     stats: &'a ConsumerStats,
     shutdown: watch::Receiver<bool>,
     /// Next offset per owned partition, as known from the store; cleared on rebalance.
-    expected: HashMap<i32, i64>,
+    expected: HashMap<Partition, Offset>,
     generation: u64,
 }
 
@@ -233,7 +235,11 @@ impl Loop<'_> {
 
     /// Turns one partition's decoded messages into the batch to apply: skips what the
     /// store already holds and delivers invalid messages to the dead-letter topic.
-    async fn prepare(&mut self, partition: i32, msgs: Vec<Decoded>) -> Result<Prep, ConsumeError> {
+    async fn prepare(
+        &mut self,
+        partition: Partition,
+        msgs: Vec<Decoded>,
+    ) -> Result<Prep, ConsumeError> {
         let (cfg, stats, store, log) = (self.cfg, self.stats, self.store, self.log);
         let mut shutdown = self.shutdown.clone();
         let start = match self.expected.get(&partition) {
@@ -254,7 +260,7 @@ impl Loop<'_> {
                 };
                 match stored.first().copied().flatten() {
                     Some(o) => o,
-                    None => msgs.first().map_or(0, |m| m.offset),
+                    None => msgs.first().map_or(Offset(0), |m| m.offset),
                 }
             }
         };
@@ -303,7 +309,7 @@ impl Loop<'_> {
             batch: Arc::new(PartitionBatch {
                 partition,
                 start,
-                end: last + 1,
+                end: last.next(),
                 events,
             }),
             codes,
@@ -381,8 +387,8 @@ impl Loop<'_> {
             Ok(None) => Ok(Settled::Shutdown),
             Err(StoreError::OffsetGap { stored, .. }) => {
                 warn!(
-                    partition,
-                    stored, start, "store is behind this batch; seeking back"
+                    %partition,
+                    %stored, %start, "store is behind this batch; seeking back"
                 );
                 seek_owned(consumer, partition, stored).await?;
                 self.expected.insert(partition, stored);
@@ -402,11 +408,11 @@ impl Loop<'_> {
     async fn rebuild(
         &mut self,
         consumer: &mut dyn LogConsumer,
-        partition: i32,
+        partition: Partition,
         lost: &StoreError,
     ) -> Result<(), ConsumeError> {
         let (cfg, stats, store, log) = (self.cfg, self.stats, self.store, self.log);
-        tracing::error!(partition, error = %lost, "rebuilding the partition from the start of the log");
+        tracing::error!(%partition, error = %lost, "rebuilding the partition from the start of the log");
         stats.record_rebuild();
         let mut shutdown = self.shutdown.clone();
         let Some(starts) = retry(
@@ -424,8 +430,8 @@ impl Loop<'_> {
         let earliest = starts
             .iter()
             .find(|(p, _)| *p == partition)
-            .map_or(0, |(_, low)| *low);
-        if earliest > 0 {
+            .map_or(Offset(0), |(_, low)| *low);
+        if earliest > Offset(0) {
             return Err(ConsumeError::CannotRebuild {
                 partition,
                 earliest,
@@ -444,8 +450,8 @@ impl Loop<'_> {
         {
             return Ok(());
         }
-        seek_owned(consumer, partition, 0).await?;
-        self.expected.insert(partition, 0);
+        seek_owned(consumer, partition, Offset(0)).await?;
+        self.expected.insert(partition, Offset(0));
         Ok(())
     }
 
@@ -455,8 +461,8 @@ impl Loop<'_> {
     async fn check_store(
         &mut self,
         consumer: &mut dyn LogConsumer,
-    ) -> Result<Vec<i32>, ConsumeError> {
-        let parts: Vec<i32> = self.expected.keys().copied().collect();
+    ) -> Result<Vec<Partition>, ConsumeError> {
+        let parts: Vec<Partition> = self.expected.keys().copied().collect();
         let stored = match self.store.next_offsets(&parts).await {
             Ok(s) => s,
             Err(e) => {
@@ -466,8 +472,8 @@ impl Loop<'_> {
         };
         let mut rebuilt = Vec::new();
         for (p, got) in parts.into_iter().zip(stored) {
-            let seen = self.expected.get(&p).copied().unwrap_or(0);
-            if seen > 0 && got.is_none_or(|g| g < seen) {
+            let seen = self.expected.get(&p).copied().unwrap_or_default();
+            if seen > Offset(0) && got.is_none_or(|g| g < seen) {
                 let lost = StoreError::StoreLost {
                     partition: p,
                     seen: Some(seen),
@@ -497,13 +503,13 @@ impl Loop<'_> {
         &mut self,
         consumer: &mut dyn LogConsumer,
         round: Round,
-        owned: &[i32],
+        owned: &[Partition],
     ) -> Result<Flow, ConsumeError> {
         let t = Instant::now();
         let mut prepared = Vec::with_capacity(round.len());
         for (p, ms) in round {
             if !owned.contains(&p) {
-                debug!(partition = p, "dropping messages of a revoked partition");
+                debug!(partition = %p, "dropping messages of a revoked partition");
                 continue;
             }
             match self.prepare(p, ms).await? {
@@ -547,10 +553,11 @@ impl Loop<'_> {
 
     async fn refresh_lag(&self) {
         match self.log.end_offsets(&self.cfg.topic).await {
-            Ok(ends) => self.stats.set_lag(
-                ends.into_iter()
-                    .filter_map(|(p, high)| self.expected.get(&p).map(|o| (p, (high - o).max(0)))),
-            ),
+            Ok(ends) => {
+                self.stats.set_lag(ends.into_iter().filter_map(|(p, high)| {
+                    self.expected.get(&p).map(|o| (p, (high.0 - o.0).max(0)))
+                }))
+            }
             Err(e) => debug!(error = %e, "cannot read end offsets for lag"),
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
+use newsrec_features::{Offset, Partition};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -14,7 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset as KafkaOffset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::{Assignment, EventLog, LogConsumer, LogError, LogMessage, Positioner, Record};
@@ -281,7 +282,7 @@ impl EventLog for KafkaLog {
         &self,
         topic: &str,
         records: Vec<Record>,
-    ) -> Result<Vec<(i32, i64)>, LogError> {
+    ) -> Result<Vec<(Partition, Offset)>, LogError> {
         let producer = self.producer()?;
         let mut pending = Vec::with_capacity(records.len());
         for r in &records {
@@ -314,7 +315,7 @@ impl EventLog for KafkaLog {
         let mut out = Vec::with_capacity(pending.len());
         for f in pending {
             match f.await {
-                Ok(Ok(d)) => out.push((d.partition, d.offset)),
+                Ok(Ok(d)) => out.push((Partition(d.partition), Offset(d.offset))),
                 Ok(Err((e, _))) => return Err(e.into()),
                 Err(_) => return Err(LogError::Kafka(KafkaError::Canceled)),
             }
@@ -322,21 +323,21 @@ impl EventLog for KafkaLog {
         Ok(out)
     }
 
-    async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError> {
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<(Partition, Offset)>, LogError> {
         Ok(self
             .watermarks(topic)
             .await?
             .into_iter()
-            .map(|(p, _, high)| (p, high))
+            .map(|(p, _, high)| (Partition(p), Offset(high)))
             .collect())
     }
 
-    async fn start_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError> {
+    async fn start_offsets(&self, topic: &str) -> Result<Vec<(Partition, Offset)>, LogError> {
         Ok(self
             .watermarks(topic)
             .await?
             .into_iter()
-            .map(|(p, low, _)| (p, low))
+            .map(|(p, low, _)| (Partition(p), Offset(low)))
             .collect())
     }
 
@@ -372,7 +373,7 @@ struct PositionContext {
 }
 
 impl PositionContext {
-    fn set_assignment(&self, partitions: Vec<i32>) {
+    fn set_assignment(&self, partitions: Vec<Partition>) {
         let mut a = self.assignment.lock().unwrap_or_else(|p| p.into_inner());
         a.generation += 1;
         a.partitions = partitions;
@@ -390,10 +391,10 @@ impl ConsumerContext for PositionContext {
     ) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let mut parts: Vec<i32> = tpl
+                let mut parts: Vec<Partition> = tpl
                     .elements_for_topic(&self.topic)
                     .iter()
-                    .map(|e| e.partition())
+                    .map(|e| Partition(e.partition()))
                     .collect();
                 parts.sort_unstable();
                 let starts = (self.positioner)(&parts).unwrap_or_else(|e| {
@@ -401,9 +402,9 @@ impl ConsumerContext for PositionContext {
                     vec![None; parts.len()]
                 });
                 for (p, start) in parts.iter().zip(starts) {
-                    let off = start.map_or(Offset::Beginning, Offset::Offset);
-                    if let Err(e) = tpl.set_partition_offset(&self.topic, *p, off) {
-                        warn!(partition = p, error = %e, "cannot set start offset");
+                    let off = start.map_or(KafkaOffset::Beginning, |o| KafkaOffset::Offset(o.0));
+                    if let Err(e) = tpl.set_partition_offset(&self.topic, p.0, off) {
+                        warn!(partition = %p, error = %e, "cannot set start offset");
                     }
                 }
                 info!(partitions = ?parts, "partitions assigned");
@@ -432,8 +433,8 @@ struct KafkaConsumer {
 
 fn owned(m: &BorrowedMessage<'_>) -> LogMessage {
     LogMessage {
-        partition: m.partition(),
-        offset: m.offset(),
+        partition: Partition(m.partition()),
+        offset: Offset(m.offset()),
         key: m.key().map(<[u8]>::to_vec),
         payload: m.payload().map(<[u8]>::to_vec),
         headers: m
@@ -483,9 +484,13 @@ impl LogConsumer for KafkaConsumer {
             .clone()
     }
 
-    async fn seek(&mut self, partition: i32, offset: i64) -> Result<(), LogError> {
-        self.consumer
-            .seek(&self.topic, partition, Offset::Offset(offset), CALL_TIMEOUT)?;
+    async fn seek(&mut self, partition: Partition, offset: Offset) -> Result<(), LogError> {
+        self.consumer.seek(
+            &self.topic,
+            partition.0,
+            KafkaOffset::Offset(offset.0),
+            CALL_TIMEOUT,
+        )?;
         Ok(())
     }
 }

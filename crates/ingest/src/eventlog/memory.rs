@@ -8,6 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+use newsrec_features::{Offset, Partition};
+
 use super::{Assignment, EventLog, LogConsumer, LogError, LogMessage, Positioner, Record};
 
 #[derive(Debug, Clone)]
@@ -82,7 +84,7 @@ impl EventLog for MemoryLog {
         &self,
         topic: &str,
         records: Vec<Record>,
-    ) -> Result<Vec<(i32, i64)>, LogError> {
+    ) -> Result<Vec<(Partition, Offset)>, LogError> {
         let mut out = Vec::with_capacity(records.len());
         {
             let mut st = self.inner.lock();
@@ -105,7 +107,7 @@ impl EventLog for MemoryLog {
                     payload: Some(r.payload),
                     headers: r.headers,
                 });
-                out.push((p as i32, parts[p].len() as i64 - 1));
+                out.push((Partition(p as i32), Offset(parts[p].len() as i64 - 1)));
             }
             st.round_robin = rr;
         }
@@ -113,7 +115,7 @@ impl EventLog for MemoryLog {
         Ok(out)
     }
 
-    async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError> {
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<(Partition, Offset)>, LogError> {
         let st = self.inner.lock();
         let parts = st
             .topics
@@ -122,17 +124,17 @@ impl EventLog for MemoryLog {
         Ok(parts
             .iter()
             .enumerate()
-            .map(|(p, v)| (p as i32, v.len() as i64))
+            .map(|(p, v)| (Partition(p as i32), Offset(v.len() as i64)))
             .collect())
     }
 
-    async fn start_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError> {
+    async fn start_offsets(&self, topic: &str) -> Result<Vec<(Partition, Offset)>, LogError> {
         // Nothing is ever deleted from the in-process log.
         Ok(self
             .end_offsets(topic)
             .await?
             .into_iter()
-            .map(|(p, _)| (p, 0))
+            .map(|(p, _)| (p, Offset(0)))
             .collect())
     }
 
@@ -182,7 +184,7 @@ struct MemoryConsumer {
     /// The group generation the assignment was computed for.
     group_generation: u64,
     assignment: Assignment,
-    positions: BTreeMap<i32, i64>,
+    positions: BTreeMap<Partition, i64>,
     /// Rotates the partition read first, so one busy partition cannot starve others.
     start: usize,
 }
@@ -201,17 +203,17 @@ impl MemoryConsumer {
             }
             let n_parts = st.topics.get(&self.topic).map_or(0, Vec::len);
             let idx = g.members.iter().position(|m| *m == self.member);
-            let mine: Vec<i32> = match idx {
+            let mine: Vec<Partition> = match idx {
                 Some(i) => (0..n_parts)
                     .filter(|p| p % g.members.len() == i)
-                    .map(|p| p as i32)
+                    .map(|p| Partition(p as i32))
                     .collect(),
                 None => Vec::new(),
             };
             (g.generation, mine)
         };
         self.group_generation = generation;
-        let new: Vec<i32> = mine
+        let new: Vec<Partition> = mine
             .iter()
             .copied()
             .filter(|p| !self.positions.contains_key(p))
@@ -222,7 +224,7 @@ impl MemoryConsumer {
             vec![None; new.len()]
         });
         for (p, o) in new.iter().zip(starts) {
-            self.positions.insert(*p, o.unwrap_or(0).max(0));
+            self.positions.insert(*p, o.map_or(0, |o| o.0.max(0)));
         }
         if mine != self.assignment.partitions {
             self.assignment = Assignment {
@@ -237,7 +239,7 @@ impl MemoryConsumer {
         let Some(parts) = st.topics.get(&self.topic) else {
             return Vec::new();
         };
-        let owned: Vec<i32> = self.positions.keys().copied().collect();
+        let owned: Vec<Partition> = self.positions.keys().copied().collect();
         let mut out = Vec::new();
         if owned.is_empty() {
             return out;
@@ -248,12 +250,12 @@ impl MemoryConsumer {
             let Some(pos) = self.positions.get_mut(&p) else {
                 continue;
             };
-            let log = &parts[p as usize];
+            let log = &parts[p.0 as usize];
             while (*pos as usize) < log.len() && out.len() < max {
                 let m = &log[*pos as usize];
                 out.push(LogMessage {
                     partition: p,
-                    offset: *pos,
+                    offset: Offset(*pos),
                     key: m.key.clone(),
                     payload: m.payload.clone(),
                     headers: m.headers.clone(),
@@ -302,10 +304,10 @@ impl LogConsumer for MemoryConsumer {
         self.assignment.clone()
     }
 
-    async fn seek(&mut self, partition: i32, offset: i64) -> Result<(), LogError> {
+    async fn seek(&mut self, partition: Partition, offset: Offset) -> Result<(), LogError> {
         match self.positions.get_mut(&partition) {
             Some(pos) => {
-                *pos = offset.max(0);
+                *pos = offset.0.max(0);
                 Ok(())
             }
             None => Err(LogError::Config(format!(

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use newsrec_core::Retryable;
+use newsrec_features::{Offset, Partition};
 
 pub(crate) use kafka::is_secret;
 pub use kafka::{KafkaConfig, KafkaLog};
@@ -41,9 +42,9 @@ impl Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogMessage {
     /// Partition it was read from.
-    pub partition: i32,
+    pub partition: Partition,
     /// Its offset there.
-    pub offset: i64,
+    pub offset: Offset,
     /// Key, if any.
     pub key: Option<Vec<u8>>,
     /// Value (`None`: a tombstone).
@@ -56,7 +57,8 @@ pub struct LogMessage {
 /// the order asked (`None`: from the beginning). Called synchronously when partitions are
 /// assigned, before their first fetch; an error means "from the beginning", which is safe
 /// when the consumer's sink skips what it already holds.
-pub type Positioner = Arc<dyn Fn(&[i32]) -> Result<Vec<Option<i64>>, String> + Send + Sync>;
+pub type Positioner =
+    Arc<dyn Fn(&[Partition]) -> Result<Vec<Option<Offset>>, String> + Send + Sync>;
 
 /// Why a log operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -116,15 +118,18 @@ pub trait EventLog: Send + Sync {
 
     /// Publishes `records` and waits until every one is stored; returns the
     /// `(partition, offset)` of each, in order. Records with one key keep their order.
-    async fn produce(&self, topic: &str, records: Vec<Record>)
-    -> Result<Vec<(i32, i64)>, LogError>;
+    async fn produce(
+        &self,
+        topic: &str,
+        records: Vec<Record>,
+    ) -> Result<Vec<(Partition, Offset)>, LogError>;
 
     /// One past the last offset of every partition of `topic` (the high watermarks).
-    async fn end_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError>;
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<(Partition, Offset)>, LogError>;
 
     /// The first offset `topic` still holds in every partition (the low watermarks:
     /// above 0 once retention deleted the start).
-    async fn start_offsets(&self, topic: &str) -> Result<Vec<(i32, i64)>, LogError>;
+    async fn start_offsets(&self, topic: &str) -> Result<Vec<(Partition, Offset)>, LogError>;
 
     /// Joins consumer group `group` on `topic`. Newly assigned partitions start where
     /// `positioner` says.
@@ -142,7 +147,7 @@ pub struct Assignment {
     /// Incremented on every rebalance.
     pub generation: u64,
     /// Partitions owned now, sorted.
-    pub partitions: Vec<i32>,
+    pub partitions: Vec<Partition>,
 }
 
 /// A consumer group member.
@@ -156,5 +161,5 @@ pub trait LogConsumer: Send {
     fn assignment(&self) -> Assignment;
 
     /// Makes the next message read from `partition` the one at `offset`.
-    async fn seek(&mut self, partition: i32, offset: i64) -> Result<(), LogError>;
+    async fn seek(&mut self, partition: Partition, offset: Offset) -> Result<(), LogError>;
 }
