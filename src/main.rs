@@ -1,7 +1,9 @@
 //! The `newsrec` command: thin wrappers over the workspace libraries.
 //!
-//! Each subcommand area lives in `cmd/`: it turns flags into the library's typed config
-//! and calls the library; no logic lives here.
+//! `settings.rs` is the one settings tree every command reads (one table per crate,
+//! layered from defaults, `--config`, `NEWSREC_*` and flags). Each subcommand area lives
+//! in `cmd/`: it lays its flags over the settings and calls the library; no logic lives
+//! here.
 
 mod cmd;
 mod settings;

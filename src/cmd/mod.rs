@@ -1,5 +1,6 @@
-//! One module per subcommand area, and what several of them share: the one shutdown
-//! signal and the one sink `POST /events` publishes through.
+//! One module per subcommand area, and what several of them share: the flags that
+//! override shared settings (`flags`), the one shutdown signal and the one sink
+//! `POST /events` publishes through.
 
 pub mod bench;
 pub mod config;
