@@ -21,11 +21,11 @@ use newsrec_features::{FeatureStore, MemoryStore, RedisTarget};
 use newsrec_ingest::consumer::{self, ConsumerConfig};
 use newsrec_ingest::replay;
 use newsrec_ingest::{ConsumerStats, EventLog, KafkaLog, MemoryLog};
-use newsrec_serve::{Application, EventSink};
+use newsrec_serve::{Application, Sinks};
 use tokio::sync::watch;
 
 use super::flags::set;
-use super::{LogSink, shutdown_signal};
+use super::{LogSink, ServedLogSink, shutdown_signal};
 use crate::settings::Settings;
 
 /// `demo` flags.
@@ -159,13 +159,22 @@ async fn serve_live(a: DemoArgs, mut s: Settings, started: Instant) -> anyhow::R
 
     s.serve.addr = a.addr;
     let cfg = s.serve_config();
-    let sink: Arc<dyn EventSink> = Arc::new(LogSink::new(
+    let events = Arc::new(LogSink::new(
         Arc::clone(&log),
         topic.clone(),
         "event log",
         String::new(),
     ));
-    let app = Application::build_with_store(cfg, Arc::clone(&store), Some(sink)).await?;
+    let served = Arc::new(ServedLogSink::new(
+        Arc::clone(&log),
+        s.kafka.served_topic(),
+        s.kafka.partitions,
+    ));
+    let sinks = Sinks {
+        events: Some(events),
+        served: Some(served),
+    };
+    let app = Application::build_with_store(cfg, Arc::clone(&store), sinks).await?;
     let base = format!("http://{}", app.local_addr());
     let examples = example_users(&refined, store.as_ref()).await?;
     print_tour(&base, &examples, started.elapsed());

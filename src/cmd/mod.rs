@@ -12,11 +12,13 @@ pub mod serve;
 pub mod stream;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use newsrec_core::{ClickEvent, Retryable};
 use newsrec_ingest::EventLog;
-use newsrec_serve::{EventSink, PublishFuture, SinkError};
+use newsrec_ingest::Record;
+use newsrec_serve::{EventSink, PublishFuture, ServedList, ServedSink, SinkError};
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not
 /// when the future is first polled, so a signal that arrives while the command is still
@@ -123,5 +125,54 @@ impl EventSink for LogSink {
         } else {
             format!("{} {}", self.describe(), self.settings)
         }
+    }
+}
+
+/// Logs served lists to a topic of an event log, keyed by user (or article), creating
+/// the topic on first use when it is missing.
+pub struct ServedLogSink {
+    log: Arc<dyn EventLog>,
+    topic: String,
+    partitions: i32,
+    created: AtomicBool,
+}
+
+impl ServedLogSink {
+    /// A sink to `topic` of `log`, created with `partitions` partitions if missing.
+    pub fn new(log: Arc<dyn EventLog>, topic: String, partitions: i32) -> Self {
+        Self {
+            log,
+            topic,
+            partitions,
+            created: AtomicBool::new(false),
+        }
+    }
+}
+
+impl ServedSink for ServedLogSink {
+    fn publish(&self, lists: Vec<ServedList>) -> PublishFuture<'_> {
+        Box::pin(async move {
+            let failed = |e: newsrec_ingest::LogError| SinkError::Unavailable(e.to_string());
+            if !self.created.load(Ordering::Relaxed) {
+                self.log
+                    .ensure_topic(&self.topic, self.partitions)
+                    .await
+                    .map_err(failed)?;
+                self.created.store(true, Ordering::Relaxed);
+            }
+            let records = lists
+                .iter()
+                .map(|l| Record::new(l.key(), serde_json::to_vec(l).unwrap_or_default()))
+                .collect();
+            self.log
+                .produce(&self.topic, records)
+                .await
+                .map_err(failed)?;
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("topic {}", self.topic)
     }
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use newsrec_ingest::KafkaLog;
-use newsrec_serve::{Application, EventSink};
+use newsrec_ingest::{EventLog, KafkaLog};
+use newsrec_serve::{Application, Sinks};
 
 use super::flags::{KafkaFlags, StoreFlags, set};
-use super::{LogSink, shutdown_signal};
+use super::{LogSink, ServedLogSink, shutdown_signal};
 use crate::settings::Settings;
 
 /// `newsrec serve` flags; each overrides its key of the settings (`newsrec config
@@ -27,7 +27,7 @@ pub struct ServeArgs {
     data: Option<PathBuf>,
     #[command(flatten)]
     store: StoreFlags,
-    /// Kafka for `POST /events` (the endpoint is off without brokers).
+    /// Kafka for `POST /events` and the served-list log (both are off without brokers).
     #[command(flatten)]
     kafka: KafkaFlags,
     /// Listen address, e.g. 0.0.0.0:8080 (port 0: any free port; `[serve] addr`).
@@ -52,20 +52,28 @@ pub fn run(a: ServeArgs, mut s: Settings) -> anyhow::Result<()> {
     rt.block_on(async move {
         // First, so a stop request during start-up is a graceful one.
         let stop = shutdown_signal();
-        let sink: Option<Arc<dyn EventSink>> = match s.kafka.client() {
-            None => None,
+        let sinks = match s.kafka.client() {
+            None => Sinks::default(),
             Some(client) => {
                 let log = KafkaLog::new(client).context("creating the Kafka producer")?;
                 let settings = format!("via {}", log.config().redacted());
-                Some(Arc::new(LogSink::new(
-                    Arc::new(log),
-                    s.kafka.topic.clone(),
-                    "kafka",
-                    settings,
-                )))
+                let log: Arc<dyn EventLog> = Arc::new(log);
+                Sinks {
+                    events: Some(Arc::new(LogSink::new(
+                        Arc::clone(&log),
+                        s.kafka.topic.clone(),
+                        "kafka",
+                        settings,
+                    ))),
+                    served: Some(Arc::new(ServedLogSink::new(
+                        log,
+                        s.kafka.served_topic(),
+                        s.kafka.partitions,
+                    ))),
+                }
             }
         };
-        let app = Application::build(cfg, sink).await?;
+        let app = Application::build(cfg, sinks).await?;
         // Scripts and tests read the resolved address from this line.
         println!("listening on http://{}", app.local_addr());
         app.run_until_stopped(stop).await?;

@@ -4,6 +4,7 @@
 
 mod api_e2e;
 mod api_http;
+mod api_served_log;
 mod cli_settings;
 mod demo;
 mod ops_compose;

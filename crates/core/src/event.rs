@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engagement::Engagement;
-use crate::ids::{EventId, IdError, PageId, UserId};
+use crate::ids::{EventId, IdError, PageId, RecId, UserId};
 use crate::tier::UserType;
 use crate::time;
 
@@ -50,6 +50,10 @@ pub struct ClickEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 4_294_967_295_u32)]
     pub page_visits: Option<u32>,
+    /// The served list the click came from (`rec_id` of the recommendations answer),
+    /// when the front end knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rec_id: Option<RecId>,
 }
 
 /// Why a payload is not a valid click event. The consumer sends it to the dead-letter
@@ -136,6 +140,8 @@ struct Wire<'a> {
     scroll_pct: Option<f64>,
     #[serde(default, deserialize_with = "integral")]
     page_visits: Option<u32>,
+    #[serde(borrow)]
+    rec_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// An integer field, also when written with a zero fraction (`5.0`): JSON Schema's
@@ -207,6 +213,7 @@ impl ClickEvent {
             }
             other => other,
         };
+        let rec_id = wire.rec_id.as_deref().map(RecId::parse).transpose()?;
         Ok(ClickEvent {
             event_id,
             user_id,
@@ -218,6 +225,7 @@ impl ClickEvent {
             time_on_page_ms: wire.time_on_page_ms,
             scroll_pct: wire.scroll_pct,
             page_visits: wire.page_visits,
+            rec_id,
         })
     }
 
@@ -256,13 +264,41 @@ mod tests {
             time_on_page_ms: Some(20_380),
             scroll_pct: Some(50.3),
             page_visits: None,
+            rec_id: None,
         }
     }
 
     #[test]
     fn round_trip() {
         let e = sample();
-        assert_eq!(ClickEvent::decode(&e.encode()), Ok(e));
+        assert_eq!(ClickEvent::decode(&e.encode()), Ok(e.clone()));
+        let from_list = ClickEvent {
+            rec_id: Some(RecId::parse("r-0123abcd").unwrap()),
+            ..e
+        };
+        assert_eq!(ClickEvent::decode(&from_list.encode()), Ok(from_list));
+    }
+
+    /// `rec_id` is optional, and an id like the others when given.
+    #[test]
+    fn rec_id_is_an_optional_id() {
+        let json = |rec: &str| {
+            format!(
+                r#"{{"event_id":"e","user_id":"u","user_type":"Logged","page":"p","ts":1657146417045{rec}}}"#
+            )
+        };
+        let e = ClickEvent::decode(json("").as_bytes()).unwrap();
+        assert_eq!(e.rec_id, None);
+        let e = ClickEvent::decode(json(r#","rec_id":"abc123""#).as_bytes()).unwrap();
+        assert_eq!(e.rec_id.as_ref().map(RecId::as_str), Some("abc123"));
+        for bad in [
+            r#","rec_id":"no spaces""#,
+            r#","rec_id":"""#,
+            r#","rec_id":7"#,
+        ] {
+            let err = ClickEvent::decode(json(bad).as_bytes()).unwrap_err().code();
+            assert!(err == "bad_id" || err == "wrong_type", "{bad}: {err}");
+        }
     }
 
     #[test]
@@ -356,6 +392,7 @@ mod tests {
                 time_on_page_ms: t,
                 scroll_pct: scroll,
                 page_visits: Some(1),
+                rec_id: None,
             };
             prop_assert_eq!(ClickEvent::decode(&e.encode()), Ok(e));
         }

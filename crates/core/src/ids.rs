@@ -150,6 +150,12 @@ id_type!(
     EventId,
     "event_id"
 );
+id_type!(
+    /// A served list's id: in the answer that served the list, in the served-list log,
+    /// and in a click that came from the list, when the front end passes it on.
+    RecId,
+    "rec_id"
+);
 
 impl EventId {
     /// The replayed id of a user's `n`-th interaction (0-based, event-time order): the

@@ -31,7 +31,7 @@ mod user_features;
 pub use config::{ConfigError, EnvAlias, Paths, load_file, load_settings};
 pub use engagement::{Engagement, EngagementCaps};
 pub use event::{ClickEvent, MAX_EVENT_BYTES, RejectReason, RejectedEvent};
-pub use ids::{EventId, ID_PATTERN, IdError, MAX_ID_LEN, PageId, UserId};
+pub use ids::{EventId, ID_PATTERN, IdError, MAX_ID_LEN, PageId, RecId, UserId};
 pub use read_set::{DEFAULT_READ_SET_MAX, ReadLookup, ReadSet, page_hash};
 pub use tier::{SEMI_LOGGED_MIN_INTERACTIONS, Tier, UserType, route_tier};
 pub use user_features::{USER_FEATURE_DIM, USER_FEATURE_NAMES, UserAggregates};

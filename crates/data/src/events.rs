@@ -134,6 +134,7 @@ pub fn load_events(
             page_visits: visits
                 .get(i)
                 .map(|v| v.clamp(0, i64::from(u32::MAX)) as u32),
+            rec_id: None,
         });
     }
     if skipped > 0 {

@@ -209,6 +209,7 @@ mod tests {
                 time_on_page_ms: Some(60_000),
                 scroll_pct: Some(50.0),
                 page_visits: Some(1),
+                rec_id: None,
             },
         }
     }

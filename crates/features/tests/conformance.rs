@@ -91,6 +91,7 @@ fn ev(user: &str, ty: UserType, page: &str, ts: i64, sid: Option<&str>) -> Click
         time_on_page_ms: Some(30_000 + (ts % 11) as u64 * 1000),
         scroll_pct: Some((ts % 97) as f64 + 0.25),
         page_visits: Some(1 + (ts % 2) as u32),
+        rec_id: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn events(raw: &[(u8, u8, i64)]) -> Vec<ClickEvent> {
                 time_on_page_ms: Some(10_000 + *dt as u64 % 100_000),
                 scroll_pct: Some(f64::from(*u) * 7.5),
                 page_visits: Some(1),
+                rec_id: None,
             }
         })
         .collect()

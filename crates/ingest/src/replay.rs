@@ -157,6 +157,7 @@ pub fn synthetic_events(
             time_on_page_ms: Some(rng.random_range(5_000..600_000)),
             scroll_pct: Some(rng.random_range(0.0..100.0)),
             page_visits: Some(rng.random_range(1..3)),
+            rec_id: None,
         });
     }
     out

@@ -27,6 +27,8 @@ pub struct KafkaSettings {
     /// The click topic. Dead letters go to `<topic>.dead-letter` unless
     /// `[consume] dead_letter_topic` says otherwise.
     pub topic: String,
+    /// The served-list log's topic; `<topic>.served` when absent.
+    pub served_topic: Option<String>,
     /// Partitions of the topics newsrec creates when they are missing.
     pub partitions: i32,
     /// librdkafka settings passed through to every client (SASL, TLS, tuning), e.g.
@@ -39,6 +41,7 @@ impl Default for KafkaSettings {
         Self {
             brokers: None,
             topic: "clicks".into(),
+            served_topic: None,
             partitions: 4,
             options: BTreeMap::new(),
         }
@@ -52,6 +55,13 @@ impl KafkaSettings {
             self.options.insert(k, v);
         }
         Ok(())
+    }
+
+    /// The topic served lists are logged to.
+    pub fn served_topic(&self) -> String {
+        self.served_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.served", self.topic))
     }
 
     /// The client config, or `None` when no brokers are set.
@@ -213,5 +223,6 @@ mod tests {
         assert_eq!(c.group, "newsrec-consumer");
         let r = ReplaySettings::default().replay_config(&k);
         assert_eq!((r.topic.as_str(), r.partitions), ("portal", 8));
+        assert_eq!(k.served_topic(), "portal.served");
     }
 }

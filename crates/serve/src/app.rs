@@ -23,7 +23,8 @@ use crate::hot_reload::{Models, ReloadOutcome};
 use crate::metrics::{self, ServeMetrics};
 use crate::openapi;
 use crate::routes;
-use crate::sink::EventSink;
+use crate::served_log::ServedLog;
+use crate::sink::Sinks;
 use crate::snapshot::SnapshotCache;
 use crate::state::AppState;
 use crate::store_gate::StoreGate;
@@ -61,11 +62,8 @@ impl Application {
     /// Validates the config, connects to the store (in the background if Redis does not
     /// answer yet), loads the current model if there is one, binds the listener and
     /// starts the background tasks.
-    pub async fn build(
-        config: ServeConfig,
-        sink: Option<Arc<dyn EventSink>>,
-    ) -> Result<Self, ServeError> {
-        Self::build_inner(config, None, sink).await
+    pub async fn build(config: ServeConfig, sinks: Sinks) -> Result<Self, ServeError> {
+        Self::build_inner(config, None, sinks).await
     }
 
     /// Like [`Application::build`] with a store the caller already holds (the demo's
@@ -74,15 +72,15 @@ impl Application {
     pub async fn build_with_store(
         config: ServeConfig,
         store: Arc<dyn FeatureStore>,
-        sink: Option<Arc<dyn EventSink>>,
+        sinks: Sinks,
     ) -> Result<Self, ServeError> {
-        Self::build_inner(config, Some(store), sink).await
+        Self::build_inner(config, Some(store), sinks).await
     }
 
     async fn build_inner(
         config: ServeConfig,
         store: Option<Arc<dyn FeatureStore>>,
-        sink: Option<Arc<dyn EventSink>>,
+        sinks: Sinks,
     ) -> Result<Self, ServeError> {
         config.validate()?;
         let store_shown = match &store {
@@ -95,18 +93,28 @@ impl Application {
         let windows = config.store.windows();
         let openapi = serde_json::to_vec(&crate::openapi::document(&windows))
             .map_err(|e| ServeError::Config(ConfigError::new(format!("OpenAPI document: {e}"))))?;
+        let mut tasks = Vec::new();
+        let served = match sinks.served {
+            Some(sink) => {
+                let (log, task) =
+                    ServedLog::start(sink, config.served_log_capacity, metrics.registry())?;
+                tasks.push(task);
+                Some(log)
+            }
+            None => None,
+        };
         let state = Arc::new(AppState {
             metrics: metrics.clone(),
             models,
             gate: StoreGate::new(config.store_timeout(), config.store_backoff()),
             snapshot: SnapshotCache::new(config.mix.list_candidates.max(MAX_K)),
             tiers: TierMemory::new(config.tier_memory),
-            sink,
+            sink: sinks.events,
+            served,
             windows,
             openapi: openapi.into(),
             config,
         });
-        let mut tasks = Vec::new();
         if let Some(store) = store {
             state.gate.install(store);
         } else {
@@ -155,6 +163,7 @@ impl Application {
             live_window = %c.live_window(),
             models = %c.models_dir.display(),
             events = %state.sink.as_ref().map_or_else(|| "disabled".to_owned(), |s| s.settings()),
+            served_log = state.served.as_ref().map_or("disabled", ServedLog::describe),
             admin = if c.admin_token.is_some() { "token set" } else { "disabled" },
             "newsrec API bound"
         );

@@ -21,6 +21,8 @@ use rand::{Rng, SeedableRng};
 use crate::app::Application;
 use crate::config::ServeConfig;
 use crate::loadgen::{self, LoadPlan, LoadReport};
+use crate::served_log::ServedSink;
+use crate::sink::Sinks;
 
 /// Why the benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +48,7 @@ pub enum BenchError {
 }
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BenchOptions {
     /// Model registry with a `current` version.
     pub models_dir: PathBuf,
@@ -73,6 +75,9 @@ pub struct BenchOptions {
     pub server_threads: usize,
     /// Most requests of any one run.
     pub max_requests: u64,
+    /// Where the API under load logs its served lists (`None`: no served-list log), to
+    /// measure what the log costs.
+    pub served: Option<Arc<dyn ServedSink>>,
 }
 
 impl Default for BenchOptions {
@@ -90,6 +95,7 @@ impl Default for BenchOptions {
             k: 10,
             server_threads: 2,
             max_requests: 1_000_000,
+            served: None,
         }
     }
 }
@@ -179,7 +185,13 @@ fn run_with_store(
         models_dir: opts.models_dir.clone(),
         ..ServeConfig::default()
     };
-    let app = server_rt.block_on(Application::build(config, None))?;
+    let app = server_rt.block_on(Application::build(
+        config,
+        Sinks {
+            events: None,
+            served: opts.served.clone(),
+        },
+    ))?;
     let addr = app.local_addr();
     let model_version = app
         .state()
@@ -238,6 +250,7 @@ fn live_events(
             time_on_page_ms: None,
             scroll_pct: None,
             page_visits: None,
+            rec_id: None,
         });
     }
     (events, live)

@@ -50,6 +50,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Users whose last served tier is remembered to count tier transitions.
     pub tier_memory: usize,
+    /// Served lists waiting for the served-list log at most; past it they are dropped
+    /// and counted, so a slow log never slows the API.
+    pub served_log_capacity: usize,
     /// Weights of the mixing components (shared with the offline evaluation).
     pub mix: MixWeights,
 }
@@ -69,6 +72,7 @@ impl Default for ServeConfig {
             request_timeout_ms: 5_000,
             max_body_bytes: newsrec_core::MAX_EVENT_BYTES,
             tier_memory: 200_000,
+            served_log_capacity: 10_000,
             mix: MixWeights::default(),
         }
     }
@@ -90,8 +94,10 @@ impl ServeConfig {
         if self.max_body_bytes < 256 {
             return Err(ConfigError::new("max_body_bytes must be at least 256"));
         }
-        if self.tier_memory == 0 {
-            return Err(ConfigError::new("tier_memory must be positive"));
+        if self.tier_memory == 0 || self.served_log_capacity == 0 {
+            return Err(ConfigError::new(
+                "tier_memory and served_log_capacity must be positive",
+            ));
         }
         self.store
             .validate()

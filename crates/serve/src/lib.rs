@@ -21,8 +21,10 @@
 //! - `tiers`: [`TierMemory`], last tier per recent user for transition counting.
 //! - `query`: parsing query parameters into domain types.
 //! - `routes`: one module per endpoint group.
-//! - `sink`: [`EventSink`], where `POST /events` publishes (Kafka, provided by the
-//!   binary).
+//! - `sink`: [`EventSink`], where `POST /events` publishes, and [`Sinks`], both of the
+//!   API's outputs (provided by the binary: Kafka, or the demo's in-process log).
+//! - `served_log`: [`ServedLog`], every answered list with its [`newsrec_core::RecId`],
+//!   published off the request path through a bounded buffer into a [`ServedSink`].
 //! - `metrics`: [`ServeMetrics`] and the request-tracking middleware.
 //! - `openapi`: the OpenAPI document, derived from the handlers' types (utoipa), and
 //!   Swagger UI at `/docs` from assets compiled into the binary.
@@ -40,6 +42,7 @@ mod metrics;
 mod openapi;
 mod query;
 mod routes;
+mod served_log;
 mod sink;
 mod snapshot;
 mod state;
@@ -54,7 +57,8 @@ pub use hot_reload::{Models, ReloadError, ReloadOutcome};
 pub use loadgen::{LoadError, LoadPlan, LoadReport, run as load};
 pub use metrics::{LATENCY_BUCKETS, ServeMetrics};
 pub use query::DEFAULT_K;
-pub use sink::{EventSink, PublishFuture, SinkError};
+pub use served_log::{CONTROL, ServedList, ServedLog, ServedSink, new_rec_id};
+pub use sink::{EventSink, PublishFuture, SinkError, Sinks};
 pub use snapshot::{Snapshot, SnapshotCache};
 pub use state::AppState;
 pub use store_gate::{StoreGate, Unavailable};

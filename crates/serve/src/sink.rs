@@ -4,8 +4,21 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use newsrec_core::{ClickEvent, Retryable};
+
+use crate::served_log::ServedSink;
+
+/// What the API publishes to, both optional: accepted click events (`POST /events`)
+/// and the served-list log.
+#[derive(Clone, Default)]
+pub struct Sinks {
+    /// Where `POST /events` publishes; the endpoint is off without one.
+    pub events: Option<Arc<dyn EventSink>>,
+    /// Where served lists are logged; nothing is logged without one.
+    pub served: Option<Arc<dyn ServedSink>>,
+}
 
 /// Why an event could not be published.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -8,6 +8,7 @@ use newsrec_features::Window;
 use crate::config::ServeConfig;
 use crate::hot_reload::Models;
 use crate::metrics::ServeMetrics;
+use crate::served_log::ServedLog;
 use crate::sink::EventSink;
 use crate::snapshot::SnapshotCache;
 use crate::store_gate::StoreGate;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub tiers: TierMemory,
     /// Where `POST /events` publishes; `None` when no broker is configured.
     pub sink: Option<Arc<dyn EventSink>>,
+    /// Where served lists are logged; `None` when no log is configured.
+    pub served: Option<ServedLog>,
     /// The store's popularity windows, shortest first.
     pub windows: Vec<Window>,
     /// The OpenAPI document, serialised once at start-up.

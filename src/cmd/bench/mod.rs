@@ -14,6 +14,10 @@ mod model;
 mod serve;
 mod stream;
 
+/// The broker of a benchmark run when neither `--brokers` nor the settings name one:
+/// benchmarks run on loopback.
+const LOCAL_BROKERS: &str = "127.0.0.1:9092";
+
 /// Benchmarks.
 #[derive(Subcommand)]
 pub enum BenchCommand {

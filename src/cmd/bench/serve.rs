@@ -1,11 +1,14 @@
 //! `newsrec bench serve`: the API under load on loopback, at fixed rates and at peak.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use newsrec_features::RedisTarget;
-use newsrec_serve::BenchOptions;
+use newsrec_ingest::{KafkaConfig, KafkaLog};
+use newsrec_serve::{BenchOptions, ServedSink};
 
+use crate::cmd::ServedLogSink;
 use crate::settings::Settings;
 
 /// `newsrec bench serve` flags.
@@ -45,10 +48,39 @@ pub struct ServeBenchArgs {
     /// Most requests of any one run.
     #[arg(long, default_value_t = 1_000_000)]
     max_requests: u64,
+    /// Log every served list to a fresh topic on Kafka (`--brokers`, else `[kafka]
+    /// brokers`, else the local broker), to measure the served-list log's cost.
+    #[arg(long)]
+    served_log: bool,
+    /// Kafka bootstrap servers for `--served-log`.
+    #[arg(long)]
+    brokers: Option<String>,
 }
 
 /// Runs the load test and prints a Markdown table.
 pub fn run(a: ServeBenchArgs, s: Settings) -> anyhow::Result<()> {
+    let served: Option<Arc<dyn ServedSink>> = if a.served_log {
+        let brokers = a
+            .brokers
+            .or(s.kafka.brokers.clone())
+            .unwrap_or_else(|| super::LOCAL_BROKERS.into());
+        let log = KafkaLog::new(KafkaConfig {
+            brokers,
+            ..s.kafka.client().unwrap_or_else(|| KafkaConfig::new(""))
+        })?;
+        let topic = format!(
+            "bench-served-{}",
+            &newsrec_serve::new_rec_id().as_str()[..12]
+        );
+        println!("served lists logged to {topic}");
+        Some(Arc::new(ServedLogSink::new(
+            Arc::new(log),
+            topic,
+            s.kafka.partitions,
+        )))
+    } else {
+        None
+    };
     let opts = BenchOptions {
         models_dir: a.models.unwrap_or(s.paths.models),
         data_dir: a.data.unwrap_or(s.paths.data),
@@ -64,6 +96,7 @@ pub fn run(a: ServeBenchArgs, s: Settings) -> anyhow::Result<()> {
         k: 10,
         server_threads: a.server_threads,
         max_requests: a.max_requests,
+        served,
     };
     let r = newsrec_serve::bench(&opts)?;
     println!(

@@ -15,10 +15,6 @@ use tokio::sync::watch;
 use crate::cmd::stream::connect_store;
 use crate::settings::Settings;
 
-/// The broker of a benchmark run when neither `--brokers` nor the settings name one:
-/// benchmarks run on loopback.
-const LOCAL_BROKERS: &str = "127.0.0.1:9092";
-
 /// `bench stream` flags.
 #[derive(Args)]
 pub struct StreamBenchArgs {
@@ -151,7 +147,10 @@ async fn bench_async(a: StreamBenchArgs) -> anyhow::Result<()> {
     let events = replay::synthetic_events(a.events, a.users, a.pages, 1_656_644_400_000, 400, 42);
 
     // 1. Replay.
-    let brokers = a.brokers.clone().unwrap_or_else(|| LOCAL_BROKERS.into());
+    let brokers = a
+        .brokers
+        .clone()
+        .unwrap_or_else(|| super::LOCAL_BROKERS.into());
     let kafka = Arc::new(KafkaLog::new(
         KafkaConfig::new(brokers).with_options(&a.kafka_options)?,
     )?);

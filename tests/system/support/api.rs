@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use newsrec_core::{ClickEvent, EventId, PageId, UserId, UserType};
 use newsrec_features::{FeatureStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig};
-use newsrec_serve::{Application, EventSink, ServeConfig};
+use newsrec_serve::{Application, EventSink, ServeConfig, Sinks};
 use newsrec_train::ModelSet;
 
 use super::{free_port, random_prefix, redis_url};
@@ -151,6 +151,19 @@ pub async fn spawn_app(
     configure: impl FnOnce(&mut ServeConfig),
     sink: Option<std::sync::Arc<dyn EventSink>>,
 ) -> Result<TestApp> {
+    let sinks = Sinks {
+        events: sink,
+        served: None,
+    };
+    spawn_app_with(tag, configure, sinks).await
+}
+
+/// [`spawn_app`] with both of the API's outputs given.
+pub async fn spawn_app_with(
+    tag: &str,
+    configure: impl FnOnce(&mut ServeConfig),
+    sinks: Sinks,
+) -> Result<TestApp> {
     let prefix = random_prefix(tag);
     let mut cfg = ServeConfig {
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -163,7 +176,7 @@ pub async fn spawn_app(
     cfg.store.redis = RedisTarget::parse(&redis_url(), false);
     configure(&mut cfg);
     let prefix = cfg.store.prefix.clone();
-    let app = Application::build(cfg, sink).await?;
+    let app = Application::build(cfg, sinks).await?;
     let base = format!("http://{}", app.local_addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
@@ -236,6 +249,7 @@ impl Writer {
                 time_on_page_ms: Some(40_000),
                 scroll_pct: Some(60.0),
                 page_visits: Some(1),
+                rec_id: None,
             });
         }
         let batch = PartitionBatch::consecutive(0, start, events);

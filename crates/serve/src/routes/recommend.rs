@@ -12,7 +12,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use newsrec_core::{PageId, Tier, UserAggregates, UserId, UserType};
+use newsrec_core::{PageId, RecId, Tier, UserAggregates, UserId, UserType};
 use newsrec_features::UserState;
 use newsrec_train::{LiveSignals, ModelSet, UserContext};
 use serde::Serialize;
@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 use crate::error::{AppError, ErrorBody};
 use crate::query::{RecParams, extract};
+use crate::served_log::{CONTROL, ServedList, new_rec_id, wall_ms};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 
@@ -44,6 +45,10 @@ pub struct Item<'a> {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Recommendations)]
 pub struct Body<'a> {
+    /// This list's id: pass it on in the `rec_id` of a click on one of its items, so
+    /// the click is attributed to this list.
+    #[schema(value_type = String)]
+    rec_id: &'a RecId,
     /// The user asked about.
     user_id: &'a str,
     /// The tier that served the user, decided from their live features.
@@ -147,7 +152,9 @@ pub async fn recommendations(
             }
         })
         .collect();
+    let rec_id = new_rec_id();
     let body = Body {
+        rec_id: &rec_id,
         user_id: ctx.user_id.as_ref().map_or("", UserId::as_str),
         tier: recs.tier,
         model_version: model.version(),
@@ -155,6 +162,19 @@ pub async fn recommendations(
         items,
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| AppError::Internal(e.to_string()))?;
+    if let Some(log) = &state.served {
+        log.record(ServedList {
+            rec_id,
+            user_id: ctx.user_id,
+            page: None,
+            event_ts: live.watermark,
+            wall_ts: wall_ms(),
+            tier: Some(recs.tier),
+            variant: CONTROL,
+            model_version: model.version().to_owned(),
+            pages: recs.items.iter().map(|r| r.page.clone()).collect(),
+        });
+    }
     Ok(([(CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 

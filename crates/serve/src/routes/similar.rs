@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use newsrec_core::PageId;
+use newsrec_core::{PageId, RecId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::error::ErrorBody;
 use crate::query::{SimilarParams, extract, parse_k, parse_page};
 use crate::routes::recommend::title_url;
+use crate::served_log::{CONTROL, ServedList, new_rec_id, wall_ms};
 use crate::state::AppState;
 
 /// One similar article.
@@ -36,6 +37,9 @@ pub struct SimilarItem {
 /// The response body.
 #[derive(Serialize, ToSchema)]
 pub struct SimilarBody {
+    /// This list's id, as for recommendations: a click on one of its items may carry it.
+    #[schema(value_type = String)]
+    pub rec_id: RecId,
     /// The article asked about.
     pub page: String,
     /// Whether live co-visitation was unavailable (the model's offline co-visitation was
@@ -102,6 +106,20 @@ pub async fn similar(
         state.metrics.degraded_response();
     }
     let merged = merge(&page, &content, &covisit, k);
+    let rec_id = new_rec_id();
+    if let Some(log) = &state.served {
+        log.record(ServedList {
+            rec_id: rec_id.clone(),
+            user_id: None,
+            page: Some(page.clone()),
+            event_ts: snap.watermark,
+            wall_ts: wall_ms(),
+            tier: None,
+            variant: CONTROL,
+            model_version: model.version().to_owned(),
+            pages: merged.iter().map(|(p, _, _)| p.clone()).collect(),
+        });
+    }
     let items = merged
         .into_iter()
         .map(|(p, score, reason)| {
@@ -116,6 +134,7 @@ pub async fn similar(
         })
         .collect();
     Ok(Json(SimilarBody {
+        rec_id,
         page: page.to_string(),
         degraded,
         items,
