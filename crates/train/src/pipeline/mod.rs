@@ -22,8 +22,10 @@ use tracing::{error, info, info_span};
 use crate::error::TrainError;
 use crate::fingerprint::Fingerprint;
 
+mod status;
 pub(crate) mod steps;
 
+pub use status::PipelineStatus;
 pub use steps::{PipelineConfig, PipelineStep, Schedule};
 
 /// The error a step's work returns; it is rendered into the run log.
@@ -101,6 +103,28 @@ impl Step {
     }
 }
 
+impl Step {
+    /// The step's fingerprint: its name, parameters, its upstream steps' fingerprints
+    /// in this run, its input paths' content and its input values.
+    fn fingerprint(&self, done: &HashMap<String, (StepStatus, String)>) -> Result<String, TrainError> {
+        let mut h = Fingerprint::new();
+        h.update_str(&self.name);
+        h.update_str(&self.params);
+        for a in &self.after {
+            h.update_str(done.get(a).map(|d| d.1.as_str()).unwrap_or_default());
+        }
+        for p in &self.inputs {
+            h.update_str(&p.to_string_lossy());
+            h.update_path(p)?;
+        }
+        for (name, f) in &self.values {
+            h.update_str(name);
+            h.update_str(&f());
+        }
+        Ok(h.finish())
+    }
+}
+
 /// What happened to a step in one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,7 +150,8 @@ pub struct StepOutcome {
     pub ms: u64,
     /// The step's fingerprint in this run.
     pub fingerprint: String,
-    /// The failure, when `status` is `failed`.
+    /// The failure, when `status` is `failed`, or what a `blocked` step of a partial
+    /// run ([`Pipeline::run_only`]) waits for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -167,8 +192,13 @@ impl RunReport {
             self.ms as f64 / 1000.0
         );
         for s in self.steps.iter().filter(|s| s.error.is_some()) {
+            let what = if s.status == StepStatus::Blocked {
+                "blocked"
+            } else {
+                "failed"
+            };
             out.push_str(&format!(
-                "\n  {} failed: {}",
+                "\n  {} {what}: {}",
                 s.name,
                 s.error.as_deref().unwrap_or_default()
             ));
@@ -232,6 +262,24 @@ impl Pipeline {
     /// Runs the graph once: each step runs, is skipped, or is blocked by a failed
     /// upstream step. The run is appended to the run log.
     pub fn run_once(&mut self) -> Result<RunReport, TrainError> {
+        self.run_selected(None)
+    }
+
+    /// Runs only the steps named in `only`, in graph order: a step upstream of them that
+    /// is not selected counts as it last succeeded (its recorded fingerprint), and a
+    /// selected step whose unselected upstream never succeeded is blocked. This is how
+    /// a scheduler that runs each step as its own task (Airflow) keeps the fingerprints.
+    pub fn run_only(&mut self, only: &[&str]) -> Result<RunReport, TrainError> {
+        for name in only {
+            if !self.steps.iter().any(|s| s.name == *name) {
+                return Err(TrainError::Invalid(format!("unknown step `{name}`")));
+            }
+        }
+        let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
+        self.run_selected(Some(&only))
+    }
+
+    fn run_selected(&mut self, only: Option<&[String]>) -> Result<RunReport, TrainError> {
         let _span = info_span!("pipeline").entered();
         fs::create_dir_all(&self.dir).map_err(|e| TrainError::io(&self.dir, e))?;
         let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -240,37 +288,40 @@ impl Pipeline {
         let mut done: HashMap<String, (StepStatus, String)> = HashMap::new();
         let mut outcomes = Vec::new();
         for step in &mut self.steps {
+            if only.is_some_and(|o| !o.contains(&step.name)) {
+                // Not selected: as of its last success, or never succeeded.
+                let recorded = match state.get(&step.name) {
+                    Some(fp) => (StepStatus::Skipped, fp.clone()),
+                    None => (StepStatus::Blocked, String::new()),
+                };
+                done.insert(step.name.clone(), recorded);
+                continue;
+            }
             let t = Instant::now();
-            let blocked = step.after.iter().any(|a| {
-                done.get(a)
-                    .is_none_or(|(s, _)| matches!(s, StepStatus::Failed | StepStatus::Blocked))
-            });
-            if blocked {
+            let waiting: Vec<&String> = step
+                .after
+                .iter()
+                .filter(|a| {
+                    done.get(*a).is_none_or(|(s, _)| {
+                        matches!(s, StepStatus::Failed | StepStatus::Blocked)
+                    })
+                })
+                .collect();
+            if !waiting.is_empty() {
+                let error = (only.is_some()).then(|| {
+                    format!("waits for `{}`, which has not succeeded", waiting[0])
+                });
                 outcomes.push(StepOutcome {
                     name: step.name.clone(),
                     status: StepStatus::Blocked,
                     ms: 0,
                     fingerprint: String::new(),
-                    error: None,
+                    error,
                 });
                 done.insert(step.name.clone(), (StepStatus::Blocked, String::new()));
                 continue;
             }
-            let mut h = Fingerprint::new();
-            h.update_str(&step.name);
-            h.update_str(&step.params);
-            for a in &step.after {
-                h.update_str(done.get(a).map(|d| d.1.as_str()).unwrap_or_default());
-            }
-            for p in &step.inputs {
-                h.update_str(&p.to_string_lossy());
-                h.update_path(p)?;
-            }
-            for (name, f) in &step.values {
-                h.update_str(name);
-                h.update_str(&f());
-            }
-            let fp = h.finish();
+            let fp = step.fingerprint(&done)?;
             let outputs_present = step.outputs.iter().all(|o| o.exists());
             let (status, err) = if outputs_present && state.get(&step.name) == Some(&fp) {
                 info!(step = %step.name, "inputs unchanged: skipped");
@@ -335,15 +386,7 @@ impl Pipeline {
 
     /// The run log, oldest first.
     pub fn history(dir: &Path) -> Result<Vec<RunReport>, TrainError> {
-        let path = dir.join(RUNS_FILE);
-        match fs::read_to_string(&path) {
-            Ok(t) => Ok(t
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(TrainError::io(&path, e)),
-        }
+        crate::registry::read_json_lines(&dir.join(RUNS_FILE))
     }
 }
 
