@@ -6,6 +6,7 @@ mod api_e2e;
 mod api_http;
 mod cli_settings;
 mod demo;
+mod ops_airflow;
 mod ops_compose;
 mod ops_dashboards_live;
 mod stream_crash;

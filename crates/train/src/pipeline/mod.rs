@@ -521,6 +521,48 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_run_uses_the_recorded_upstream_and_keeps_fingerprints() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("raw.csv");
+        fs::write(&input, "a").expect("write");
+        let (a, b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (out_a, out_b) = (dir.path().join("a.out"), dir.path().join("b.out"));
+        let graph = || {
+            Pipeline::new(dir.path().join("state"))
+                .step(
+                    Step::new("process", counting(&a, out_a.clone(), false))
+                        .input(&input)
+                        .output(&out_a),
+                )
+                .and_then(|p| {
+                    p.step(
+                        Step::new("train", counting(&b, out_b.clone(), false))
+                            .after("process")
+                            .output(&out_b),
+                    )
+                })
+                .expect("graph")
+        };
+        // train alone before process ever succeeded: blocked, saying why.
+        let r = graph().run_only(&["train"]).expect("run");
+        assert_eq!(r.steps.len(), 1);
+        assert_eq!(r.steps[0].status, StepStatus::Blocked);
+        assert!(r.steps[0].error.as_deref().unwrap_or_default().contains("`process`"));
+        assert!(r.summary().contains("train blocked: waits for `process`"));
+        // One step per run, as separate tasks do; then the same steps are skipped.
+        assert_eq!(graph().run_only(&["process"]).expect("run").steps[0].status, StepStatus::Ran);
+        assert_eq!(graph().run_only(&["train"]).expect("run").steps[0].status, StepStatus::Ran);
+        assert!(graph().run_once().expect("run").steps.iter().all(|s| s.status == StepStatus::Skipped));
+        assert_eq!(graph().run_only(&["train"]).expect("run").steps[0].status, StepStatus::Skipped);
+        // New input: process reruns, and then train sees process's new fingerprint.
+        fs::write(&input, "b").expect("write");
+        graph().run_only(&["process"]).expect("run");
+        assert_eq!(graph().run_only(&["train"]).expect("run").steps[0].status, StepStatus::Ran);
+        assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (2, 2));
+        assert!(graph().run_only(&["nope"]).is_err());
+    }
+
+    #[test]
     fn intervals_parse() {
         assert_eq!(parse_interval("30m").ok(), Some(Duration::from_secs(1800)));
         assert_eq!(parse_interval("6h").ok(), Some(Duration::from_secs(21_600)));
