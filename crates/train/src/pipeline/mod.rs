@@ -150,8 +150,7 @@ pub struct StepOutcome {
     pub ms: u64,
     /// The step's fingerprint in this run.
     pub fingerprint: String,
-    /// The failure, when `status` is `failed`, or what a `blocked` step of a partial
-    /// run ([`Pipeline::run_only`]) waits for.
+    /// The failure, when `status` is `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -192,13 +191,8 @@ impl RunReport {
             self.ms as f64 / 1000.0
         );
         for s in self.steps.iter().filter(|s| s.error.is_some()) {
-            let what = if s.status == StepStatus::Blocked {
-                "blocked"
-            } else {
-                "failed"
-            };
             out.push_str(&format!(
-                "\n  {} {what}: {}",
+                "\n  {} failed: {}",
                 s.name,
                 s.error.as_deref().unwrap_or_default()
             ));
@@ -265,10 +259,11 @@ impl Pipeline {
         self.run_selected(None)
     }
 
-    /// Runs only the steps named in `only`, in graph order: a step upstream of them that
-    /// is not selected counts as it last succeeded (its recorded fingerprint), and a
-    /// selected step whose unselected upstream never succeeded is blocked. This is how
-    /// a scheduler that runs each step as its own task (Airflow) keeps the fingerprints.
+    /// Runs only the steps named in `only`, in graph order. A step upstream of them that
+    /// is not selected counts as of its last success (its recorded fingerprint; empty if
+    /// it never succeeded here, e.g. when its work was done by hand): the selected
+    /// steps check their own inputs. This is how a scheduler that runs each step as its
+    /// own task (Airflow), in order, keeps the fingerprints.
     pub fn run_only(&mut self, only: &[&str]) -> Result<RunReport, TrainError> {
         for name in only {
             if !self.steps.iter().any(|s| s.name == *name) {
@@ -289,34 +284,22 @@ impl Pipeline {
         let mut outcomes = Vec::new();
         for step in &mut self.steps {
             if only.is_some_and(|o| !o.contains(&step.name)) {
-                // Not selected: as of its last success, or never succeeded.
-                let recorded = match state.get(&step.name) {
-                    Some(fp) => (StepStatus::Skipped, fp.clone()),
-                    None => (StepStatus::Blocked, String::new()),
-                };
-                done.insert(step.name.clone(), recorded);
+                let recorded = state.get(&step.name).cloned().unwrap_or_default();
+                done.insert(step.name.clone(), (StepStatus::Skipped, recorded));
                 continue;
             }
             let t = Instant::now();
-            let waiting: Vec<&String> = step
-                .after
-                .iter()
-                .filter(|a| {
-                    done.get(*a).is_none_or(|(s, _)| {
-                        matches!(s, StepStatus::Failed | StepStatus::Blocked)
-                    })
-                })
-                .collect();
-            if !waiting.is_empty() {
-                let error = (only.is_some()).then(|| {
-                    format!("waits for `{}`, which has not succeeded", waiting[0])
-                });
+            let blocked = step.after.iter().any(|a| {
+                done.get(a)
+                    .is_none_or(|(s, _)| matches!(s, StepStatus::Failed | StepStatus::Blocked))
+            });
+            if blocked {
                 outcomes.push(StepOutcome {
                     name: step.name.clone(),
                     status: StepStatus::Blocked,
                     ms: 0,
                     fingerprint: String::new(),
-                    error,
+                    error: None,
                 });
                 done.insert(step.name.clone(), (StepStatus::Blocked, String::new()));
                 continue;
@@ -543,22 +526,24 @@ mod tests {
                 })
                 .expect("graph")
         };
-        // train alone before process ever succeeded: blocked, saying why.
+        // train alone before process ever succeeded here: it runs on what it finds.
         let r = graph().run_only(&["train"]).expect("run");
-        assert_eq!(r.steps.len(), 1);
-        assert_eq!(r.steps[0].status, StepStatus::Blocked);
-        assert!(r.steps[0].error.as_deref().unwrap_or_default().contains("`process`"));
-        assert!(r.summary().contains("train blocked: waits for `process`"));
+        assert_eq!(r.steps.len(), 1, "only the selected step is reported");
+        assert_eq!(r.steps[0].status, StepStatus::Ran);
         // One step per run, as separate tasks do; then the same steps are skipped.
         assert_eq!(graph().run_only(&["process"]).expect("run").steps[0].status, StepStatus::Ran);
-        assert_eq!(graph().run_only(&["train"]).expect("run").steps[0].status, StepStatus::Ran);
+        assert_eq!(
+            graph().run_only(&["train"]).expect("run").steps[0].status,
+            StepStatus::Ran,
+            "process's recorded fingerprint is new to train"
+        );
         assert!(graph().run_once().expect("run").steps.iter().all(|s| s.status == StepStatus::Skipped));
         assert_eq!(graph().run_only(&["train"]).expect("run").steps[0].status, StepStatus::Skipped);
         // New input: process reruns, and then train sees process's new fingerprint.
         fs::write(&input, "b").expect("write");
         graph().run_only(&["process"]).expect("run");
         assert_eq!(graph().run_only(&["train"]).expect("run").steps[0].status, StepStatus::Ran);
-        assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (2, 2));
+        assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (2, 3));
         assert!(graph().run_only(&["nope"]).is_err());
     }
 

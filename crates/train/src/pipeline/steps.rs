@@ -225,7 +225,9 @@ impl PipelineConfig {
                 weights: &w,
                 settings: &settings,
             })?;
-            info!("{}", decision.summary());
+            if decision.published {
+                info!("{}", decision.summary());
+            }
             decision.into_result()?;
             Ok(())
         })
