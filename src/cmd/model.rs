@@ -116,8 +116,8 @@ pub fn train(a: TrainArgs, mut s: Settings) -> anyhow::Result<()> {
     } else {
         newsrec_train::train
     };
-    let m = train(data, models, &s.train)
-        .with_context(|| format!("training on {}", data.display()))?;
+    let m =
+        train(data, models, &s.train).with_context(|| format!("training on {}", data.display()))?;
     println!(
         "{} {} trained on {} interactions ({} .. {}): {} logged users, {} semi-logged users in {} clusters, {} articles ({} with factors, pool {}), {:.1} MB, {:.1} s -> {}",
         if a.candidate { "candidate" } else { "model" },
@@ -157,7 +157,13 @@ pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
             .with_context(|| format!("no current model in {}", models.display()))?,
     };
     let (record, rereads) = newsrec_train::evaluate_version(data, models, &version, k, w)
-        .with_context(|| format!("evaluating {version} in {} on {}", models.display(), data.display()))?;
+        .with_context(|| {
+            format!(
+                "evaluating {version} in {} on {}",
+                models.display(),
+                data.display()
+            )
+        })?;
     if a.json {
         println!("{}", serde_json::to_string(&record.report)?);
     } else {

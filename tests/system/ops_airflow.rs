@@ -1,6 +1,8 @@
 //! Checks of the Airflow deployment that need neither a container engine nor Airflow
 //! (scripts/airflow_test.sh runs the DAG on a real Airflow): the compose profile
-//! `airflow`, its image, and the DAG's commands, which the `newsrec` binary must accept.
+//! `airflow`, its image, the DAG's commands, which the `newsrec` binary must accept, and
+//! those commands run one by one as the DAG's tasks run them, up to the publish gate
+//! refusing a worse candidate.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -31,7 +33,9 @@ fn dag_source() -> anyhow::Result<String> {
 
 /// The DAG's `STEPS` table: task id → the newsrec arguments it runs.
 fn dag_steps(source: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let start = source.find("STEPS = {").context("no STEPS table in the DAG")?;
+    let start = source
+        .find("STEPS = {")
+        .context("no STEPS table in the DAG")?;
     let body = &source[start..];
     let end = body.find('}').context("unclosed STEPS table")?;
     let mut steps = Vec::new();
@@ -78,7 +82,10 @@ fn the_dag_runs_every_pipeline_step_with_commands_the_binary_accepts() -> anyhow
         );
     }
     for sub in ["data download --url", "data synth --users"] {
-        ensure!(source.contains(sub), "the download task does not run `{sub}`");
+        ensure!(
+            source.contains(sub),
+            "the download task does not run `{sub}`"
+        );
     }
     Ok(())
 }
@@ -122,9 +129,15 @@ fn compose_airflow_profile_shares_the_serve_volumes() -> anyhow::Result<()> {
     for (volume, var) in [
         ("newsrec-raw:/var/lib/newsrec/raw", "NEWSREC_RAW_DIR"),
         ("newsrec-data:/var/lib/newsrec/data", "NEWSREC_DATA_DIR"),
-        ("newsrec-models:/var/lib/newsrec/models", "NEWSREC_MODELS_DIR"),
+        (
+            "newsrec-models:/var/lib/newsrec/models",
+            "NEWSREC_MODELS_DIR",
+        ),
     ] {
-        ensure!(mounts.contains(volume), "airflow-scheduler: {volume} not mounted");
+        ensure!(
+            mounts.contains(volume),
+            "airflow-scheduler: {volume} not mounted"
+        );
         ensure!(serve.contains(volume), "serve: {volume} not mounted");
         let path = volume.split_once(':').map(|v| v.1).unwrap_or_default();
         ensure!(
@@ -163,8 +176,8 @@ fn compose_airflow_profile_shares_the_serve_volumes() -> anyhow::Result<()> {
 }
 
 #[test]
-fn the_airflow_image_installs_the_pinned_requirements_the_dag_and_the_binary()
--> anyhow::Result<()> {
+fn the_airflow_image_installs_the_pinned_requirements_the_dag_and_the_binary() -> anyhow::Result<()>
+{
     let compose = compose()?;
     let services = compose_services(&compose)?;
     let build = &services["airflow-scheduler"]["build"];
@@ -207,6 +220,101 @@ fn the_airflow_image_installs_the_pinned_requirements_the_dag_and_the_binary()
             .lines()
             .any(|l| l.trim().trim_end_matches('/') == "airflow"),
         ".dockerignore drops airflow/"
+    );
+    Ok(())
+}
+
+/// Runs `newsrec <args>` in `dir` with `env` on top of the test's environment.
+fn newsrec(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<std::process::Output> {
+    let mut cmd = Command::new(BIN);
+    // Only the settings given: none of the shell's `NEWSREC_*` variables.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("NEWSREC_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.current_dir(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .output()
+        .context("running newsrec")
+}
+
+/// What the DAG's tasks run, without Airflow: the steps one at a time, then
+/// `newsrec publish`; a worse candidate is refused with the figures and `current` stays.
+#[test]
+fn newsrec_publish_refuses_a_worse_candidate_and_keeps_current() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let ok = |out: std::process::Output| -> anyhow::Result<String> {
+        ensure!(
+            out.status.success(),
+            "newsrec failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let synth = [
+        "data", "synth", "--out", "data/raw", "--users", "2000", "--items", "600", "--seed", "7",
+    ];
+    ok(newsrec(dir, &synth, &[])?)?;
+    let steps = |env: &[(&str, &str)]| -> anyhow::Result<Vec<std::process::Output>> {
+        let mut outs = Vec::new();
+        for step in ["process", "train", "evaluate"] {
+            outs.push(newsrec(dir, &["pipeline", "--step", step], env)?);
+        }
+        outs.push(newsrec(dir, &["publish"], env)?);
+        Ok(outs)
+    };
+    for out in steps(&[])? {
+        ok(out)?;
+    }
+    let registry = newsrec_train::Registry::open(dir.join("models"))?;
+    let first = registry.current_version()?.context("no current model")?;
+    ensure!(registry.candidate_version()?.as_deref() == Some(first.as_str()));
+    ensure!(registry.evaluations()?.iter().any(|r| r.version == first));
+
+    // A training setting that makes the logged tier much worse.
+    let worse = [
+        ("NEWSREC_TRAIN__ALS__FACTORS", "1"),
+        ("NEWSREC_TRAIN__POOL_SIZE", "1"),
+        ("NEWSREC_TRAIN__LIST_LEN", "1"),
+    ];
+    let mut outs = steps(&worse)?;
+    let publish = outs.pop().context("publish output")?;
+    for out in outs {
+        ok(out)?;
+    }
+    ensure!(!publish.status.success(), "a worse candidate was published");
+    let stdout = String::from_utf8_lossy(&publish.stdout);
+    ensure!(stdout.contains("publish refused: candidate"), "{stdout}");
+    for group in ["overall", "logged", "semi_logged", "anonymous"] {
+        ensure!(
+            stdout.contains(&format!("\n  {group:<12} candidate ")),
+            "no {group} figures:\n{stdout}"
+        );
+    }
+    ensure!(stdout.contains("WORSE"), "{stdout}");
+    ensure!(
+        registry.current_version()?.as_deref() == Some(first.as_str()),
+        "current changed"
+    );
+    ensure!(registry.candidate_version()?.as_deref() != Some(first.as_str()));
+    let decisions = newsrec_train::decisions(&dir.join("models"))?;
+    ensure!(
+        decisions.last().is_some_and(|d| !d.published),
+        "refusal not recorded"
+    );
+    let status = newsrec_train::PipelineStatus::read(&dir.join("models"))?;
+    ensure!(
+        status.refusals == 1 && status.last_success.is_some(),
+        "{status:?}"
     );
     Ok(())
 }

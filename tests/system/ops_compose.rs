@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::ops::{
-    Builtins, CONTRACT_METRICS, compose, compose_dir, compose_services as services,
-    contract_name, interpolate, key_str, load_dashboards, metric_names, panel_queries, read_yaml,
-    repo_root, string_list, substitute, template_vars,
+    Builtins, CONTRACT_METRICS, compose, compose_dir, compose_services as services, contract_name,
+    interpolate, key_str, load_dashboards, metric_names, panel_queries, read_yaml, repo_root,
+    string_list, substitute, template_vars,
 };
 use anyhow::{Context, bail, ensure};
 use serde_norway::Value as Yaml;

@@ -74,8 +74,7 @@ pub use fit::{TrainParams, train, train_candidate};
 pub use model_set::{Item, MODEL_FILE, ModelSet};
 pub use pipeline::{
     Pipeline, PipelineConfig, PipelineStatus, PipelineStep, RUNS_FILE, RunReport, STATE_FILE,
-    Schedule, Step,
-    StepError, StepFn, StepOutcome, StepStatus, parse_interval,
+    Schedule, Step, StepError, StepFn, StepOutcome, StepStatus, parse_interval,
 };
 pub use publish::{
     Gate, GateCheck, GateDecision, PUBLISH_FILE, PublishRequest, PublishSettings, decisions,
@@ -85,8 +84,8 @@ pub use recommend::{
     LiveSignals, MixWeights, Reason, Recommendations, Recommended, TopList, UserContext,
 };
 pub use registry::{
-    CANDIDATE_LINK, CURRENT_LINK, DataRange, EVALUATIONS_FILE, EvaluationRecord, MANIFEST_FILE, Manifest, Registry,
-    RowCounts,
+    CANDIDATE_LINK, CURRENT_LINK, DataRange, EVALUATIONS_FILE, EvaluationRecord, MANIFEST_FILE,
+    Manifest, Registry, RowCounts,
 };
 pub use text::{is_stop_word, tokenize};
 

@@ -263,9 +263,7 @@ fn evaluation_of(
     fingerprint: &str,
 ) -> Result<EvaluationRecord, TrainError> {
     let found = registry.evaluations()?.into_iter().rev().find(|r| {
-        r.version == version
-            && r.report.k == req.k
-            && r.validation.as_deref() == Some(fingerprint)
+        r.version == version && r.report.k == req.k && r.validation.as_deref() == Some(fingerprint)
     });
     match found {
         Some(r) => Ok(r),
@@ -366,8 +364,12 @@ mod tests {
         };
         let summary = d.summary();
         assert!(summary.starts_with("publish refused: candidate v2 vs current v1"));
-        assert!(summary.contains("overall      candidate 0.2000  current 0.3000  drop +0.1000  WORSE"));
-        assert!(summary.contains("logged       candidate 0.4000  current 0.4000  drop +0.0000  ok"));
+        assert!(
+            summary.contains("overall      candidate 0.2000  current 0.3000  drop +0.1000  WORSE")
+        );
+        assert!(
+            summary.contains("logged       candidate 0.4000  current 0.4000  drop +0.0000  ok")
+        );
         match d.into_result() {
             Err(TrainError::PublishRefused(text)) => assert_eq!(text, summary),
             other => panic!("expected a refusal, got {other:?}"),
@@ -378,7 +380,10 @@ mod tests {
     fn settings_refuse_nonsense() {
         assert!(PublishSettings::default().validate().is_ok());
         for bad in [f64::NAN, f64::INFINITY, 1.5, -2.0] {
-            assert!(PublishSettings { tolerance: bad }.validate().is_err(), "{bad}");
+            assert!(
+                PublishSettings { tolerance: bad }.validate().is_err(),
+                "{bad}"
+            );
         }
     }
 }

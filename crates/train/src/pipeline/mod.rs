@@ -106,7 +106,10 @@ impl Step {
 impl Step {
     /// The step's fingerprint: its name, parameters, its upstream steps' fingerprints
     /// in this run, its input paths' content and its input values.
-    fn fingerprint(&self, done: &HashMap<String, (StepStatus, String)>) -> Result<String, TrainError> {
+    fn fingerprint(
+        &self,
+        done: &HashMap<String, (StepStatus, String)>,
+    ) -> Result<String, TrainError> {
         let mut h = Fingerprint::new();
         h.update_str(&self.name);
         h.update_str(&self.params);
@@ -531,18 +534,34 @@ mod tests {
         assert_eq!(r.steps.len(), 1, "only the selected step is reported");
         assert_eq!(r.steps[0].status, StepStatus::Ran);
         // One step per run, as separate tasks do; then the same steps are skipped.
-        assert_eq!(graph().run_only(&["process"]).expect("run").steps[0].status, StepStatus::Ran);
+        assert_eq!(
+            graph().run_only(&["process"]).expect("run").steps[0].status,
+            StepStatus::Ran
+        );
         assert_eq!(
             graph().run_only(&["train"]).expect("run").steps[0].status,
             StepStatus::Ran,
             "process's recorded fingerprint is new to train"
         );
-        assert!(graph().run_once().expect("run").steps.iter().all(|s| s.status == StepStatus::Skipped));
-        assert_eq!(graph().run_only(&["train"]).expect("run").steps[0].status, StepStatus::Skipped);
+        assert!(
+            graph()
+                .run_once()
+                .expect("run")
+                .steps
+                .iter()
+                .all(|s| s.status == StepStatus::Skipped)
+        );
+        assert_eq!(
+            graph().run_only(&["train"]).expect("run").steps[0].status,
+            StepStatus::Skipped
+        );
         // New input: process reruns, and then train sees process's new fingerprint.
         fs::write(&input, "b").expect("write");
         graph().run_only(&["process"]).expect("run");
-        assert_eq!(graph().run_only(&["train"]).expect("run").steps[0].status, StepStatus::Ran);
+        assert_eq!(
+            graph().run_only(&["train"]).expect("run").steps[0].status,
+            StepStatus::Ran
+        );
         assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (2, 3));
         assert!(graph().run_only(&["nope"]).is_err());
     }

@@ -90,7 +90,11 @@ mod tests {
             run(
                 "2026-01-01T00:00:00Z",
                 4000,
-                &[("process", Ran, 1000), ("train", Ran, 2000), ("publish", Ran, 500)],
+                &[
+                    ("process", Ran, 1000),
+                    ("train", Ran, 2000),
+                    ("publish", Ran, 500),
+                ],
             ),
             // One task per step: a train-only run, then a skipped publish-only run.
             run("2026-01-02T00:00:00Z", 3000, &[("train", Ran, 3000)]),
@@ -105,7 +109,10 @@ mod tests {
         assert_eq!(s.last_success, Some(jan2 + 0.02));
         assert_eq!(s.step_seconds["process"], 1.0);
         assert_eq!(s.step_seconds["train"], 3.0, "the latest run of the step");
-        assert_eq!(s.step_seconds["publish"], 0.5, "skips and failures do not count");
+        assert_eq!(
+            s.step_seconds["publish"], 0.5,
+            "skips and failures do not count"
+        );
         assert_eq!(s.refusals, 1);
         assert_eq!(PipelineStatus::from_runs(&runs[1..2], 0).last_success, None);
     }

@@ -249,7 +249,11 @@ impl PipelineConfig {
         if matches!(step, PipelineStep::Evaluate | PipelineStep::Publish) {
             let registry = registry.clone();
             s = s.input_value("candidate", move || {
-                registry.candidate_version().ok().flatten().unwrap_or_default()
+                registry
+                    .candidate_version()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
             });
         }
         for output in self.outputs(step) {
@@ -315,9 +319,13 @@ impl PipelineConfig {
 
 /// The candidate version of `models`, or an error naming what to run first.
 fn candidate(models: &Path) -> Result<String, StepError> {
-    Registry::open(models)?
-        .candidate_version()?
-        .ok_or_else(|| format!("no candidate version in {}: run the train step first", models.display()).into())
+    Registry::open(models)?.candidate_version()?.ok_or_else(|| {
+        format!(
+            "no candidate version in {}: run the train step first",
+            models.display()
+        )
+        .into()
+    })
 }
 
 #[cfg(test)]
