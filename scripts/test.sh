@@ -21,3 +21,5 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== API contract (schemathesis)"
 scripts/api_contract.sh
+echo "== Airflow DAG on a real Airflow"
+scripts/airflow_test.sh

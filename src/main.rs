@@ -8,6 +8,7 @@
 mod cmd;
 mod settings;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -42,10 +43,14 @@ enum Command {
     Consume(cmd::stream::ConsumeArgs),
     /// Train the models of every tier into a new versioned model directory.
     Train(cmd::model::TrainArgs),
-    /// Evaluate the current models on the whole validation set.
+    /// Evaluate the current models (or another version) on the whole validation set.
     Evaluate(cmd::model::EvaluateArgs),
-    /// Run process → train → evaluate, skipping unchanged steps, optionally on a schedule.
+    /// Run process → train → evaluate → publish, skipping unchanged steps, optionally
+    /// on a schedule.
     Pipeline(cmd::model::PipelineArgs),
+    /// Make the candidate version current if it passes the publish gate (its NDCG
+    /// against the current model's, overall and per tier).
+    Publish(cmd::model::PublishArgs),
     /// Serve the recommendation API.
     Serve(cmd::serve::ServeArgs),
     /// Everything in one process on synthetic data: generate, process, train, replay,
@@ -65,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let settings = settings::Settings::load(cli.config.as_deref())?;
@@ -75,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => cmd::model::train(a, settings),
         Command::Evaluate(a) => cmd::model::evaluate(a, settings),
         Command::Pipeline(a) => cmd::model::pipeline(a, settings),
+        Command::Publish(a) => cmd::model::publish(a, settings),
         Command::Serve(a) => cmd::serve::run(a, settings),
         Command::Demo(a) => cmd::demo::run(a, settings),
         Command::Bench(c) => cmd::bench::run(c, settings),

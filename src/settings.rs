@@ -10,7 +10,8 @@
 //! | `[consume]` | [`ConsumeSettings`] | `consume` |
 //! | `[replay]` | [`ReplaySettings`] | `replay` |
 //! | `[train]` | [`TrainParams`] | `train`, `pipeline` |
-//! | `[evaluate]` | [`EvaluateSettings`] | `evaluate`, `pipeline` |
+//! | `[evaluate]` | [`EvaluateSettings`] | `evaluate`, `pipeline`, `publish` |
+//! | `[publish]` | [`PublishSettings`] | `pipeline`, `publish` |
 //!
 //! Layers, last wins: the defaults, the file given with `--config`, the [`ALIASES`],
 //! `NEWSREC_<TABLE>__<KEY>` variables (`NEWSREC_STORE__PREFIX`,
@@ -23,7 +24,7 @@ use newsrec_core::{EnvAlias, Paths, load_settings};
 use newsrec_features::StoreConfig;
 use newsrec_ingest::{ConsumeSettings, KafkaSettings, ReplaySettings};
 use newsrec_serve::{AdminToken, ServeConfig};
-use newsrec_train::{EvaluateSettings, TrainParams};
+use newsrec_train::{EvaluateSettings, PublishSettings, TrainParams};
 use serde::{Deserialize, Serialize};
 
 /// Every setting of every command.
@@ -46,11 +47,13 @@ pub struct Settings {
     pub train: TrainParams,
     /// The offline evaluation.
     pub evaluate: EvaluateSettings,
+    /// The publish gate.
+    pub publish: PublishSettings,
 }
 
 /// The tables; a `NEWSREC_*` variable is a setting only when it names one of them.
 const TABLES: &[&str] = &[
-    "paths", "kafka", "store", "serve", "consume", "replay", "train", "evaluate",
+    "paths", "kafka", "store", "serve", "consume", "replay", "train", "evaluate", "publish",
 ];
 
 /// Short names for the most used settings.
@@ -71,6 +74,7 @@ impl Settings {
     fn checked(self) -> anyhow::Result<Self> {
         self.kafka.validate()?;
         self.store.validate()?;
+        self.publish.validate()?;
         Ok(self)
     }
 

@@ -1,4 +1,4 @@
-//! `newsrec train`, `newsrec evaluate` and `newsrec pipeline`.
+//! `newsrec train`, `newsrec evaluate`, `newsrec pipeline` and `newsrec publish`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use newsrec_data::refine::{self, ProcessConfig};
 use newsrec_train::{
-    EvaluationReport, Evaluator, PipelineConfig, Registry, Schedule, StepError, parse_interval,
+    EvaluationReport, Evaluator, PipelineConfig, PipelineStep, Registry, Schedule, StepError,
+    parse_interval,
 };
 
 use super::flags::set;
@@ -24,6 +25,10 @@ pub struct TrainArgs {
     /// Models directory, versions + `current` (`[paths] models`).
     #[arg(long)]
     models: Option<PathBuf>,
+    /// Install the new version as `candidate` and leave `current` alone (the publish
+    /// gate, `newsrec publish`, decides whether it serves).
+    #[arg(long)]
+    candidate: bool,
 }
 
 /// `newsrec evaluate` flags. The mixing weights are the API's (`[serve.mix]`), so the
@@ -33,9 +38,16 @@ pub struct EvaluateArgs {
     /// Refined data directory, training and validation files (`[paths] data`).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Models directory; the `current` version is evaluated (`[paths] models`).
+    /// Models directory; the `current` version is evaluated unless `--version` or
+    /// `--candidate` names another (`[paths] models`).
     #[arg(long)]
     models: Option<PathBuf>,
+    /// Evaluate this version instead of `current`.
+    #[arg(long, conflicts_with = "candidate")]
+    version: Option<String>,
+    /// Evaluate the `candidate` version instead of `current`.
+    #[arg(long)]
+    candidate: bool,
     /// Cut-off of every ranking metric (`[evaluate] k`).
     #[arg(long)]
     k: Option<usize>,
@@ -69,6 +81,29 @@ pub struct PipelineArgs {
     /// Evaluation cut-off (`[evaluate] k`).
     #[arg(long)]
     k: Option<usize>,
+    /// Run only this step (repeatable; `process`, `train`, `evaluate`, `publish`), once:
+    /// the steps before it count as of their last success. One task per step, as the
+    /// Airflow DAG runs them.
+    #[arg(long = "step", value_name = "STEP", conflicts_with = "every")]
+    steps: Vec<PipelineStep>,
+}
+
+/// `newsrec publish` flags.
+#[derive(Args)]
+pub struct PublishArgs {
+    /// Refined data directory, the evaluation's data (`[paths] data`).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Models directory with the `candidate` and `current` versions (`[paths] models`).
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Evaluation cut-off (`[evaluate] k`).
+    #[arg(long)]
+    k: Option<usize>,
+    /// The most NDCG@K the candidate may lose against `current`, overall and in each
+    /// tier (`[publish] tolerance`).
+    #[arg(long, allow_hyphen_values = true)]
+    tolerance: Option<f64>,
 }
 
 /// Runs `train`.
@@ -76,10 +111,16 @@ pub fn train(a: TrainArgs, mut s: Settings) -> anyhow::Result<()> {
     set(&mut s.paths.data, a.data);
     set(&mut s.paths.models, a.models);
     let (data, models) = (&s.paths.data, &s.paths.models);
-    let m = newsrec_train::train(data, models, &s.train)
-        .with_context(|| format!("training on {}", data.display()))?;
+    let train = if a.candidate {
+        newsrec_train::train_candidate
+    } else {
+        newsrec_train::train
+    };
+    let m =
+        train(data, models, &s.train).with_context(|| format!("training on {}", data.display()))?;
     println!(
-        "model {} trained on {} interactions ({} .. {}): {} logged users, {} semi-logged users in {} clusters, {} articles ({} with factors, pool {}), {:.1} MB, {:.1} s -> {}",
+        "{} {} trained on {} interactions ({} .. {}): {} logged users, {} semi-logged users in {} clusters, {} articles ({} with factors, pool {}), {:.1} MB, {:.1} s -> {}",
+        if a.candidate { "candidate" } else { "model" },
         m.version,
         m.rows.interactions,
         m.data.first,
@@ -105,8 +146,24 @@ pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
     let (data, models, k, w) = (&s.paths.data, &s.paths.models, s.evaluate.k, &s.serve.mix);
     anyhow::ensure!(k > 0, "k must be at least 1");
     let started = Instant::now();
-    let (record, rereads) = newsrec_train::evaluate(data, models, k, w)
-        .with_context(|| format!("evaluating {} on {}", models.display(), data.display()))?;
+    let registry = Registry::open(models)?;
+    let version = match (a.version, a.candidate) {
+        (Some(v), _) => v,
+        (None, true) => registry
+            .candidate_version()?
+            .with_context(|| format!("no candidate version in {}", models.display()))?,
+        (None, false) => registry
+            .current_version()?
+            .with_context(|| format!("no current model in {}", models.display()))?,
+    };
+    let (record, rereads) = newsrec_train::evaluate_version(data, models, &version, k, w)
+        .with_context(|| {
+            format!(
+                "evaluating {version} in {} on {}",
+                models.display(),
+                data.display()
+            )
+        })?;
     if a.json {
         println!("{}", serde_json::to_string(&record.report)?);
     } else {
@@ -120,7 +177,7 @@ pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
         print!("{}", record.report.table());
     }
     if a.ablation {
-        let model = Registry::open(models)?.load_current()?;
+        let model = registry.load(&version)?;
         let evaluator = Evaluator::from_dir(data)?;
         println!("\nlogged tier: hybrid against its halves");
         println!(
@@ -143,21 +200,39 @@ pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `pipeline`: process → train → evaluate, skipping steps whose inputs did not
-/// change, once or on a schedule.
-pub fn pipeline(a: PipelineArgs, mut s: Settings) -> anyhow::Result<()> {
-    set(&mut s.paths.raw, a.raw);
-    set(&mut s.paths.data, a.data);
-    set(&mut s.paths.models, a.models);
-    set(&mut s.evaluate.k, a.k);
+/// The pipeline's config from the settings.
+fn pipeline_config(s: Settings) -> anyhow::Result<PipelineConfig> {
     anyhow::ensure!(s.evaluate.k > 0, "k must be at least 1");
-    let config = PipelineConfig {
+    s.publish.validate()?;
+    Ok(PipelineConfig {
         params: s.train,
         raw: s.paths.raw,
         data: s.paths.data,
         models: s.paths.models,
         k: s.evaluate.k,
+        weights: s.serve.mix,
+        publish: s.publish,
+    })
+}
+
+/// The process step's work: `newsrec data process`.
+fn process_step(raw: &Path, out: &Path) -> Result<(), StepError> {
+    let process_config = ProcessConfig {
+        progress: std::io::stderr().is_terminal(),
+        ..ProcessConfig::new(raw, out)
     };
+    refine::process(&process_config)?;
+    Ok(())
+}
+
+/// Runs `pipeline`: process → train → evaluate → publish, skipping steps whose inputs
+/// did not change, once or on a schedule, or only the steps given with `--step`.
+pub fn pipeline(a: PipelineArgs, mut s: Settings) -> anyhow::Result<()> {
+    set(&mut s.paths.raw, a.raw);
+    set(&mut s.paths.data, a.data);
+    set(&mut s.paths.models, a.models);
+    set(&mut s.evaluate.k, a.k);
+    let config = pipeline_config(s)?;
     let schedule = match a.every.as_deref() {
         None => Schedule::Once,
         Some(every) => Schedule::Every {
@@ -165,15 +240,26 @@ pub fn pipeline(a: PipelineArgs, mut s: Settings) -> anyhow::Result<()> {
             runs: a.runs,
         },
     };
-    let progress = std::io::stderr().is_terminal();
-    let process = move |raw: &Path, out: &Path| -> Result<(), StepError> {
-        let process_config = ProcessConfig {
-            progress,
-            ..ProcessConfig::new(raw, out)
-        };
-        refine::process(&process_config)?;
-        Ok(())
-    };
-    config.run(schedule, process, |r| println!("{}", r.summary()))?;
+    config.run_steps(schedule, &a.steps, process_step, |r| {
+        println!("{}", r.summary())
+    })?;
+    Ok(())
+}
+
+/// Runs `publish`: the pipeline's publish step (the gate) alone. The candidate becomes
+/// current only if its NDCG@K, overall and per tier, is within the tolerance of the
+/// current model's; otherwise the command fails with the figures.
+pub fn publish(a: PublishArgs, mut s: Settings) -> anyhow::Result<()> {
+    set(&mut s.paths.data, a.data);
+    set(&mut s.paths.models, a.models);
+    set(&mut s.evaluate.k, a.k);
+    set(&mut s.publish.tolerance, a.tolerance);
+    let config = pipeline_config(s)?;
+    config.run_steps(
+        Schedule::Once,
+        &[PipelineStep::Publish],
+        process_step,
+        |r| println!("{}", r.summary()),
+    )?;
     Ok(())
 }

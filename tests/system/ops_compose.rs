@@ -8,81 +8,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::ops::{
-    Builtins, CONTRACT_METRICS, compose_dir, contract_name, load_dashboards, metric_names,
-    panel_queries, read_yaml, repo_root, substitute, template_vars,
+    Builtins, CONTRACT_METRICS, compose, compose_dir, compose_services as services, contract_name,
+    interpolate, key_str, load_dashboards, metric_names, panel_queries, read_yaml, repo_root,
+    string_list, substitute, template_vars,
 };
 use anyhow::{Context, bail, ensure};
 use serde_norway::Value as Yaml;
 
 use crate::support::BIN;
 
-/// The compose file, parsed with merge keys applied.
-fn compose() -> anyhow::Result<Yaml> {
-    read_yaml(&compose_dir().join("docker-compose.yml"))
-}
-
-fn services(compose: &Yaml) -> anyhow::Result<&serde_norway::Mapping> {
-    compose["services"]
-        .as_mapping()
-        .context("compose file has no services mapping")
-}
-
-fn key_str(k: &Yaml) -> String {
-    k.as_str().unwrap_or_default().to_string()
-}
-
-/// Applies compose's variable interpolation the way `docker compose` does with an empty
-/// environment: `$$` is a literal `$`, `${NAME:-default}` / `${NAME-default}` take the
-/// default. A variable without a default would make the stack depend on the caller's
-/// environment, so it is an error.
-fn interpolate(s: &str) -> anyhow::Result<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .with_context(|| format!("unclosed ${{ in `{s}`"))?;
-            let expr = &body[..end];
-            let default = expr
-                .split_once(":-")
-                .or_else(|| expr.split_once('-'))
-                .map(|(_, d)| d)
-                .with_context(|| format!("variable `{expr}` in `{s}` has no default"))?;
-            out.push_str(default);
-            rest = &body[end + 1..];
-        } else {
-            bail!("bare `$` in `{s}`: use ${{NAME:-default}} or $$");
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// A compose `command`/`entrypoint`/`test` as a list of strings.
-fn string_list(v: &Yaml) -> Vec<String> {
-    match v {
-        Yaml::String(s) => vec![s.clone()],
-        Yaml::Sequence(seq) => seq
-            .iter()
-            .map(|x| match x {
-                Yaml::String(s) => s.clone(),
-                Yaml::Number(n) => n.to_string(),
-                _ => String::new(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Whether a service runs the newsrec image built from this repository.
+/// Whether a service runs the newsrec image built from this repository (compose/Dockerfile;
+/// the Airflow services run an image of their own, see `ops_airflow`).
 fn is_newsrec(svc: &Yaml) -> bool {
-    svc["build"].is_mapping() || svc["build"].is_string()
+    (svc["build"].is_mapping() || svc["build"].is_string())
+        && svc["image"].as_str() == Some("newsrec:latest")
 }
 
 /// The `newsrec` invocations a service makes: its command list, or every line of its

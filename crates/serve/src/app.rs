@@ -315,5 +315,9 @@ async fn watch_models(state: Arc<AppState>) {
         if state.models.reload(false, &state.metrics).await.is_ok() {
             state.models.refresh_offline_metrics(&state.metrics).await;
         }
+        state
+            .metrics
+            .refresh_pipeline(state.models.registry().root())
+            .await;
     }
 }

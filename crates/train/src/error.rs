@@ -71,6 +71,9 @@ pub enum TrainError {
     /// A single pipeline run did not succeed; its report says which steps failed.
     #[error("pipeline run failed")]
     RunFailed,
+    /// The publish gate refused the candidate; the message holds the figures.
+    #[error("{0}")]
+    PublishRefused(String),
 }
 
 impl TrainError {

@@ -6,13 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use newsrec_core::{PageId, Tier, UserAggregates};
+use newsrec_core::{PageId, Tier, UserAggregates, refined};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tracing::info_span;
 
 use crate::dataset::{TrainingData, ValidationRow, read_training, read_validation};
 use crate::error::TrainError;
+use crate::fingerprint::fingerprint_paths;
 use crate::fit::histories;
 use crate::model_set::ModelSet;
 use crate::recommend::{MixWeights, UserContext};
@@ -419,16 +420,45 @@ pub fn evaluate(
     w: &MixWeights,
 ) -> Result<(EvaluationRecord, u64), TrainError> {
     let registry = Registry::open(models_dir)?;
-    let model = registry.load_current()?;
+    let version = registry
+        .current_version()?
+        .ok_or_else(|| TrainError::NoModel(models_dir.to_path_buf()))?;
+    evaluate_version(data_dir, models_dir, &version, k, w)
+}
+
+/// Evaluates one version of `models_dir` (current or not, e.g. the candidate) like
+/// [`evaluate`]: the record goes to the history and the version's manifest.
+pub fn evaluate_version(
+    data_dir: &Path,
+    models_dir: &Path,
+    version: &str,
+    k: usize,
+    w: &MixWeights,
+) -> Result<(EvaluationRecord, u64), TrainError> {
+    let registry = Registry::open(models_dir)?;
+    let model = registry.load(version)?;
+    let validation = evaluation_data_fingerprint(data_dir)?;
     let evaluator = Evaluator::from_dir(data_dir)?;
     let report = evaluator.run(&model, k, w);
     let record = EvaluationRecord {
         version: model.version().to_owned(),
         evaluated: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         report,
+        validation: Some(validation),
     };
     registry.record_evaluation(&record)?;
     Ok((record, evaluator.rereads_only))
+}
+
+/// Content fingerprint of what an evaluation reads in `data_dir` (the training files,
+/// which give each user's history, and the validation file): two evaluations are
+/// comparable when it is the same.
+pub fn evaluation_data_fingerprint(data_dir: &Path) -> Result<String, TrainError> {
+    fingerprint_paths(&[
+        data_dir.join(refined::ITEMS_FILE),
+        data_dir.join(refined::INTERACTIONS_FILE),
+        data_dir.join(refined::VALIDATION_FILE),
+    ])
 }
 
 impl EvaluationReport {

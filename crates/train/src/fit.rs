@@ -18,7 +18,7 @@ use crate::error::TrainError;
 use crate::fingerprint::fingerprint_paths;
 use crate::model_set::{Artifacts, CfPart, ClusterPart, Item, ItemLists, ModelSet};
 use crate::progress::Progress;
-use crate::registry::{DataRange, Manifest, Registry, RowCounts};
+use crate::registry::{CANDIDATE_LINK, CURRENT_LINK, DataRange, Manifest, Registry, RowCounts};
 use newsrec_core::refined;
 
 /// Every training parameter (stored in the manifest).
@@ -115,12 +115,31 @@ fn top(scores: &[f64], n: usize) -> Vec<(u32, f32)> {
     v
 }
 
-/// Trains every tier on the refined data in `data_dir` and publishes the result as the
+/// Trains every tier on the refined data in `data_dir` and installs the result as the
 /// new current version of `models_dir`.
 pub fn train(
     data_dir: &Path,
     models_dir: &Path,
     params: &TrainParams,
+) -> Result<Manifest, TrainError> {
+    train_as(data_dir, models_dir, params, CURRENT_LINK)
+}
+
+/// Trains like [`train`] but installs the result as the `candidate` version, leaving
+/// `current` alone: the publish gate ([`crate::publish`]) decides whether it serves.
+pub fn train_candidate(
+    data_dir: &Path,
+    models_dir: &Path,
+    params: &TrainParams,
+) -> Result<Manifest, TrainError> {
+    train_as(data_dir, models_dir, params, CANDIDATE_LINK)
+}
+
+fn train_as(
+    data_dir: &Path,
+    models_dir: &Path,
+    params: &TrainParams,
+    link: &str,
 ) -> Result<Manifest, TrainError> {
     params.check()?;
     let _span = info_span!("train", data = %data_dir.display()).entered();
@@ -172,8 +191,8 @@ pub fn train(
         metrics: None,
         evaluated: None,
     };
-    let dir = registry.publish(&staged, &manifest)?;
-    info!(version = %manifest.version, dir = %dir.display(), ms = manifest.timings_ms.get("total").copied().unwrap_or(0), "model published as current");
+    let dir = registry.install(&staged, &manifest, link)?;
+    info!(version = %manifest.version, dir = %dir.display(), ms = manifest.timings_ms.get("total").copied().unwrap_or(0), "model installed as {link}");
     Ok(manifest)
 }
 

@@ -27,11 +27,15 @@
 //! - `model_set`: [`ModelSet`], what a version holds, lookups and offline signals.
 //! - `recommend`: [`UserContext`], [`LiveSignals`], [`MixWeights`] and the recommend
 //!   path.
-//! - `registry`: versions, the atomic `current` switch, manifests, evaluation history.
+//! - `registry`: versions, the atomic `current` and `candidate` switches, manifests,
+//!   evaluation history.
+//! - `publish`: the publish gate ([`Gate`], [`publish`]): a candidate becomes current
+//!   only when its NDCG@K, overall and per tier, is within [`PublishSettings`]'
+//!   tolerance of the current model's; every decision is logged.
 //! - `evaluate`: metrics, baselines, [`Evaluator`].
 //! - `pipeline`: idempotent step graph with content fingerprints and a schedule.
 //!   - `pipeline::steps`: the model pipeline on it: [`PipelineStep`] (process → train
-//!     → evaluate), [`PipelineConfig`] (each step's inputs, parameters, outputs and
+//!     → evaluate → publish), [`PipelineConfig`] (each step's inputs, parameters, outputs and
 //!     work) and [`Schedule`].
 //! - `fingerprint`: the streaming content hash.
 //! - `progress`: progress bars or log lines for long work.
@@ -48,6 +52,7 @@ mod fit;
 mod model_set;
 mod pipeline;
 mod progress;
+mod publish;
 mod recommend;
 mod registry;
 mod text;
@@ -62,21 +67,25 @@ pub use dataset::{
 pub use error::TrainError;
 pub use evaluate::{
     Baselines, EvalUser, EvaluateSettings, EvaluationReport, Evaluator, Metrics, SystemMetrics,
-    TierMetrics, UserScore, evaluate, score_list,
+    TierMetrics, UserScore, evaluate, evaluate_version, evaluation_data_fingerprint, score_list,
 };
 pub use fingerprint::{Fingerprint, fingerprint_paths};
-pub use fit::{TrainParams, train};
+pub use fit::{TrainParams, train, train_candidate};
 pub use model_set::{Item, MODEL_FILE, ModelSet};
 pub use pipeline::{
-    Pipeline, PipelineConfig, PipelineStep, RUNS_FILE, RunReport, STATE_FILE, Schedule, Step,
-    StepError, StepFn, StepOutcome, StepStatus, parse_interval,
+    Pipeline, PipelineConfig, PipelineStatus, PipelineStep, RUNS_FILE, RunReport, STATE_FILE,
+    Schedule, Step, StepError, StepFn, StepOutcome, StepStatus, parse_interval,
+};
+pub use publish::{
+    Gate, GateCheck, GateDecision, PUBLISH_FILE, PublishRequest, PublishSettings, decisions,
+    publish,
 };
 pub use recommend::{
     LiveSignals, MixWeights, Reason, Recommendations, Recommended, TopList, UserContext,
 };
 pub use registry::{
-    CURRENT_LINK, DataRange, EVALUATIONS_FILE, EvaluationRecord, MANIFEST_FILE, Manifest, Registry,
-    RowCounts,
+    CANDIDATE_LINK, CURRENT_LINK, DataRange, EVALUATIONS_FILE, EvaluationRecord, MANIFEST_FILE,
+    Manifest, Registry, RowCounts,
 };
 pub use text::{is_stop_word, tokenize};
 

@@ -3,10 +3,13 @@
 //! ```text
 //! models/
 //!   current -> 20221116-101500-123     symlink, replaced by rename (atomic)
+//!   candidate -> 20221116-121500-456   the latest version trained without being made
+//!                                      current (`train --candidate`, the pipeline)
 //!   20221116-101500-123/
 //!     manifest.json                    version, created, data range, parameters, metrics
 //!     model.bin                        every tier's arrays
 //!   evaluations.jsonl                  one line per evaluation run
+//!   publish.jsonl                      one line per publish-gate decision
 //! ```
 //!
 //! A version directory is staged under a temporary name and renamed into place
@@ -30,6 +33,9 @@ use crate::model_set::ModelSet;
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The pointer to the serving version.
 pub const CURRENT_LINK: &str = "current";
+/// The pointer to the latest version trained as a candidate (not yet, or never, made
+/// current by the publish gate).
+pub const CANDIDATE_LINK: &str = "candidate";
 /// Evaluation history (JSON lines) in the models directory.
 pub const EVALUATIONS_FILE: &str = "evaluations.jsonl";
 
@@ -125,6 +131,11 @@ pub struct EvaluationRecord {
     pub evaluated: String,
     /// The metrics.
     pub report: EvaluationReport,
+    /// Content fingerprint of the validation data it was scored on (absent in records
+    /// written before it was kept): the publish gate compares two versions only on
+    /// the same data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<String>,
 }
 
 /// Appends `value` as one JSON line to `path` (created when missing): the history files
@@ -174,7 +185,16 @@ impl Registry {
 
     /// The serving version, from one `readlink`: cheap enough to poll every second.
     pub fn current_version(&self) -> Result<Option<String>, TrainError> {
-        let link = self.root.join(CURRENT_LINK);
+        self.link_target(CURRENT_LINK)
+    }
+
+    /// The latest candidate version, if one was trained.
+    pub fn candidate_version(&self) -> Result<Option<String>, TrainError> {
+        self.link_target(CANDIDATE_LINK)
+    }
+
+    fn link_target(&self, name: &str) -> Result<Option<String>, TrainError> {
+        let link = self.root.join(name);
         match fs::read_link(&link) {
             Ok(target) => Ok(target.file_name().map(|n| n.to_string_lossy().into_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -208,7 +228,11 @@ impl Registry {
             let entry = entry.map_err(|e| TrainError::io(&self.root, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if name.starts_with('.') || name == CURRENT_LINK || !path.is_dir() {
+            if name.starts_with('.')
+                || name == CURRENT_LINK
+                || name == CANDIDATE_LINK
+                || !path.is_dir()
+            {
                 continue;
             }
             if path.join(MANIFEST_FILE).is_file() {
@@ -221,14 +245,23 @@ impl Registry {
 
     /// Points `current` at `version` atomically.
     pub fn set_current(&self, version: &str) -> Result<(), TrainError> {
+        self.point(CURRENT_LINK, version)
+    }
+
+    /// Points `candidate` at `version` atomically.
+    pub fn set_candidate(&self, version: &str) -> Result<(), TrainError> {
+        self.point(CANDIDATE_LINK, version)
+    }
+
+    fn point(&self, link: &str, version: &str) -> Result<(), TrainError> {
         let dir = self.version_dir(version);
         if !dir.join(MANIFEST_FILE).is_file() {
             return Err(TrainError::artifact(&dir, "not a complete model version"));
         }
-        let tmp = self.root.join(format!(".current-{}", std::process::id()));
+        let tmp = self.root.join(format!(".{link}-{}", std::process::id()));
         let _ = fs::remove_file(&tmp);
         symlink(Path::new(version), &tmp).map_err(|e| TrainError::io(&tmp, e))?;
-        fs::rename(&tmp, self.root.join(CURRENT_LINK)).map_err(|e| TrainError::io(&self.root, e))
+        fs::rename(&tmp, self.root.join(link)).map_err(|e| TrainError::io(&self.root, e))
     }
 
     /// A fresh, unique version name from the wall clock (sortable).
@@ -245,7 +278,7 @@ impl Registry {
     }
 
     /// A staging directory for a version being built; renamed into place by
-    /// [`Registry::publish`].
+    /// [`Registry::install`].
     pub(crate) fn stage(&self, version: &str) -> Result<PathBuf, TrainError> {
         let dir = self.root.join(format!(".staging-{version}"));
         let _ = fs::remove_dir_all(&dir);
@@ -253,17 +286,18 @@ impl Registry {
         Ok(dir)
     }
 
-    /// Writes the manifest into the staged directory, moves it into place and makes it
-    /// current.
-    pub(crate) fn publish(
+    /// Writes the manifest into the staged directory, moves it into place and points
+    /// `link` ([`CURRENT_LINK`] or [`CANDIDATE_LINK`]) at it.
+    pub(crate) fn install(
         &self,
         staged: &Path,
         manifest: &Manifest,
+        link: &str,
     ) -> Result<PathBuf, TrainError> {
         manifest.write(&staged.join(MANIFEST_FILE))?;
         let dir = self.version_dir(&manifest.version);
         fs::rename(staged, &dir).map_err(|e| TrainError::io(&dir, e))?;
-        self.set_current(&manifest.version)?;
+        self.point(link, &manifest.version)?;
         Ok(dir)
     }
 
@@ -281,15 +315,22 @@ impl Registry {
     /// The evaluation history, oldest first (lines that do not parse are skipped: a
     /// run killed mid-write leaves at most one).
     pub fn evaluations(&self) -> Result<Vec<EvaluationRecord>, TrainError> {
-        let path = self.root.join(EVALUATIONS_FILE);
-        match fs::read_to_string(&path) {
-            Ok(text) => Ok(text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(TrainError::io(&path, e)),
-        }
+        read_json_lines(&self.root.join(EVALUATIONS_FILE))
+    }
+}
+
+/// Every line of a JSON-lines history file that parses, oldest first; a missing file
+/// is an empty history.
+pub(crate) fn read_json_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Vec<T>, TrainError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(TrainError::io(path, e)),
     }
 }
 

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+use serde_norway::Value as Yaml;
 
-/// Every metric the services export, by contract (serve, then consume). Histograms are
-/// named without their `_bucket`/`_sum`/`_count` suffixes.
-pub const CONTRACT_METRICS: [&str; 18] = [
+/// Every metric the services export, by contract (serve, including the pipeline's status
+/// it reads from the models directory, then consume). Histograms are named without their
+/// `_bucket`/`_sum`/`_count` suffixes.
+pub const CONTRACT_METRICS: [&str; 21] = [
     "newsrec_http_requests_total",
     "newsrec_http_request_duration_seconds",
     "newsrec_recommendations_total",
@@ -22,6 +24,9 @@ pub const CONTRACT_METRICS: [&str; 18] = [
     "newsrec_offline_metric",
     "newsrec_popular_article_clicks",
     "newsrec_trending_article_score",
+    "newsrec_pipeline_last_success_timestamp_seconds",
+    "newsrec_pipeline_step_duration_seconds",
+    "newsrec_publish_refusals_total",
     "newsrec_consumer_events_total",
     "newsrec_consumer_dead_letters_total",
     "newsrec_consumer_batches_total",
@@ -348,6 +353,72 @@ pub fn contract_name(series: &str) -> Option<&'static str> {
             .iter()
             .any(|s| series.strip_prefix(h) == Some(s))
     })
+}
+
+/// The compose file, parsed with merge keys applied.
+pub fn compose() -> anyhow::Result<Yaml> {
+    read_yaml(&compose_dir().join("docker-compose.yml"))
+}
+
+/// The compose file's services.
+pub fn compose_services(compose: &Yaml) -> anyhow::Result<&serde_norway::Mapping> {
+    compose["services"]
+        .as_mapping()
+        .context("compose file has no services mapping")
+}
+
+/// A YAML mapping key as a string (empty when it is not one).
+pub fn key_str(k: &Yaml) -> String {
+    k.as_str().unwrap_or_default().to_string()
+}
+
+/// Applies compose's variable interpolation the way `docker compose` does with an empty
+/// environment: `$$` is a literal `$`, `${NAME:-default}` / `${NAME-default}` take the
+/// default. A variable without a default would make the stack depend on the caller's
+/// environment, so it is an error.
+pub fn interpolate(s: &str) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .with_context(|| format!("unclosed ${{ in `{s}`"))?;
+            let expr = &body[..end];
+            let default = expr
+                .split_once(":-")
+                .or_else(|| expr.split_once('-'))
+                .map(|(_, d)| d)
+                .with_context(|| format!("variable `{expr}` in `{s}` has no default"))?;
+            out.push_str(default);
+            rest = &body[end + 1..];
+        } else {
+            bail!("bare `$` in `{s}`: use ${{NAME:-default}} or $$");
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A compose `command`/`entrypoint`/`test` as a list of strings.
+pub fn string_list(v: &Yaml) -> Vec<String> {
+    match v {
+        Yaml::String(s) => vec![s.clone()],
+        Yaml::Sequence(seq) => seq
+            .iter()
+            .map(|x| match x {
+                Yaml::String(s) => s.clone(),
+                Yaml::Number(n) => n.to_string(),
+                _ => String::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Reads a YAML file into a generic value with `<<` merge keys applied (compose files

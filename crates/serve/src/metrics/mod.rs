@@ -4,17 +4,23 @@
 //! Labels are bounded: routes are the router's patterns (`/articles/{page}/similar`),
 //! never raw paths; no label carries a user id. The only page-valued labels are the
 //! top-10 gauges, whose label sets are replaced (stale ranks removed) on each refresh.
+//!
+//! The pipeline's gauges come from files in the models directory (its run log and the
+//! publish gate's decisions, written by `newsrec pipeline` or by the Airflow DAG's
+//! tasks), re-read when they change: no other exporter is needed.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use newsrec_core::Tier;
+use newsrec_train::{PUBLISH_FILE, PipelineStatus, RUNS_FILE};
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds, from 100 µs: the API should answer well under 1 ms.
@@ -55,6 +61,14 @@ pub struct ServeMetrics {
     popular: GaugeVec,
     /// Live trending articles.
     trending: GaugeVec,
+    /// End of the last successful pipeline run (Unix seconds; 0 before the first).
+    pipeline_last_success: Gauge,
+    /// Seconds each pipeline step took the last time it ran.
+    pipeline_step_seconds: GaugeVec,
+    /// Candidates the publish gate refused.
+    publish_refusals: IntCounter,
+    /// Modification times of the pipeline's files when its gauges were last set.
+    pipeline_seen: Mutex<Option<[Option<SystemTime>; 2]>>,
     /// Label sets currently set on the page-labelled gauges, so refreshes remove ranks
     /// that left the top list instead of letting series pile up.
     page_series: Mutex<PageSeries>,
@@ -141,8 +155,26 @@ impl ServeMetrics {
         registry.register(Box::new(model_info.clone()))?;
         registry.register(Box::new(model_reloads.clone()))?;
         registry.register(Box::new(offline.clone()))?;
+        let pipeline_last_success = Gauge::new(
+            "newsrec_pipeline_last_success_timestamp_seconds",
+            "End of the last successful model pipeline run (0: none yet).",
+        )?;
+        let pipeline_step_seconds = GaugeVec::new(
+            Opts::new(
+                "newsrec_pipeline_step_duration_seconds",
+                "Duration of each pipeline step the last time it ran.",
+            ),
+            &["step"],
+        )?;
+        let publish_refusals = IntCounter::new(
+            "newsrec_publish_refusals_total",
+            "Candidate models the publish gate refused.",
+        )?;
         registry.register(Box::new(popular.clone()))?;
         registry.register(Box::new(trending.clone()))?;
+        registry.register(Box::new(pipeline_last_success.clone()))?;
+        registry.register(Box::new(pipeline_step_seconds.clone()))?;
+        registry.register(Box::new(publish_refusals.clone()))?;
         // Every series a dashboard plots exists from start-up, at zero: a quiet API
         // shows flat lines, not "no data".
         for tier in Tier::ALL {
@@ -166,6 +198,10 @@ impl ServeMetrics {
             offline,
             popular,
             trending,
+            pipeline_last_success,
+            pipeline_step_seconds,
+            publish_refusals,
+            pipeline_seen: Mutex::new(None),
             page_series: Mutex::new(PageSeries::default()),
         })
     }
@@ -297,6 +333,51 @@ impl ServeMetrics {
     }
 }
 
+impl ServeMetrics {
+    /// Sets the pipeline's gauges from its status.
+    pub fn set_pipeline(&self, status: &PipelineStatus) {
+        self.pipeline_last_success
+            .set(status.last_success.unwrap_or(0.0));
+        self.pipeline_step_seconds.reset();
+        for (step, seconds) in &status.step_seconds {
+            self.pipeline_step_seconds
+                .with_label_values(&[step.as_str()])
+                .set(*seconds);
+        }
+        // The count comes from the decision log; a shorter log (rotated) restarts it.
+        let seen = self.publish_refusals.get();
+        if status.refusals < seen {
+            self.publish_refusals.reset();
+        }
+        self.publish_refusals
+            .inc_by(status.refusals - self.publish_refusals.get());
+    }
+
+    /// Re-reads the pipeline's run log and the gate's decisions in `models_dir` when
+    /// either changed since the last call, and sets the pipeline's gauges.
+    pub async fn refresh_pipeline(&self, models_dir: &Path) {
+        let mut mtimes = [None, None];
+        for (slot, file) in mtimes.iter_mut().zip([RUNS_FILE, PUBLISH_FILE]) {
+            *slot = tokio::fs::metadata(models_dir.join(file))
+                .await
+                .and_then(|m| m.modified())
+                .ok();
+        }
+        if *lock(&self.pipeline_seen) == Some(mtimes) {
+            return;
+        }
+        let dir = models_dir.to_path_buf();
+        match tokio::task::spawn_blocking(move || PipelineStatus::read(&dir)).await {
+            Ok(Ok(status)) => {
+                self.set_pipeline(&status);
+                *lock(&self.pipeline_seen) = Some(mtimes);
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "reading the pipeline's run log"),
+            Err(e) => tracing::warn!(error = %e, "reading the pipeline's run log"),
+        }
+    }
+}
+
 /// Renders a registry in the text exposition format.
 pub fn render(registry: &Registry) -> String {
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -350,8 +431,19 @@ mod tests {
         m.set_offline([("overall", "recall", 0.25)]);
         m.set_popular("1h", &[("p1", 5.0)]);
         m.set_trending(&[("p2", 1.5)]);
+        let mut status = PipelineStatus {
+            last_success: Some(1_767_225_600.5),
+            refusals: 2,
+            ..PipelineStatus::default()
+        };
+        status.step_seconds.insert("train".into(), 12.5);
+        m.set_pipeline(&status);
+        m.set_pipeline(&status);
         let text = m.render();
         for needle in [
+            "newsrec_pipeline_last_success_timestamp_seconds 1767225600.5",
+            "newsrec_pipeline_step_duration_seconds{step=\"train\"} 12.5",
+            "newsrec_publish_refusals_total 2",
             "newsrec_http_requests_total{method=\"GET\",route=\"/recommendations\",status=\"200\"} 1",
             "newsrec_http_request_duration_seconds_bucket{method=\"GET\",route=\"/recommendations\",le=\"0.0001\"} 0",
             "newsrec_http_request_duration_seconds_bucket{method=\"GET\",route=\"/recommendations\",le=\"0.0005\"} 1",

@@ -22,8 +22,10 @@ use tracing::{error, info, info_span};
 use crate::error::TrainError;
 use crate::fingerprint::Fingerprint;
 
+mod status;
 pub(crate) mod steps;
 
+pub use status::PipelineStatus;
 pub use steps::{PipelineConfig, PipelineStep, Schedule};
 
 /// The error a step's work returns; it is rendered into the run log.
@@ -98,6 +100,31 @@ impl Step {
     pub fn after(mut self, step: impl Into<String>) -> Self {
         self.after.push(step.into());
         self
+    }
+}
+
+impl Step {
+    /// The step's fingerprint: its name, parameters, its upstream steps' fingerprints
+    /// in this run, its input paths' content and its input values.
+    fn fingerprint(
+        &self,
+        done: &HashMap<String, (StepStatus, String)>,
+    ) -> Result<String, TrainError> {
+        let mut h = Fingerprint::new();
+        h.update_str(&self.name);
+        h.update_str(&self.params);
+        for a in &self.after {
+            h.update_str(done.get(a).map(|d| d.1.as_str()).unwrap_or_default());
+        }
+        for p in &self.inputs {
+            h.update_str(&p.to_string_lossy());
+            h.update_path(p)?;
+        }
+        for (name, f) in &self.values {
+            h.update_str(name);
+            h.update_str(&f());
+        }
+        Ok(h.finish())
     }
 }
 
@@ -232,6 +259,25 @@ impl Pipeline {
     /// Runs the graph once: each step runs, is skipped, or is blocked by a failed
     /// upstream step. The run is appended to the run log.
     pub fn run_once(&mut self) -> Result<RunReport, TrainError> {
+        self.run_selected(None)
+    }
+
+    /// Runs only the steps named in `only`, in graph order. A step upstream of them that
+    /// is not selected counts as of its last success (its recorded fingerprint; empty if
+    /// it never succeeded here, e.g. when its work was done by hand): the selected
+    /// steps check their own inputs. This is how a scheduler that runs each step as its
+    /// own task (Airflow), in order, keeps the fingerprints.
+    pub fn run_only(&mut self, only: &[&str]) -> Result<RunReport, TrainError> {
+        for name in only {
+            if !self.steps.iter().any(|s| s.name == *name) {
+                return Err(TrainError::Invalid(format!("unknown step `{name}`")));
+            }
+        }
+        let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
+        self.run_selected(Some(&only))
+    }
+
+    fn run_selected(&mut self, only: Option<&[String]>) -> Result<RunReport, TrainError> {
         let _span = info_span!("pipeline").entered();
         fs::create_dir_all(&self.dir).map_err(|e| TrainError::io(&self.dir, e))?;
         let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -240,6 +286,11 @@ impl Pipeline {
         let mut done: HashMap<String, (StepStatus, String)> = HashMap::new();
         let mut outcomes = Vec::new();
         for step in &mut self.steps {
+            if only.is_some_and(|o| !o.contains(&step.name)) {
+                let recorded = state.get(&step.name).cloned().unwrap_or_default();
+                done.insert(step.name.clone(), (StepStatus::Skipped, recorded));
+                continue;
+            }
             let t = Instant::now();
             let blocked = step.after.iter().any(|a| {
                 done.get(a)
@@ -256,21 +307,7 @@ impl Pipeline {
                 done.insert(step.name.clone(), (StepStatus::Blocked, String::new()));
                 continue;
             }
-            let mut h = Fingerprint::new();
-            h.update_str(&step.name);
-            h.update_str(&step.params);
-            for a in &step.after {
-                h.update_str(done.get(a).map(|d| d.1.as_str()).unwrap_or_default());
-            }
-            for p in &step.inputs {
-                h.update_str(&p.to_string_lossy());
-                h.update_path(p)?;
-            }
-            for (name, f) in &step.values {
-                h.update_str(name);
-                h.update_str(&f());
-            }
-            let fp = h.finish();
+            let fp = step.fingerprint(&done)?;
             let outputs_present = step.outputs.iter().all(|o| o.exists());
             let (status, err) = if outputs_present && state.get(&step.name) == Some(&fp) {
                 info!(step = %step.name, "inputs unchanged: skipped");
@@ -335,15 +372,7 @@ impl Pipeline {
 
     /// The run log, oldest first.
     pub fn history(dir: &Path) -> Result<Vec<RunReport>, TrainError> {
-        let path = dir.join(RUNS_FILE);
-        match fs::read_to_string(&path) {
-            Ok(t) => Ok(t
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(TrainError::io(&path, e)),
-        }
+        crate::registry::read_json_lines(&dir.join(RUNS_FILE))
     }
 }
 
@@ -475,6 +504,66 @@ mod tests {
                 .and_then(|p| p.step(Step::new("x", || Ok(()))))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_partial_run_uses_the_recorded_upstream_and_keeps_fingerprints() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("raw.csv");
+        fs::write(&input, "a").expect("write");
+        let (a, b) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (out_a, out_b) = (dir.path().join("a.out"), dir.path().join("b.out"));
+        let graph = || {
+            Pipeline::new(dir.path().join("state"))
+                .step(
+                    Step::new("process", counting(&a, out_a.clone(), false))
+                        .input(&input)
+                        .output(&out_a),
+                )
+                .and_then(|p| {
+                    p.step(
+                        Step::new("train", counting(&b, out_b.clone(), false))
+                            .after("process")
+                            .output(&out_b),
+                    )
+                })
+                .expect("graph")
+        };
+        // train alone before process ever succeeded here: it runs on what it finds.
+        let r = graph().run_only(&["train"]).expect("run");
+        assert_eq!(r.steps.len(), 1, "only the selected step is reported");
+        assert_eq!(r.steps[0].status, StepStatus::Ran);
+        // One step per run, as separate tasks do; then the same steps are skipped.
+        assert_eq!(
+            graph().run_only(&["process"]).expect("run").steps[0].status,
+            StepStatus::Ran
+        );
+        assert_eq!(
+            graph().run_only(&["train"]).expect("run").steps[0].status,
+            StepStatus::Ran,
+            "process's recorded fingerprint is new to train"
+        );
+        assert!(
+            graph()
+                .run_once()
+                .expect("run")
+                .steps
+                .iter()
+                .all(|s| s.status == StepStatus::Skipped)
+        );
+        assert_eq!(
+            graph().run_only(&["train"]).expect("run").steps[0].status,
+            StepStatus::Skipped
+        );
+        // New input: process reruns, and then train sees process's new fingerprint.
+        fs::write(&input, "b").expect("write");
+        graph().run_only(&["process"]).expect("run");
+        assert_eq!(
+            graph().run_only(&["train"]).expect("run").steps[0].status,
+            StepStatus::Ran
+        );
+        assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (2, 3));
+        assert!(graph().run_only(&["nope"]).is_err());
     }
 
     #[test]

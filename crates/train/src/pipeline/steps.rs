@@ -1,10 +1,12 @@
 //! newsrec's model pipeline: which steps exist, in which order, what each one reads
 //! (for its fingerprint) and writes, and what it runs.
 //!
-//! `process` (raw data → refined files) → `train` (refined files → a new current
-//! version) → `evaluate` (the current version on the validation set). The process
-//! step's work is the caller's (the `process` closure of [`PipelineConfig::run`]):
-//! this crate does not read raw data.
+//! `process` (raw data → refined files) → `train` (refined files → a new candidate
+//! version) → `evaluate` (the candidate on the validation set) → `publish` (the gate:
+//! the candidate becomes current only if its NDCG is within the tolerance of the
+//! current model's, see [`crate::publish`]). The process step's work is the caller's
+//! (the `process` closure of [`PipelineConfig::run`]): this crate does not read raw
+//! data.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,10 +18,11 @@ use tracing::info;
 
 use super::{Pipeline, RunReport, Step, StepError, StepFn};
 use crate::error::TrainError;
-use crate::evaluate::evaluate;
-use crate::fit::{TrainParams, train};
+use crate::evaluate::evaluate_version;
+use crate::fit::{TrainParams, train_candidate};
+use crate::publish::{PublishRequest, PublishSettings, publish};
 use crate::recommend::MixWeights;
-use crate::registry::{CURRENT_LINK, EVALUATIONS_FILE, Registry};
+use crate::registry::{CANDIDATE_LINK, CURRENT_LINK, EVALUATIONS_FILE, Registry};
 
 /// A step of the model pipeline. Its [`name`](Self::name) keys the state file and
 /// names the step in the run log, so it never changes.
@@ -27,15 +30,17 @@ use crate::registry::{CURRENT_LINK, EVALUATIONS_FILE, Registry};
 pub enum PipelineStep {
     /// Raw data → the refined Parquet files.
     Process,
-    /// The refined training files → a new current model version.
+    /// The refined training files → a new candidate model version.
     Train,
-    /// The current version on the validation set, appended to the evaluation history.
+    /// The candidate on the validation set, appended to the evaluation history.
     Evaluate,
+    /// The publish gate: the candidate becomes current, or the step fails.
+    Publish,
 }
 
 impl PipelineStep {
     /// Every step, in run order.
-    pub const ALL: [PipelineStep; 3] = [Self::Process, Self::Train, Self::Evaluate];
+    pub const ALL: [PipelineStep; 4] = [Self::Process, Self::Train, Self::Evaluate, Self::Publish];
 
     /// The stable name used in the state file, the run log and logs.
     pub const fn name(self) -> &'static str {
@@ -43,6 +48,7 @@ impl PipelineStep {
             Self::Process => "process",
             Self::Train => "train",
             Self::Evaluate => "evaluate",
+            Self::Publish => "publish",
         }
     }
 
@@ -52,6 +58,7 @@ impl PipelineStep {
             Self::Process => None,
             Self::Train => Some(Self::Process),
             Self::Evaluate => Some(Self::Train),
+            Self::Publish => Some(Self::Evaluate),
         }
     }
 
@@ -101,8 +108,12 @@ pub struct PipelineConfig {
     pub models: PathBuf,
     /// Evaluation cut-off.
     pub k: usize,
+    /// Mixing weights of the evaluation (the API's).
+    pub weights: MixWeights,
     /// Training parameters.
     pub params: TrainParams,
+    /// The publish gate's settings.
+    pub publish: PublishSettings,
 }
 
 impl PipelineConfig {
@@ -115,6 +126,13 @@ impl PipelineConfig {
                 self.data.join(refined::INTERACTIONS_FILE),
             ],
             PipelineStep::Evaluate => vec![self.data.join(refined::VALIDATION_FILE)],
+            PipelineStep::Publish => [
+                refined::ITEMS_FILE,
+                refined::INTERACTIONS_FILE,
+                refined::VALIDATION_FILE,
+            ]
+            .map(|f| self.data.join(f))
+            .to_vec(),
         }
     }
 
@@ -125,8 +143,9 @@ impl PipelineConfig {
                 self.data.join(refined::INTERACTIONS_FILE),
                 self.data.join(refined::VALIDATION_FILE),
             ],
-            PipelineStep::Train => vec![self.models.join(CURRENT_LINK)],
+            PipelineStep::Train => vec![self.models.join(CANDIDATE_LINK)],
             PipelineStep::Evaluate => vec![self.models.join(EVALUATIONS_FILE)],
+            PipelineStep::Publish => vec![self.models.join(CURRENT_LINK)],
         }
     }
 
@@ -137,6 +156,7 @@ impl PipelineConfig {
             PipelineStep::Train => serde_json::to_string(&self.params)
                 .map_err(|e| TrainError::Invalid(format!("training parameters: {e}")))?,
             PipelineStep::Evaluate => format!("k={}", self.k),
+            PipelineStep::Publish => format!("k={} tolerance={}", self.k, self.publish.tolerance),
         })
     }
 
@@ -149,13 +169,14 @@ impl PipelineConfig {
     ) -> Result<Pipeline, TrainError> {
         let registry = Registry::open(&self.models)?;
         let (raw, data) = (self.raw.clone(), self.data.clone());
-        let work: [(PipelineStep, StepFn); 3] = [
+        let work: [(PipelineStep, StepFn); 4] = [
             (
                 PipelineStep::Process,
                 Box::new(move || process(&raw, &data)),
             ),
             (PipelineStep::Train, self.train_work()),
             (PipelineStep::Evaluate, self.evaluate_work()),
+            (PipelineStep::Publish, self.publish_work()),
         ];
         let mut graph = Pipeline::new(&self.models);
         for (step, run) in work {
@@ -167,16 +188,47 @@ impl PipelineConfig {
     fn train_work(&self) -> StepFn {
         let (data, models, params) = (self.data.clone(), self.models.clone(), self.params.clone());
         Box::new(move || {
-            train(&data, &models, &params)?;
+            train_candidate(&data, &models, &params)?;
             Ok(())
         })
     }
 
     fn evaluate_work(&self) -> StepFn {
-        let (data, models, k) = (self.data.clone(), self.models.clone(), self.k);
+        let (data, models, k, w) = (
+            self.data.clone(),
+            self.models.clone(),
+            self.k,
+            self.weights.clone(),
+        );
         Box::new(move || {
-            let (record, _) = evaluate(&data, &models, k, &MixWeights::default())?;
+            let version = candidate(&models)?;
+            let (record, _) = evaluate_version(&data, &models, &version, k, &w)?;
             info!(version = %record.version, ndcg = record.report.overall.ndcg, recall = record.report.overall.recall, "evaluated");
+            Ok(())
+        })
+    }
+
+    fn publish_work(&self) -> StepFn {
+        let (data, models, k, w, settings) = (
+            self.data.clone(),
+            self.models.clone(),
+            self.k,
+            self.weights.clone(),
+            self.publish.clone(),
+        );
+        Box::new(move || {
+            let decision = publish(&PublishRequest {
+                data: &data,
+                models: &models,
+                version: None,
+                k,
+                weights: &w,
+                settings: &settings,
+            })?;
+            if decision.published {
+                info!("{}", decision.summary());
+            }
+            decision.into_result()?;
             Ok(())
         })
     }
@@ -194,10 +246,14 @@ impl PipelineConfig {
         for input in self.inputs(step) {
             s = s.input(input);
         }
-        if step == PipelineStep::Evaluate {
-            let current = registry.clone();
-            s = s.input_value("model", move || {
-                current.current_version().ok().flatten().unwrap_or_default()
+        if matches!(step, PipelineStep::Evaluate | PipelineStep::Publish) {
+            let registry = registry.clone();
+            s = s.input_value("candidate", move || {
+                registry
+                    .candidate_version()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
             });
         }
         for output in self.outputs(step) {
@@ -213,9 +269,39 @@ impl PipelineConfig {
         &self,
         schedule: Schedule,
         process: impl FnMut(&Path, &Path) -> Result<(), StepError> + Send + 'static,
+        on_run: impl FnMut(&RunReport),
+    ) -> Result<(), TrainError> {
+        self.run_steps(schedule, &[], process, on_run)
+    }
+
+    /// Like [`run`](Self::run), but each run runs only the steps in `only` (all when
+    /// empty), as [`Pipeline::run_only`] does: the others count as of their last
+    /// success.
+    pub fn run_steps(
+        &self,
+        schedule: Schedule,
+        only: &[PipelineStep],
+        process: impl FnMut(&Path, &Path) -> Result<(), StepError> + Send + 'static,
         mut on_run: impl FnMut(&RunReport),
     ) -> Result<(), TrainError> {
         let mut graph = self.graph(process)?;
+        if !only.is_empty() {
+            let names: Vec<&str> = only.iter().map(|s| s.name()).collect();
+            return match schedule {
+                Schedule::Once => {
+                    let report = graph.run_only(&names)?;
+                    on_run(&report);
+                    if report.ok() {
+                        Ok(())
+                    } else {
+                        Err(TrainError::RunFailed)
+                    }
+                }
+                Schedule::Every { .. } => Err(TrainError::Invalid(
+                    "a schedule runs every step; select steps only for a single run".into(),
+                )),
+            };
+        }
         match schedule {
             Schedule::Once => {
                 let report = graph.run_once()?;
@@ -229,6 +315,17 @@ impl PipelineConfig {
             Schedule::Every { every, runs } => graph.run_every(every, runs, on_run),
         }
     }
+}
+
+/// The candidate version of `models`, or an error naming what to run first.
+fn candidate(models: &Path) -> Result<String, StepError> {
+    Registry::open(models)?.candidate_version()?.ok_or_else(|| {
+        format!(
+            "no candidate version in {}: run the train step first",
+            models.display()
+        )
+        .into()
+    })
 }
 
 #[cfg(test)]
@@ -245,14 +342,16 @@ mod tests {
             data: dir.join("refined"),
             models: dir.join("models"),
             k: 10,
+            weights: MixWeights::default(),
             params: TrainParams::default(),
+            publish: PublishSettings::default(),
         }
     }
 
     #[test]
     fn step_names_are_stable_and_ordered() {
         let names: Vec<&str> = PipelineStep::ALL.iter().map(|s| s.name()).collect();
-        assert_eq!(names, ["process", "train", "evaluate"]);
+        assert_eq!(names, ["process", "train", "evaluate", "publish"]);
         for s in PipelineStep::ALL {
             assert_eq!(s.to_string().parse::<PipelineStep>().ok(), Some(s));
             if let Some(a) = s.after() {
@@ -282,7 +381,7 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let r = &reports[0];
         let names: Vec<&str> = r.steps.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["process", "train", "evaluate"]);
+        assert_eq!(names, ["process", "train", "evaluate", "publish"]);
         assert!(r.steps[1..].iter().all(|s| s.status == StepStatus::Blocked));
         let summary = r.summary();
         assert!(summary.starts_with("pipeline run "), "{summary}");
