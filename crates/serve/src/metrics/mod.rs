@@ -81,6 +81,32 @@ struct PageSeries {
     model_version: Option<String>,
 }
 
+/// The model pipeline's gauges (read from its status file in the models directory),
+/// registered in `registry`.
+fn pipeline_metrics(
+    registry: &Registry,
+) -> Result<(Gauge, GaugeVec, IntCounter), prometheus::Error> {
+    let last_success = Gauge::new(
+        "newsrec_pipeline_last_success_timestamp_seconds",
+        "End of the last successful model pipeline run (0: none yet).",
+    )?;
+    let step_seconds = GaugeVec::new(
+        Opts::new(
+            "newsrec_pipeline_step_duration_seconds",
+            "Duration of each pipeline step the last time it ran.",
+        ),
+        &["step"],
+    )?;
+    let refusals = IntCounter::new(
+        "newsrec_publish_refusals_total",
+        "Candidate models the publish gate refused.",
+    )?;
+    registry.register(Box::new(last_success.clone()))?;
+    registry.register(Box::new(step_seconds.clone()))?;
+    registry.register(Box::new(refusals.clone()))?;
+    Ok((last_success, step_seconds, refusals))
+}
+
 impl ServeMetrics {
     /// Creates and registers every metric.
     pub fn new() -> Result<Self, prometheus::Error> {
@@ -155,26 +181,10 @@ impl ServeMetrics {
         registry.register(Box::new(model_info.clone()))?;
         registry.register(Box::new(model_reloads.clone()))?;
         registry.register(Box::new(offline.clone()))?;
-        let pipeline_last_success = Gauge::new(
-            "newsrec_pipeline_last_success_timestamp_seconds",
-            "End of the last successful model pipeline run (0: none yet).",
-        )?;
-        let pipeline_step_seconds = GaugeVec::new(
-            Opts::new(
-                "newsrec_pipeline_step_duration_seconds",
-                "Duration of each pipeline step the last time it ran.",
-            ),
-            &["step"],
-        )?;
-        let publish_refusals = IntCounter::new(
-            "newsrec_publish_refusals_total",
-            "Candidate models the publish gate refused.",
-        )?;
         registry.register(Box::new(popular.clone()))?;
         registry.register(Box::new(trending.clone()))?;
-        registry.register(Box::new(pipeline_last_success.clone()))?;
-        registry.register(Box::new(pipeline_step_seconds.clone()))?;
-        registry.register(Box::new(publish_refusals.clone()))?;
+        let (pipeline_last_success, pipeline_step_seconds, publish_refusals) =
+            pipeline_metrics(&registry)?;
         // Every series a dashboard plots exists from start-up, at zero: a quiet API
         // shows flat lines, not "no data".
         for tier in Tier::ALL {
