@@ -111,15 +111,12 @@ pub fn consume(a: ConsumeArgs, mut s: Settings) -> anyhow::Result<()> {
     set(&mut s.kafka.partitions, a.partitions);
     set(&mut s.consume.group, a.group);
     set(&mut s.consume.batch_max, a.batch_max);
-    if a.dead_letter_topic.is_some() {
-        s.consume.dead_letter_topic = a.dead_letter_topic;
-    }
-    if a.items.is_some() {
-        s.consume.items = a.items;
-    }
-    if a.metrics_addr.is_some() {
-        s.consume.metrics_addr = a.metrics_addr;
-    }
+    set(
+        &mut s.consume.dead_letter_topic,
+        a.dead_letter_topic.map(Some),
+    );
+    set(&mut s.consume.items, a.items.map(Some));
+    set(&mut s.consume.metrics_addr, a.metrics_addr.map(Some));
     let client = s.kafka.required()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {

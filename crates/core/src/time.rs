@@ -12,6 +12,13 @@ pub const MIN_PLAUSIBLE_MS: i64 = 946_684_800_000;
 /// Latest event time accepted: 2100-01-01T00:00:00Z.
 pub const MAX_PLAUSIBLE_MS: i64 = 4_102_444_800_000;
 
+/// The wall clock now, epoch ms (for wall-time stamps and ages; never for event time).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Whether `ts` could be a real event time.
 pub fn is_plausible(ts: i64) -> bool {
     (MIN_PLAUSIBLE_MS..MAX_PLAUSIBLE_MS).contains(&ts)

@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::http::header::CONTENT_TYPE;
@@ -166,9 +165,7 @@ pub fn consumer_families(s: &ConsumerSnapshot, now_ms: i64) -> Vec<MetricFamily>
 
 /// The text exposition of one snapshot.
 pub fn render_consumer(s: &ConsumerSnapshot) -> String {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now_ms = newsrec_core::time::now_ms();
     let mut buf = Vec::with_capacity(4096);
     if let Err(e) = TextEncoder::new().encode(&consumer_families(s, now_ms), &mut buf) {
         tracing::error!(error = %e, "encoding consumer metrics");

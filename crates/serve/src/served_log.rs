@@ -38,13 +38,6 @@ pub fn new_rec_id() -> RecId {
     RecId::parse(&format!("{bits:032x}")).unwrap_or_else(|_| unreachable!())
 }
 
-/// Now, wall clock, epoch ms.
-pub fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// One answered list, as the log records it (JSON on the served topic, keyed by the
 /// user, or by the article for `/articles/{page}/similar`).
 #[derive(Debug, Clone, PartialEq, Serialize)]

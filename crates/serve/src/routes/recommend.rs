@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 
 use crate::error::{AppError, ErrorBody};
 use crate::query::{RecParams, extract};
-use crate::served_log::{CONTROL, ServedList, new_rec_id, wall_ms};
+use crate::served_log::{CONTROL, ServedList, new_rec_id};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 
@@ -168,7 +168,7 @@ pub async fn recommendations(
             user_id: ctx.user_id,
             page: None,
             event_ts: live.watermark,
-            wall_ts: wall_ms(),
+            wall_ts: newsrec_core::time::now_ms(),
             tier: Some(recs.tier),
             variant: CONTROL,
             model_version: model.version().to_owned(),

@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::error::ErrorBody;
 use crate::query::{SimilarParams, extract, parse_k, parse_page};
 use crate::routes::recommend::title_url;
-use crate::served_log::{CONTROL, ServedList, new_rec_id, wall_ms};
+use crate::served_log::{CONTROL, ServedList, new_rec_id};
 use crate::state::AppState;
 
 /// One similar article.
@@ -113,7 +113,7 @@ pub async fn similar(
             user_id: None,
             page: Some(page.clone()),
             event_ts: snap.watermark,
-            wall_ts: wall_ms(),
+            wall_ts: newsrec_core::time::now_ms(),
             tier: None,
             variant: CONTROL,
             model_version: model.version().to_owned(),
