@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use newsrec_core::{ClickEvent, Retryable};
+use newsrec_core::{ClickEvent, Retryable, ServedRecord};
 use newsrec_ingest::EventLog;
 use newsrec_ingest::Record;
 use newsrec_serve::{EventSink, PublishFuture, ServedList, ServedSink, SinkError};
@@ -149,17 +149,28 @@ impl ServedLogSink {
     }
 }
 
+fn unavailable(e: newsrec_ingest::LogError) -> SinkError {
+    SinkError::Unavailable(e.to_string())
+}
+
+impl ServedLogSink {
+    /// Creates the topic on first use.
+    async fn ensure(&self) -> Result<(), SinkError> {
+        if !self.created.load(Ordering::Relaxed) {
+            self.log
+                .ensure_topic(&self.topic, self.partitions)
+                .await
+                .map_err(unavailable)?;
+            self.created.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
 impl ServedSink for ServedLogSink {
     fn publish(&self, lists: Vec<ServedList>) -> PublishFuture<'_> {
         Box::pin(async move {
-            let failed = |e: newsrec_ingest::LogError| SinkError::Unavailable(e.to_string());
-            if !self.created.load(Ordering::Relaxed) {
-                self.log
-                    .ensure_topic(&self.topic, self.partitions)
-                    .await
-                    .map_err(failed)?;
-                self.created.store(true, Ordering::Relaxed);
-            }
+            self.ensure().await?;
             let records = lists
                 .iter()
                 .map(|l| Record::new(l.key(), serde_json::to_vec(l).unwrap_or_default()))
@@ -167,7 +178,27 @@ impl ServedSink for ServedLogSink {
             self.log
                 .produce(&self.topic, records)
                 .await
-                .map_err(failed)?;
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn tick(&self, watermark: i64) -> PublishFuture<'_> {
+        Box::pin(async move {
+            self.ensure().await?;
+            let payload = ServedRecord::Tick { tick: watermark }.encode();
+            let records = self
+                .log
+                .end_offsets(&self.topic)
+                .await
+                .map_err(unavailable)?
+                .into_iter()
+                .map(|(p, _)| Record::to_partition(p, payload.clone()))
+                .collect();
+            self.log
+                .produce(&self.topic, records)
+                .await
+                .map_err(unavailable)?;
             Ok(())
         })
     }

@@ -10,5 +10,6 @@ mod demo;
 mod ops_airflow;
 mod ops_compose;
 mod ops_dashboards_live;
+mod stream_attribution;
 mod stream_crash;
 mod support;

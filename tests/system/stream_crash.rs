@@ -1,4 +1,5 @@
-//! Crash and store-loss safety of `newsrec consume` against the real broker and Redis.
+//! Crash and store-loss safety of `newsrec consume` (features and the attribution of
+//! clicks to served lists) against the real broker and Redis.
 //! The consumer process is killed with SIGKILL at random moments while it applies a
 //! replayed stream in small rounds, restarted each time, and finally stopped with
 //! SIGTERM; or the store is emptied under it mid-stream. Either way every key Redis
@@ -12,11 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use newsrec_core::ClickEvent;
+use newsrec_core::{CONTROL, ClickEvent, PageId, RecId, ServedList, ServedRecord, Tier};
 use newsrec_features::reference::dump_diff;
 use newsrec_features::{FeatureStore, Offset, Partition, RedisStore, RedisTarget, StoreConfig};
 use newsrec_ingest::replay;
-use newsrec_ingest::{EventLog, KafkaConfig, KafkaLog};
+use newsrec_ingest::{EventLog, KafkaConfig, KafkaLog, Record};
 
 use crate::support::{BIN, brokers, redis_url};
 
@@ -103,15 +104,31 @@ fn spawn_consumer(topic: &str, group: &str, prefix: &str, extra: &[&str]) -> Con
     ConsumerProcess { child, metrics }
 }
 
+/// Offsets the store holds over `ends`' partitions: the features' and the attribution
+/// state's clicks offsets, summed (each reaches the log's end once it applied it all).
 async fn offsets(store: &dyn FeatureStore, ends: &[(Partition, Offset)]) -> i64 {
     let parts: Vec<Partition> = ends.iter().map(|e| e.0).collect();
-    store
+    let features: i64 = store
         .next_offsets(&parts)
         .await
         .expect("offsets readable")
         .into_iter()
         .map(|o| o.unwrap_or_default().0)
-        .sum()
+        .sum();
+    let mut online = 0;
+    for p in parts {
+        let st = store
+            .load_online(p)
+            .await
+            .expect("attribution state readable");
+        online += st.clicks_next.unwrap_or_default().0;
+    }
+    features + online
+}
+
+/// Everything `offsets` reaches when both have applied the whole log.
+fn whole(ends: &[(Partition, Offset)]) -> i64 {
+    2 * ends.iter().map(|e| e.1.0).sum::<i64>()
 }
 
 /// Waits until the store holds `total` offsets while `child` runs.
@@ -161,15 +178,63 @@ async fn stop(mut child: ConsumerProcess) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A topic of its own with `events` synthetic clicks; its end offsets.
+/// A topic of its own with `events` synthetic clicks, and its served-list topic with a
+/// list shown before every third click (holding the clicked page, at positions 1 to 5,
+/// or not, one in seven) and a final watermark mark per partition; the clicks' end
+/// offsets.
 async fn topic_with(
     log: &KafkaLog,
     topic: &str,
     events: &[ClickEvent],
 ) -> anyhow::Result<Vec<(Partition, Offset)>> {
     log.ensure_topic(topic, 4).await?;
+    let served = format!("{topic}.served");
+    log.ensure_topic(&served, 4).await?;
     produce(log, topic, events).await?;
+    let records: Vec<Record> = events
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0)
+        .map(|(i, e)| {
+            let mut pages: Vec<PageId> = (0..5)
+                .map(|j| PageId::parse(&format!("other-{}", (i + j) % 40)).unwrap())
+                .collect();
+            if i % 7 != 0 {
+                pages[i % 5] = e.page.clone();
+            }
+            let list = ServedList {
+                rec_id: RecId::parse(&format!("r{i}")).unwrap(),
+                user_id: Some(e.user_id.clone()),
+                page: None,
+                event_ts: Some(e.ts - 1_000),
+                wall_ts: 0,
+                tier: Some([Tier::Anonymous, Tier::SemiLogged, Tier::Logged][i % 3]),
+                variant: CONTROL.into(),
+                model_version: "v1".into(),
+                pages,
+            };
+            Record::new(
+                e.user_id.as_str(),
+                ServedRecord::List(Box::new(list)).encode(),
+            )
+        })
+        .collect();
+    for chunk in records.chunks(10_000) {
+        log.produce(&served, chunk.to_vec()).await?;
+    }
+    mark(log, topic, events).await?;
     Ok(log.end_offsets(topic).await?)
+}
+
+/// A watermark mark on every served partition past `events`, as the API sends: the
+/// attribution consumer can then decide every click.
+async fn mark(log: &KafkaLog, topic: &str, events: &[ClickEvent]) -> anyhow::Result<()> {
+    let last = events.iter().map(|e| e.ts).max().unwrap_or_default() + 1;
+    let marks = (0..4)
+        .map(|p| Record::to_partition(Partition(p), ServedRecord::Tick { tick: last }.encode()))
+        .collect();
+    log.produce(&format!("{topic}.served"), marks).await?;
+    Ok(())
 }
 
 async fn produce(log: &KafkaLog, topic: &str, events: &[ClickEvent]) -> anyhow::Result<()> {
@@ -195,7 +260,7 @@ async fn store(prefix: &str) -> anyhow::Result<Arc<RedisStore>> {
 async fn clean_run(topic: &str, tag: &str, ends: &[(Partition, Offset)]) -> anyhow::Result<Dump> {
     let prefix = format!("test:clean:{tag}:");
     let clean = store(&prefix).await?;
-    let total: i64 = ends.iter().map(|e| e.1.0).sum();
+    let total = whole(ends);
     let mut child = spawn_consumer(topic, &format!("test-clean-{tag}"), &prefix, &[]);
     wait_for(clean.as_ref(), ends, total, &mut child).await?;
     stop(child).await?;
@@ -218,7 +283,7 @@ async fn killed_consumer_resumes_exactly_once() -> anyhow::Result<()> {
     let events =
         replay::synthetic_events(40_000, 2_000, 300, 1_656_644_400_000, 15_000, rng.next());
     let ends = topic_with(&log, &topic, &events).await?;
-    let total: i64 = ends.iter().map(|e| e.1.0).sum();
+    let total = whole(&ends);
     let store = store(&prefix).await?;
 
     // Kill at random moments, as long as there is work left; small rounds, so the
@@ -261,11 +326,18 @@ async fn killed_consumer_resumes_exactly_once() -> anyhow::Result<()> {
     stop(child).await?;
 
     let crashed = store.dump().await?;
+    let hits: u64 = store
+        .online_counters()
+        .await?
+        .iter()
+        .map(|(_, c)| c.hits)
+        .sum();
     store.delete_all().await?;
     let clean = clean_run(&topic, &tag, &ends).await?;
     eprintln!("{} keys compared", clean.len());
     assert_eq!(dump_diff(&crashed, &clean), Vec::<String>::new());
     assert!(clean.len() > 1_000, "a whole state: {} keys", clean.len());
+    assert!(hits > 1_000, "lists with an attributed click: {hits}");
     assert!(
         progress.iter().any(|p| *p < total),
         "at least one kill hit before the end: {progress:?}"
@@ -303,7 +375,7 @@ async fn emptied_store_is_rebuilt() -> anyhow::Result<()> {
 
     let mut child = spawn_consumer(&topic, &format!("test-emptied-{tag}"), &prefix, &[]);
     let addr = child.metrics.clone();
-    let total: i64 = ends.iter().map(|e| e.1.0).sum();
+    let total = whole(&ends);
     wait_for(store.as_ref(), &ends, total, &mut child).await?;
     assert_eq!(
         counter(&addr, "newsrec_consumer_rebuilds_total").await?,
@@ -313,8 +385,9 @@ async fn emptied_store_is_rebuilt() -> anyhow::Result<()> {
     let lost = store.delete_all().await?;
     anyhow::ensure!(lost > 100, "the store held {lost} keys");
     produce(&log, &topic, later).await?;
+    mark(&log, &topic, later).await?;
     let ends = log.end_offsets(&topic).await?;
-    let total: i64 = ends.iter().map(|e| e.1.0).sum();
+    let total = whole(&ends);
     wait_for(store.as_ref(), &ends, total, &mut child).await?;
     let rebuilds = counter(&addr, "newsrec_consumer_rebuilds_total").await?;
     stop(child).await?;

@@ -16,6 +16,7 @@
 //! - `refined`: file and column names of the refined Parquet data.
 //! - `config`: layered config loading (defaults → file → `NEWSREC_*` env), and the
 //!   [`Paths`] every command shares.
+//! - `served`: [`ServedList`] and [`ServedRecord`], the served-list log's records.
 //! - `time`: event-time helpers.
 
 mod config;
@@ -24,6 +25,7 @@ mod event;
 mod ids;
 mod read_set;
 pub mod refined;
+mod served;
 mod tier;
 pub mod time;
 mod user_features;
@@ -33,6 +35,7 @@ pub use engagement::{Engagement, EngagementCaps};
 pub use event::{ClickEvent, MAX_EVENT_BYTES, RejectReason, RejectedEvent};
 pub use ids::{EventId, ID_PATTERN, IdError, MAX_ID_LEN, PageId, RecId, UserId};
 pub use read_set::{DEFAULT_READ_SET_MAX, ReadLookup, ReadSet, page_hash};
+pub use served::{CONTROL, ServedList, ServedRecord};
 pub use tier::{SEMI_LOGGED_MIN_INTERACTIONS, Tier, UserType, route_tier};
 pub use user_features::{USER_FEATURE_DIM, USER_FEATURE_NAMES, UserAggregates};
 

@@ -15,6 +15,8 @@
 //! | `P p:{p<n>}:nx:<page>` | string | partition | "read next" list of `page`: `next count …`, most frequent first |
 //! | `P p:{p<n>}:nxt` | hash | partition | page → latest pair time of its "read next" list (expiry) |
 //! | `P p:{p<n>}:sess` | hash | partition | user → `"<ts> <page> <session>"`, last read of open sessions |
+//! | `P o:{p<n>}:state` | hash | partition | attribution: `next` = `<clicks offset>/<served offset>`, `keys` the streams' event-time keys, `c\t<tier>\t<variant>\t<model>` → `served hits clicks rr_sum by_position` |
+//! | `P o:{p<n>}:lists` | hash | partition | user → the user's recent served lists, JSON |
 //! | `P {items}:issued` | zset | items | page → publication time |
 //! | `P {items}:seen` | zset | items | page → first read time |
 //! | `P parts` | set | — | partitions with state |
@@ -103,6 +105,16 @@ impl Keys {
     /// A partition's open sessions.
     pub fn sessions(&self, partition: Partition) -> String {
         format!("{}sess", self.partition_base(partition))
+    }
+
+    /// A partition's attribution state.
+    pub fn online_state(&self, partition: Partition) -> String {
+        format!("{}o:{{p{partition}}}:state", self.prefix)
+    }
+
+    /// A partition's users' recent served lists.
+    pub fn online_lists(&self, partition: Partition) -> String {
+        format!("{}o:{{p{partition}}}:lists", self.prefix)
     }
 
     /// Publication times.

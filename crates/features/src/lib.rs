@@ -21,7 +21,8 @@
 //!   - `writes`: the commands a batch writes;
 //!   - `single`: the commit on one server (`WATCH`/`MULTI`/`EXEC`);
 //!   - `cluster`: the commit on a cluster (the guard scripts of `lua/`);
-//!   - `read`: the read side used by the API.
+//!   - `read`: the read side used by the API;
+//!   - `online`: the attribution state (`online/`), read and written whole per step.
 //! - `lua/`: the cluster's guard scripts (`forward_users.lua`, `guarded_writes.lua`).
 //! - `partition`: a partition's state and the step that applies a batch to it;
 //!   `user_record`: a user's record and the rule that applies a user delta.
@@ -34,6 +35,8 @@
 //! - `aggregate`: pre-aggregation of a batch into a partition delta and user deltas.
 //! - `values`: what goes in (batches) and what comes out (user state, scored pages,
 //!   snapshots).
+//! - `online/`: attribution of clicks to served lists and the online counters
+//!   ([`online::OnlineState`]), and how they are stored (`online::codec`).
 //! - `config`: [`StoreConfig`]; `error`: [`StoreError`].
 //!
 //! # Why a batch is applied exactly once
@@ -72,6 +75,7 @@ mod config;
 mod error;
 mod keys;
 mod memory;
+pub mod online;
 mod partition;
 mod redis_store;
 pub mod reference;

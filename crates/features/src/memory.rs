@@ -12,6 +12,7 @@ use crate::aggregate::{BatchDelta, UserDelta};
 use crate::checkpoint::{Offset, Partition};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
+use crate::online::{CounterRow, Counters, OnlineState, Step};
 use crate::partition::{PartState, PartitionApply, top_n, trim_lowest};
 use crate::store::FeatureStore;
 use crate::user_record::{Caps, UserApply, UserRecord, merged};
@@ -27,6 +28,7 @@ struct State {
     users: HashMap<UserId, BTreeMap<Partition, UserRecord>>,
     issued: HashMap<PageId, i64>,
     seen: HashMap<PageId, i64>,
+    online: BTreeMap<Partition, OnlineState>,
 }
 
 /// The feature store in process memory.
@@ -234,9 +236,50 @@ impl FeatureStore for MemoryStore {
         }
         let sorted =
             |m: &HashMap<PageId, i64>| format!("{:?}", m.iter().collect::<BTreeMap<_, _>>());
+        for (p, o) in &st.online {
+            out.insert(format!("o{p}"), format!("{o:?}"));
+        }
         out.insert("issued".into(), sorted(&st.issued));
         out.insert("seen".into(), sorted(&st.seen));
         Ok(out)
+    }
+
+    async fn load_online(&self, partition: Partition) -> Result<OnlineState, StoreError> {
+        Ok(self
+            .lock()
+            .online
+            .get(&partition)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn commit_online(
+        &self,
+        partition: Partition,
+        expected: (Option<Offset>, Option<Offset>),
+        state: &OnlineState,
+        _step: &Step,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        let stored = st
+            .online
+            .get(&partition)
+            .map_or((None, None), |o| (o.clicks_next, o.served_next));
+        if stored != expected {
+            return Ok(false);
+        }
+        st.online.insert(partition, state.clone());
+        Ok(true)
+    }
+
+    async fn online_counters(&self) -> Result<Vec<CounterRow>, StoreError> {
+        let mut sum: BTreeMap<_, Counters> = BTreeMap::new();
+        for o in self.lock().online.values() {
+            for (k, c) in &o.counters {
+                sum.entry(k.clone()).or_default().add(c);
+            }
+        }
+        Ok(sum.into_iter().collect())
     }
 
     async fn snapshot(&self, partition: Partition) -> Result<PartitionSnapshot, StoreError> {

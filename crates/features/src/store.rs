@@ -9,6 +9,7 @@ use newsrec_core::{PageId, UserId};
 use crate::checkpoint::{Offset, Partition};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
+use crate::online::{CounterRow, OnlineState, Step};
 use crate::values::{ApplyOutcome, PartitionBatch, PartitionSnapshot, ScoredPage, UserState};
 use crate::window::Window;
 
@@ -86,6 +87,26 @@ pub trait FeatureStore: Send + Sync {
     /// [`StoreError::StoreLost`], before it applies the partition again from the start
     /// of the log.
     async fn reset_partition(&self, partition: Partition) -> Result<(), StoreError>;
+
+    // ---- online quality (the attribution consumer, and the API's figures) ----
+
+    /// A partition's attribution state (empty when none is stored).
+    async fn load_online(&self, partition: Partition) -> Result<OnlineState, StoreError>;
+
+    /// Stores `state`, the outcome of `step` on the state loaded at the `expected` next
+    /// offsets (clicks, served), in one write, only if the stored offsets are still
+    /// `expected`. `false`: they moved (another writer, or a store that lost its data)
+    /// and nothing was written; the caller loads the state again.
+    async fn commit_online(
+        &self,
+        partition: Partition,
+        expected: (Option<Offset>, Option<Offset>),
+        state: &OnlineState,
+        step: &Step,
+    ) -> Result<bool, StoreError>;
+
+    /// Every partition's online counters, summed per key.
+    async fn online_counters(&self) -> Result<Vec<CounterRow>, StoreError>;
 
     /// Forgets what this store holds in memory for writing partitions other than `owned`
     /// (a consumer calls it after a rebalance, so state of partitions it no longer owns

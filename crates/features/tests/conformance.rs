@@ -541,7 +541,12 @@ conformance!(
     random_batches_seed_1,
     random_batches_seed_2,
     wide_batches_match_reference,
+    online_steps_land_once,
 );
+
+#[path = "conformance/online.rs"]
+mod online;
+use online::online_steps_land_once;
 
 /// A user record the store did not write (not JSON, missing fields, text where numbers
 /// belong, an unknown type, a malformed page id) is reported as corrupt, not misread and

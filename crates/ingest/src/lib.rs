@@ -8,12 +8,15 @@
 //!   at full speed; [`replay::synthetic_events`] for benchmarks and tests.
 //! - `consumer`: [`consumer::run`], click events → feature store, exactly once, with
 //!   dead letters, retries and graceful shutdown.
+//! - `attribution`: [`attribution::run`], clicks and served lists → online counters,
+//!   exactly once.
 //! - `stats`: [`ConsumerStats`], the consumer's counters and gauges, read out as a
 //!   [`ConsumerSnapshot`].
 //! - `metrics`: the consumer's Prometheus exporter ([`serve_consumer_metrics`]).
 //! - `settings`: the `[kafka]`, `[consume]` and `[replay]` tables of the settings tree
 //!   ([`KafkaSettings`], [`ConsumeSettings`], [`ReplaySettings`]).
 
+pub mod attribution;
 pub mod consumer;
 mod eventlog;
 mod metrics;

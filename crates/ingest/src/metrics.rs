@@ -19,6 +19,8 @@ use prometheus::proto::{
 use prometheus::{Encoder, TextEncoder};
 use tokio::net::TcpListener;
 
+use newsrec_features::online::Counters;
+
 use crate::stats::ConsumerSnapshot;
 
 /// Reads the consumer's statistics at scrape time.
@@ -61,6 +63,68 @@ fn gauge(pairs: &[(&str, &str)], v: f64) -> Metric {
     m.set_label(labels(pairs));
     m.set_gauge(g);
     m
+}
+
+/// The online-quality families (`newsrec_online_*`), per tier and variant; positions
+/// past the counted ones are labelled `other`.
+fn online_families(online: &[((String, String), Counters)]) -> Vec<MetricFamily> {
+    if online.is_empty() {
+        return Vec::new();
+    }
+    let per = |f: &dyn Fn(&Counters) -> f64| -> Vec<Metric> {
+        online
+            .iter()
+            .map(|((t, v), c)| {
+                let mut value = Counter::default();
+                value.set_value(f(c));
+                let mut m = Metric::default();
+                m.set_label(labels(&[("tier", t), ("variant", v)]));
+                m.set_counter(value);
+                m
+            })
+            .collect()
+    };
+    let mut clicks = Vec::new();
+    for ((t, v), c) in online {
+        let n = c.by_position.len();
+        for (i, k) in c.by_position.iter().enumerate() {
+            let pos = if i + 1 == n {
+                "other".to_owned()
+            } else {
+                (i + 1).to_string()
+            };
+            clicks.push(counter(
+                &[("tier", t), ("variant", v), ("position", &pos)],
+                *k,
+            ));
+        }
+    }
+    vec![
+        family(
+            "newsrec_online_served_total",
+            "Served lists read by the attribution consumer.",
+            MetricType::COUNTER,
+            per(&|c| c.served as f64),
+        ),
+        family(
+            "newsrec_online_hits_total",
+            "Served lists with at least one attributed click.",
+            MetricType::COUNTER,
+            per(&|c| c.hits as f64),
+        ),
+        family(
+            "newsrec_online_clicks_total",
+            "Clicks attributed to a served list, by position in it.",
+            MetricType::COUNTER,
+            clicks,
+        ),
+        family(
+            "newsrec_online_rr_sum",
+            "Sum over hit lists of the reciprocal rank of their first attributed click.",
+            MetricType::COUNTER,
+            per(&|c| c.rr_sum),
+        ),
+    ]
 }
 
 /// The metric families of one snapshot, with `now_ms` as the wall clock for the
@@ -108,6 +172,7 @@ pub fn consumer_families(s: &ConsumerSnapshot, now_ms: i64) -> Vec<MetricFamily>
                 .collect(),
         ),
     ];
+    out.extend(online_families(&s.online));
     let mut h = Histogram::default();
     h.set_sample_count(s.batch_duration.count);
     h.set_sample_sum(s.batch_duration.sum);
@@ -234,6 +299,16 @@ mod tests {
             watermark_ms: Some(1_660_000_000_000),
             retries: vec![("redis", 4), ("kafka", 0)],
             rebuilds: 1,
+            online: vec![(
+                ("logged".into(), "control".into()),
+                Counters {
+                    served: 4,
+                    hits: 2,
+                    clicks: 3,
+                    rr_sum: 1.5,
+                    by_position: vec![2, 0, 1],
+                },
+            )],
         }
     }
 
@@ -260,6 +335,11 @@ mod tests {
             "newsrec_consumer_event_time_lag_seconds 60",
             "newsrec_consumer_retries_total{target=\"redis\"} 4",
             "newsrec_consumer_rebuilds_total 1",
+            "newsrec_online_served_total{tier=\"logged\",variant=\"control\"} 4",
+            "newsrec_online_hits_total{tier=\"logged\",variant=\"control\"} 2",
+            "newsrec_online_rr_sum{tier=\"logged\",variant=\"control\"} 1.5",
+            "newsrec_online_clicks_total{tier=\"logged\",variant=\"control\",position=\"1\"} 2",
+            "newsrec_online_clicks_total{tier=\"logged\",variant=\"control\",position=\"other\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::consumer::{ConsumerConfig, DEFAULT_BATCH_MAX};
+use newsrec_features::online::OnlineConfig;
+
+use crate::consumer::{Attribution, ConsumerConfig, DEFAULT_BATCH_MAX};
 use crate::eventlog::{KafkaConfig, LogError};
 use crate::replay::{ReplayConfig, Speed};
 
@@ -128,6 +130,16 @@ pub struct ConsumeSettings {
     pub metrics_addr: Option<SocketAddr>,
     /// Refined data directory whose `items.parquet` gives publication times.
     pub items: Option<PathBuf>,
+    /// Attribute clicks to the served-list topic's lists and keep the online counters
+    /// (run it in one process of a group).
+    pub attribution: bool,
+    /// How long after a list was served a click may be attributed to it (event time).
+    pub attribution_minutes: u32,
+    /// Most recent lists kept per user for attribution.
+    pub attribution_lists: usize,
+    /// Positions counted one by one (`newsrec_online_clicks_total{position}`); the rest
+    /// are `other`.
+    pub attribution_positions: usize,
 }
 
 impl Default for ConsumeSettings {
@@ -138,6 +150,10 @@ impl Default for ConsumeSettings {
             batch_max: DEFAULT_BATCH_MAX,
             metrics_addr: None,
             items: None,
+            attribution: true,
+            attribution_minutes: 30,
+            attribution_lists: 20,
+            attribution_positions: 20,
         }
     }
 }
@@ -151,6 +167,14 @@ impl ConsumeSettings {
         }
         cfg.batch_max = self.batch_max;
         cfg.partitions = kafka.partitions;
+        cfg.attribution = self.attribution.then(|| Attribution {
+            served_topic: kafka.served_topic(),
+            online: OnlineConfig {
+                window_ms: i64::from(self.attribution_minutes) * 60_000,
+                max_lists: self.attribution_lists.max(1),
+                positions: self.attribution_positions.max(1),
+            },
+        });
         cfg
     }
 }

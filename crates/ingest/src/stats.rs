@@ -3,6 +3,7 @@
 //! (`metrics`) renders as the `newsrec_consumer_*` Prometheus families.
 
 use newsrec_features::Partition;
+use newsrec_features::online::Counters;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -45,6 +46,8 @@ pub struct ConsumerSnapshot {
     /// `newsrec_consumer_rebuilds_total`: partitions rebuilt from the start of the log
     /// after the store lost their state.
     pub rebuilds: u64,
+    /// Online counters per (tier, variant), summed over the partitions attributed here.
+    pub online: Vec<((String, String), Counters)>,
 }
 
 /// The reject reason codes, in a fixed order (`RejectReason::code` values).
@@ -100,6 +103,7 @@ pub struct ConsumerStats {
     /// Latest event time applied, epoch ms (`i64::MIN`: none yet).
     watermark_ms: AtomicI64,
     lag: Mutex<BTreeMap<Partition, i64>>,
+    online: Mutex<BTreeMap<Partition, BTreeMap<(String, String), Counters>>>,
 }
 
 impl Default for ConsumerStats {
@@ -117,6 +121,7 @@ impl Default for ConsumerStats {
             rebuilds: AtomicU64::new(0),
             watermark_ms: AtomicI64::new(i64::MIN),
             lag: Mutex::new(BTreeMap::new()),
+            online: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -181,6 +186,27 @@ impl ConsumerStats {
         *l = lag.into_iter().collect();
     }
 
+    /// Replaces the online counters of `partition` (its committed attribution state).
+    pub fn set_online(
+        &self,
+        partition: Partition,
+        by_tier_variant: BTreeMap<(String, String), Counters>,
+    ) {
+        let mut o = self.online.lock().unwrap_or_else(|p| p.into_inner());
+        o.insert(partition, by_tier_variant);
+    }
+
+    fn online_sum(&self) -> Vec<((String, String), Counters)> {
+        let o = self.online.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sum: BTreeMap<(String, String), Counters> = BTreeMap::new();
+        for part in o.values() {
+            for (k, c) in part {
+                sum.entry(k.clone()).or_default().add(c);
+            }
+        }
+        sum.into_iter().collect()
+    }
+
     /// Reads everything.
     pub fn snapshot(&self) -> ConsumerSnapshot {
         let mut cumulative = 0;
@@ -220,6 +246,7 @@ impl ConsumerStats {
                 ("kafka", self.retries_kafka.load(Ordering::Relaxed)),
             ],
             rebuilds: self.rebuilds.load(Ordering::Relaxed),
+            online: self.online_sum(),
         }
     }
 }

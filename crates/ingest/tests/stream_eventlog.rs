@@ -35,6 +35,7 @@ fn from_start() -> Positioner {
 fn records(n: usize, keys: usize) -> Vec<Record> {
     (0..n)
         .map(|i| Record {
+            partition: None,
             key: Some(format!("key{}", i % keys).into_bytes()),
             payload: format!("value-{i}").into_bytes(),
             headers: vec![("n".into(), i.to_string().into_bytes())],
@@ -126,6 +127,7 @@ async fn positioner_and_seek(log: Arc<dyn EventLog>) {
     {
         let batch: Vec<Record> = (0..10)
             .map(|i| Record {
+                partition: None,
                 key: Some(format!("k{i}-{}", placed.len()).into_bytes()),
                 payload: b"x".to_vec(),
                 headers: vec![],
@@ -213,6 +215,41 @@ async fn group_members_split_partitions(log: Arc<dyn EventLog>) {
     assert_eq!((got.len(), distinct.len()), (80, 80));
 }
 
+/// Assigned partitions read from the given offsets, outside any group; records written
+/// to a given partition land there whatever their key.
+async fn assigned_partitions_and_explicit_partitions(log: Arc<dyn EventLog>) {
+    let topic = name("assign");
+    log.ensure_topic(&topic, 3).await.unwrap();
+    let placed = log
+        .produce(
+            &topic,
+            (0..30)
+                .map(|i| Record::to_partition(Partition(i % 3), format!("v{i}").into_bytes()))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    for (i, (p, _)) in placed.iter().enumerate() {
+        assert_eq!(*p, Partition(i as i32 % 3));
+    }
+    // Partition 1 from offset 4 (its 10 records: 6 left), partition 2 from the start.
+    let mut c = log
+        .assign(
+            &topic,
+            &[(Partition(1), Some(Offset(4))), (Partition(2), None)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.assignment().partitions, vec![Partition(1), Partition(2)]);
+    let got = drain(c.as_mut(), 16, Duration::from_secs(20)).await;
+    let mut per: BTreeMap<Partition, Vec<i64>> = BTreeMap::new();
+    for m in &got {
+        per.entry(m.partition).or_default().push(m.offset.0);
+    }
+    assert_eq!(per[&Partition(1)], (4..10).collect::<Vec<_>>());
+    assert_eq!(per[&Partition(2)], (0..10).collect::<Vec<_>>());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -237,5 +274,6 @@ macro_rules! conformance {
 conformance!(
     produce_and_consume_in_order,
     positioner_and_seek,
-    group_members_split_partitions
+    group_members_split_partitions,
+    assigned_partitions_and_explicit_partitions
 );

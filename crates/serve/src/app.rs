@@ -223,6 +223,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/evaluation/metrics",
             get(routes::model_versions::evaluations),
         )
+        .route("/evaluation/online", get(routes::online::online))
         .route("/models/current", get(routes::model_versions::current))
         .route("/admin/reload", post(routes::model_versions::reload))
         .route("/metrics", get(routes::meta::metrics))
@@ -286,11 +287,18 @@ async fn refresh_snapshot(state: Arc<AppState>) {
         if state.gate.store().is_none() {
             continue;
         }
-        match state
+        let refreshed = state
             .snapshot
             .refresh(&state.gate, &state.windows, &state.metrics)
-            .await
+            .await;
+        // The served-list log's watermark mark: lists served from now on are at least
+        // this late in event time.
+        if let (Ok(()), Some(log), Some(wm)) =
+            (&refreshed, &state.served, state.snapshot.get().watermark)
         {
+            log.tick(wm);
+        }
+        match refreshed {
             Ok(()) if !healthy => {
                 healthy = true;
                 tracing::info!("feature store reachable again; live signals restored");

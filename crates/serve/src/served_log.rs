@@ -13,17 +13,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use newsrec_core::{PageId, RecId, Tier, UserId};
+use newsrec_core::RecId;
+pub use newsrec_core::{CONTROL, ServedList};
 use prometheus::{IntCounter, Registry};
 use rand::Rng;
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::sink::PublishFuture;
-
-/// Variant every list is served under until experiments exist.
-pub const CONTROL: &str = "control";
 
 /// Most lists one publish call carries.
 const BATCH_MAX: usize = 1_000;
@@ -38,52 +35,27 @@ pub fn new_rec_id() -> RecId {
     RecId::parse(&format!("{bits:032x}")).unwrap_or_else(|_| unreachable!())
 }
 
-/// One answered list, as the log records it (JSON on the served topic, keyed by the
-/// user, or by the article for `/articles/{page}/similar`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServedList {
-    /// The list's id, as in the answer.
-    pub rec_id: RecId,
-    /// Who it was served to (`None` for similar-article lists, which have no reader).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<UserId>,
-    /// The article a similar-article list is about.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub page: Option<PageId>,
-    /// The API's watermark when it answered (the latest event time it had seen), epoch
-    /// ms; `None` before any event was applied. Attribution windows are in event time.
-    pub event_ts: Option<i64>,
-    /// Wall-clock time of the answer, epoch ms.
-    pub wall_ts: i64,
-    /// The tier that served the user (`None` for similar-article lists).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tier: Option<Tier>,
-    /// The experiment variant (`control`).
-    pub variant: &'static str,
-    /// The model version that answered.
-    pub model_version: String,
-    /// The list, best first.
-    pub pages: Vec<PageId>,
-}
-
-impl ServedList {
-    /// The record key: the user, else the article.
-    pub fn key(&self) -> &str {
-        match (&self.user_id, &self.page) {
-            (Some(u), _) => u.as_str(),
-            (None, Some(p)) => p.as_str(),
-            (None, None) => "",
-        }
-    }
-}
-
 /// Where served lists go, in batches; resolves once the log has taken them.
 pub trait ServedSink: Send + Sync + 'static {
     /// Publishes a batch of lists.
     fn publish(&self, lists: Vec<ServedList>) -> PublishFuture<'_>;
 
+    /// Publishes a watermark mark to every partition of the log (see
+    /// [`newsrec_core::ServedRecord::Tick`]); a sink without partitions takes none.
+    fn tick(&self, watermark: i64) -> PublishFuture<'_> {
+        let _ = watermark;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Where the lists go, for the start-up line (secrets masked).
     fn describe(&self) -> String;
+}
+
+/// What waits in the buffer.
+enum Entry {
+    List(ServedList),
+    /// A watermark mark, published after the lists queued before it.
+    Tick(i64),
 }
 
 /// The counters of the log.
@@ -95,7 +67,7 @@ struct Counters {
 
 /// The handle handlers record lists with; see the module docs.
 pub struct ServedLog {
-    tx: mpsc::Sender<ServedList>,
+    tx: mpsc::Sender<Entry>,
     counters: Counters,
     describe: String,
 }
@@ -135,9 +107,15 @@ impl ServedLog {
 
     /// Queues `list` for the log, or counts it as dropped; never waits.
     pub fn record(&self, list: ServedList) {
-        if self.tx.try_send(list).is_err() {
+        if self.tx.try_send(Entry::List(list)).is_err() {
             self.counters.dropped.inc();
         }
+    }
+
+    /// Queues a watermark mark (the snapshot refresher sends one about once a second);
+    /// a full buffer skips it, as the next one says more.
+    pub fn tick(&self, watermark: i64) {
+        let _ = self.tx.try_send(Entry::Tick(watermark));
     }
 
     /// Where the lists go, for the start-up line.
@@ -147,35 +125,61 @@ impl ServedLog {
 }
 
 /// Publishes what arrives, in batches of what is waiting, until every sender is gone.
-async fn drain(mut rx: mpsc::Receiver<ServedList>, sink: Arc<dyn ServedSink>, c: Counters) {
+async fn drain(mut rx: mpsc::Receiver<Entry>, sink: Arc<dyn ServedSink>, c: Counters) {
     let mut warned = false;
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH_MAX {
-            match rx.try_recv() {
-                Ok(l) => batch.push(l),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut tick = None;
+        let mut next = Some(first);
+        while let Some(entry) = next.take() {
+            match entry {
+                Entry::List(l) => batch.push(l),
+                Entry::Tick(wm) => {
+                    tick = Some(wm);
+                    break;
+                }
+            }
+            if batch.len() < BATCH_MAX {
+                next = rx.try_recv().ok();
             }
         }
-        let n = batch.len() as u64;
-        match tokio::time::timeout(PUBLISH_TIMEOUT, sink.publish(batch)).await {
-            Ok(Ok(())) => {
-                c.published.inc_by(n);
-                if warned {
-                    tracing::info!("served-list log publishing again");
-                    warned = false;
-                }
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            let outcome = tokio::time::timeout(PUBLISH_TIMEOUT, sink.publish(batch)).await;
+            settle(outcome, n, &c, &mut warned);
+        }
+        if let Some(wm) = tick
+            && let Ok(Err(e)) = tokio::time::timeout(PUBLISH_TIMEOUT, sink.tick(wm)).await
+        {
+            tracing::debug!(error = %e, "served-list log: watermark mark not published");
+        }
+    }
+}
+
+/// Counts a published batch of `n` lists, or the lists dropped; warns once per outage.
+fn settle(
+    outcome: Result<Result<(), crate::sink::SinkError>, tokio::time::error::Elapsed>,
+    n: u64,
+    c: &Counters,
+    warned: &mut bool,
+) {
+    match outcome {
+        Ok(Ok(())) => {
+            c.published.inc_by(n);
+            if *warned {
+                tracing::info!("served-list log publishing again");
+                *warned = false;
             }
-            outcome => {
-                c.dropped.inc_by(n);
-                if !warned {
-                    let why = match outcome {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => format!("no acknowledgement within {PUBLISH_TIMEOUT:?}"),
-                    };
-                    tracing::warn!(error = %why, lists = n, "served lists dropped; the API keeps answering");
-                    warned = true;
-                }
+        }
+        outcome => {
+            c.dropped.inc_by(n);
+            if !*warned {
+                let why = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no acknowledgement within {PUBLISH_TIMEOUT:?}"),
+                };
+                tracing::warn!(error = %why, lists = n, "served lists dropped; the API keeps answering");
+                *warned = true;
             }
         }
     }
@@ -185,6 +189,8 @@ async fn drain(mut rx: mpsc::Receiver<ServedList>, sink: Arc<dyn ServedSink>, c:
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::Mutex;
+
+    use newsrec_core::{PageId, Tier, UserId};
 
     use super::*;
     use crate::sink::SinkError;
@@ -197,7 +203,7 @@ mod tests {
             event_ts: Some(1_660_000_000_000),
             wall_ts: 1_700_000_000_000,
             tier: Some(Tier::Logged),
-            variant: CONTROL,
+            variant: CONTROL.into(),
             model_version: "v1".into(),
             pages: vec![PageId::parse("a").unwrap(), PageId::parse("b").unwrap()],
         }

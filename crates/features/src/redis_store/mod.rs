@@ -49,6 +49,7 @@ use crate::checkpoint::{Offset, Partition};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::keys::Keys;
+use crate::online::{CounterRow, OnlineState, Step};
 use crate::partition::PartState;
 use crate::store::FeatureStore;
 use crate::user_record::UserRecord;
@@ -59,6 +60,7 @@ mod cluster;
 mod codec;
 mod connection;
 mod load;
+mod online;
 mod read;
 mod single;
 mod writes;
@@ -440,6 +442,24 @@ impl FeatureStore for RedisStore {
 
     async fn dump(&self) -> Result<BTreeMap<String, String>, StoreError> {
         self.dump_keys().await
+    }
+
+    async fn load_online(&self, partition: Partition) -> Result<OnlineState, StoreError> {
+        self.online_load(partition).await
+    }
+
+    async fn commit_online(
+        &self,
+        partition: Partition,
+        expected: (Option<Offset>, Option<Offset>),
+        state: &OnlineState,
+        step: &Step,
+    ) -> Result<bool, StoreError> {
+        self.online_commit(partition, expected, state, step).await
+    }
+
+    async fn online_counters(&self) -> Result<Vec<CounterRow>, StoreError> {
+        self.online_sum().await
     }
 
     async fn reset_partition(&self, partition: Partition) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use newsrec_core::Retryable;
+use newsrec_features::online::OnlineConfig;
 use newsrec_features::{Offset, Partition, StoreError};
 
 use crate::eventlog::LogError;
@@ -38,6 +39,17 @@ pub struct ConsumerConfig {
     pub retry_max: Duration,
     /// How often the per-partition lag is refreshed.
     pub lag_interval: Duration,
+    /// Attribute clicks to served lists alongside (see `crate::attribution`).
+    pub attribution: Option<Attribution>,
+}
+
+/// What the attribution consumer reads and how it attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribution {
+    /// The served-list topic.
+    pub served_topic: String,
+    /// Window, lists kept per user, positions counted.
+    pub online: OnlineConfig,
 }
 
 impl ConsumerConfig {
@@ -55,6 +67,7 @@ impl ConsumerConfig {
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             lag_interval: Duration::from_secs(5),
+            attribution: None,
         }
     }
 }
@@ -81,6 +94,23 @@ pub enum ConsumeError {
         /// The first offset the log still holds.
         earliest: Offset,
     },
+    /// The clicks and served-list topics have different partition counts: a user's
+    /// clicks and lists would be on partitions of different numbers.
+    #[error(
+        "topic {clicks_topic} has {clicks} partitions but {served_topic} has {served}: \
+         attribution needs both keyed alike (create {served_topic} with {clicks} partitions, \
+         or set [consume] attribution = false)"
+    )]
+    PartitionMismatch {
+        /// The clicks topic.
+        clicks_topic: String,
+        /// Its partitions.
+        clicks: usize,
+        /// The served-list topic.
+        served_topic: String,
+        /// Its partitions.
+        served: usize,
+    },
     /// The metrics exporter could not listen, or failed while serving.
     #[error("consumer metrics exporter: {0}")]
     Exporter(std::io::Error),
@@ -91,7 +121,9 @@ impl Retryable for ConsumeError {
         match self {
             ConsumeError::Log(e) => e.is_retryable(),
             ConsumeError::Store(e) => e.is_retryable(),
-            ConsumeError::CannotRebuild { .. } | ConsumeError::Exporter(_) => false,
+            ConsumeError::CannotRebuild { .. }
+            | ConsumeError::PartitionMismatch { .. }
+            | ConsumeError::Exporter(_) => false,
         }
     }
 }

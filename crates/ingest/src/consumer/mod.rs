@@ -35,7 +35,7 @@ mod config;
 mod service;
 
 pub use catch_up::{CatchUpError, caught_up};
-pub use config::{ConsumeError, ConsumeSummary, ConsumerConfig, DEFAULT_BATCH_MAX};
+pub use config::{Attribution, ConsumeError, ConsumeSummary, ConsumerConfig, DEFAULT_BATCH_MAX};
 pub use service::run_service;
 
 /// Builds the positioner that starts partitions at the store's offsets.
@@ -49,7 +49,7 @@ pub fn store_positioner(store: Arc<dyn FeatureStore>) -> Positioner {
 
 /// Retries `op` while it fails with a retryable error, with exponential backoff.
 /// `Ok(None)`: shutdown was requested while waiting.
-async fn retry<T, E, F, Fut>(
+pub(crate) async fn retry<T, E, F, Fut>(
     what: &str,
     target: RetryTarget,
     cfg: &ConsumerConfig,
@@ -83,6 +83,7 @@ where
 fn dead_letter(topic: &str, m: &LogMessage, reason: &newsrec_core::RejectReason) -> Record {
     Record {
         key: m.key.clone(),
+        partition: None,
         payload: m.payload.clone().unwrap_or_default(),
         headers: vec![
             ("reason".into(), reason.code().as_bytes().to_vec()),

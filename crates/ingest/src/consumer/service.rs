@@ -1,4 +1,5 @@
-//! The consumer as a service: the loop and its Prometheus exporter, stopped together by
+//! The consumer as a service: the loop, the attribution consumer (when configured) and
+//! their Prometheus exporter, stopped together by
 //! one shutdown signal; what `newsrec consume` runs.
 
 use std::future::Future;
@@ -35,7 +36,14 @@ pub async fn run_service(
         Some(addr) => Some(start_exporter(addr, &stats, stopped.clone()).await?),
         None => None,
     };
-    let summary = super::run(log, store, cfg, stats, stopped).await?;
+    let attribution = crate::attribution::run(
+        Arc::clone(&log),
+        Arc::clone(&store),
+        cfg.clone(),
+        Arc::clone(&stats),
+        stopped.clone(),
+    );
+    let (summary, ()) = tokio::try_join!(super::run(log, store, cfg, stats, stopped), attribution)?;
     if let Some(task) = exporter {
         task.await
             .map_err(|e| ConsumeError::Exporter(std::io::Error::other(e)))?

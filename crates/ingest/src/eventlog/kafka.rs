@@ -297,6 +297,9 @@ impl EventLog for KafkaLog {
             if let Some(k) = &r.key {
                 rec = rec.key(k);
             }
+            if let Some(p) = r.partition {
+                rec = rec.partition(p.0);
+            }
             loop {
                 match producer.send_result(rec) {
                     Ok(f) => {
@@ -362,6 +365,42 @@ impl EventLog for KafkaLog {
             consumer,
         }))
     }
+
+    async fn assign(
+        &self,
+        topic: &str,
+        starts: &[(Partition, Option<Offset>)],
+    ) -> Result<Box<dyn LogConsumer>, LogError> {
+        let ctx = PositionContext {
+            topic: topic.to_owned(),
+            positioner: Arc::new(|parts: &[Partition]| Ok(vec![None; parts.len()])),
+            assignment: Mutex::new(Assignment::default()),
+        };
+        let consumer: StreamConsumer<PositionContext> = self
+            .cfg
+            .client(&assigned_defaults())
+            .create_with_context(ctx)?;
+        let mut tpl = TopicPartitionList::new();
+        for (p, start) in starts {
+            let off = start.map_or(KafkaOffset::Beginning, |o| KafkaOffset::Offset(o.0));
+            tpl.add_partition_offset(topic, p.0, off)?;
+        }
+        consumer.assign(&tpl)?;
+        let mut parts: Vec<Partition> = starts.iter().map(|(p, _)| *p).collect();
+        parts.sort_unstable();
+        consumer.context().set_assignment(parts);
+        Ok(Box::new(KafkaConsumer {
+            topic: topic.to_owned(),
+            consumer,
+        }))
+    }
+}
+
+/// The consumer settings of a member that reads assigned partitions outside any group.
+fn assigned_defaults() -> Vec<(&'static str, &'static str)> {
+    let mut d = consumer_defaults("newsrec-assigned");
+    d.retain(|(k, _)| !matches!(*k, "session.timeout.ms" | "heartbeat.interval.ms"));
+    d
 }
 
 /// Positions partitions in the rebalance callback itself, so their first fetch already

@@ -95,9 +95,13 @@ impl EventLog for MemoryLog {
                 .ok_or_else(|| LogError::UnknownTopic(topic.to_owned()))?;
             let n = parts.len() as u64;
             for r in records {
-                let p = match &r.key {
-                    Some(k) => hash(k) % n,
-                    None => {
+                let p = match (&r.partition, &r.key) {
+                    (Some(p), _) if (p.0 as u64) < n => p.0 as u64,
+                    (Some(p), _) => {
+                        return Err(LogError::Config(format!("{topic} has no partition {p}")));
+                    }
+                    (None, Some(k)) => hash(k) % n,
+                    (None, None) => {
                         rr += 1;
                         rr % n
                     }
@@ -169,6 +173,42 @@ impl EventLog for MemoryLog {
             group_generation: 0,
             assignment: Assignment::default(),
             positions: BTreeMap::new(),
+            start: 0,
+        }))
+    }
+
+    async fn assign(
+        &self,
+        topic: &str,
+        starts: &[(Partition, Option<Offset>)],
+    ) -> Result<Box<dyn LogConsumer>, LogError> {
+        let n = {
+            let st = self.inner.lock();
+            st.topics
+                .get(topic)
+                .ok_or_else(|| LogError::UnknownTopic(topic.to_owned()))?
+                .len()
+        };
+        if let Some((p, _)) = starts.iter().find(|(p, _)| p.0 < 0 || p.0 as usize >= n) {
+            return Err(LogError::Config(format!("{topic} has no partition {p}")));
+        }
+        let positions: BTreeMap<Partition, i64> = starts
+            .iter()
+            .map(|(p, o)| (*p, o.map_or(0, |o| o.0.max(0))))
+            .collect();
+        Ok(Box::new(MemoryConsumer {
+            inner: Arc::clone(&self.inner),
+            topic: topic.to_owned(),
+            // No group has this name: the assignment never changes.
+            group: String::new(),
+            member: 0,
+            positioner: Arc::new(|parts: &[Partition]| Ok(vec![None; parts.len()])),
+            group_generation: 0,
+            assignment: Assignment {
+                generation: 1,
+                partitions: positions.keys().copied().collect(),
+            },
+            positions,
             start: 0,
         }))
     }

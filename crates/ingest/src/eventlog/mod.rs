@@ -21,6 +21,8 @@ pub use memory::MemoryLog;
 pub struct Record {
     /// Partitioning key (records with one key keep their order in one partition).
     pub key: Option<Vec<u8>>,
+    /// The partition to write to, whatever the key (`None`: the key's partition).
+    pub partition: Option<Partition>,
     /// The value.
     pub payload: Vec<u8>,
     /// Headers, in order.
@@ -32,6 +34,17 @@ impl Record {
     pub fn new(key: impl Into<Vec<u8>>, payload: impl Into<Vec<u8>>) -> Self {
         Self {
             key: Some(key.into()),
+            partition: None,
+            payload: payload.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// An unkeyed record for one given partition.
+    pub fn to_partition(partition: Partition, payload: impl Into<Vec<u8>>) -> Self {
+        Self {
+            key: None,
+            partition: Some(partition),
             payload: payload.into(),
             headers: Vec::new(),
         }
@@ -138,6 +151,14 @@ pub trait EventLog: Send + Sync {
         topic: &str,
         group: &str,
         positioner: Positioner,
+    ) -> Result<Box<dyn LogConsumer>, LogError>;
+
+    /// Reads the given partitions of `topic` outside any group, each from its offset
+    /// (`None`: the beginning); the assignment never changes.
+    async fn assign(
+        &self,
+        topic: &str,
+        starts: &[(Partition, Option<Offset>)],
     ) -> Result<Box<dyn LogConsumer>, LogError>;
 }
 

@@ -5,6 +5,7 @@ pub mod events;
 pub mod health;
 pub mod meta;
 pub mod model_versions;
+pub mod online;
 pub mod popular;
 pub mod recommend;
 pub mod similar;

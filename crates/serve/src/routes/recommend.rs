@@ -170,7 +170,7 @@ pub async fn recommendations(
             event_ts: live.watermark,
             wall_ts: newsrec_core::time::now_ms(),
             tier: Some(recs.tier),
-            variant: CONTROL,
+            variant: CONTROL.into(),
             model_version: model.version().to_owned(),
             pages: recs.items.iter().map(|r| r.page.clone()).collect(),
         });

@@ -115,7 +115,7 @@ pub async fn similar(
             event_ts: snap.watermark,
             wall_ts: newsrec_core::time::now_ms(),
             tier: None,
-            variant: CONTROL,
+            variant: CONTROL.into(),
             model_version: model.version().to_owned(),
             pages: merged.iter().map(|(p, _, _)| p.clone()).collect(),
         });
