@@ -111,13 +111,15 @@ async fn clicks_are_attributed_to_the_lists_that_showed_them() {
     log.produce(&format!("{topic}.served"), lists)
         .await
         .unwrap();
+    // In event-time order, as a portal's stream is (ages are judged by the latest
+    // event time read).
     let clicks = [
         click(1, "u1", "p3", T0 + 2 * MIN, Some("a1")),
-        click(2, "u1", "p4", T0 + 3 * MIN, None),
-        click(3, "u2", "p1", T0 + 31 * MIN, Some("b1")),
-        click(4, "u2", "p5", T0 + 2 * MIN, None),
-        click(5, "u3", "p9", T0 + 3 * MIN, Some("c1")),
-        click(6, "u3", "p8", T0 + 4 * MIN, None),
+        click(2, "u2", "p5", T0 + 2 * MIN, None),
+        click(3, "u1", "p4", T0 + 3 * MIN, None),
+        click(4, "u3", "p9", T0 + 3 * MIN, Some("c1")),
+        click(5, "u3", "p8", T0 + 4 * MIN, None),
+        click(6, "u2", "p1", T0 + 31 * MIN, Some("b1")),
     ];
     log.produce(&topic, clicks.iter().map(replay::event_record).collect())
         .await
