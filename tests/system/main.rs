@@ -11,4 +11,5 @@ mod ops_airflow;
 mod ops_compose;
 mod ops_dashboards_live;
 mod stream_crash;
+mod stream_prequential;
 mod support;
