@@ -210,11 +210,10 @@ async fn prequential_replay(
     let ends = log.end_offsets(&cfg.topic).await?;
     newsrec_ingest::consumer::caught_up(store, &ends, Duration::from_secs(600)).await?;
     let report = super::stream::prequential_report(&summary, &cfg.topic);
-    eprintln!(
-        "    {} ({:.1} s)",
-        report.replace('\n', "\n    "),
-        t.elapsed().as_secs_f64()
-    );
+    let took = format!(" ({:.1} s)", t.elapsed().as_secs_f64());
+    for (n, line) in report.lines().enumerate() {
+        eprintln!("    {line}{}", if n == 0 { took.as_str() } else { "" });
+    }
     Ok(())
 }
 
