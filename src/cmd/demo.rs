@@ -19,8 +19,8 @@ use newsrec_data::refine::{self, ProcessConfig};
 use newsrec_data::synth::{self, SynthConfig};
 use newsrec_features::{FeatureStore, MemoryStore, RedisTarget};
 use newsrec_ingest::consumer::{self, ConsumerConfig};
-use newsrec_ingest::replay;
 use newsrec_ingest::{ConsumerStats, EventLog, KafkaLog, MemoryLog};
+use newsrec_ingest::{prequential, replay};
 use newsrec_serve::{Application, Sinks};
 use tokio::sync::watch;
 
@@ -59,6 +59,11 @@ pub struct DemoArgs {
     /// writes over a deployment's keys.
     #[arg(long, default_value = "newsrec:demo:")]
     prefix: String,
+    /// Validation clicks replayed prequentially against the demo's own API once it
+    /// answers (the first N by event time; 0 for none), so the online quality figures
+    /// have moved when the demo opens. `[replay]` sets K and the concurrency.
+    #[arg(long, default_value_t = 3_000)]
+    prequential_clicks: usize,
 }
 
 /// Runs the demo until SIGTERM or Ctrl-C.
@@ -176,11 +181,39 @@ async fn serve_live(a: DemoArgs, mut s: Settings, started: Instant) -> anyhow::R
     };
     let app = Application::build_with_store(cfg, Arc::clone(&store), sinks).await?;
     let base = format!("http://{}", app.local_addr());
+    let server = tokio::spawn(app.run_until_stopped(shutdown_signal()));
+    if a.prequential_clicks > 0 {
+        s.replay.api = Some(base.clone());
+        prequential_replay(&s, log.as_ref(), store.as_ref(), a.prequential_clicks).await?;
+    }
     let examples = example_users(&refined, store.as_ref()).await?;
     print_tour(&base, &examples, started.elapsed());
-    app.run_until_stopped(shutdown_signal()).await?;
+    server.await??;
     let _ = stop.send(true);
     consumer.await??;
+    Ok(())
+}
+
+/// The first `clicks` validation clicks, replayed against the running API (`[replay]
+/// api`) through the log, then applied by the consumer.
+async fn prequential_replay(
+    s: &Settings,
+    log: &dyn EventLog,
+    store: &dyn FeatureStore,
+    clicks: usize,
+) -> anyhow::Result<()> {
+    eprintln!("==> replaying validation clicks against the API (prequential)");
+    let t = Instant::now();
+    let cfg = s.replay.prequential_config(&s.kafka)?;
+    let (events, _) = events::load_validation_events(&s.paths.data, Some(clicks))?;
+    let summary = prequential::prequential(log, &events, &cfg).await?;
+    let ends = log.end_offsets(&cfg.topic).await?;
+    newsrec_ingest::consumer::caught_up(store, &ends, Duration::from_secs(600)).await?;
+    let report = super::stream::prequential_report(&summary, &cfg.topic);
+    let took = format!(" ({:.1} s)", t.elapsed().as_secs_f64());
+    for (n, line) in report.lines().enumerate() {
+        eprintln!("    {line}{}", if n == 0 { took.as_str() } else { "" });
+    }
     Ok(())
 }
 

@@ -1,16 +1,18 @@
 //! `newsrec replay` and `newsrec consume`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use newsrec_core::ClickEvent;
 use newsrec_data::events;
 use newsrec_features::{FeatureStore, RedisStore, StoreConfig};
 use newsrec_ingest::consumer;
+use newsrec_ingest::prequential::{self, PrequentialSummary};
 use newsrec_ingest::replay::{self, Speed};
-use newsrec_ingest::{EventLog, KafkaLog};
+use newsrec_ingest::{EventLog, KafkaLog, ReplaySettings};
 use tracing::info;
 
 use super::flags::{KafkaFlags, StoreFlags, set};
@@ -33,6 +35,62 @@ pub struct ReplayArgs {
     /// Partitions of the topic when it has to be created (`[kafka] partitions`).
     #[arg(long)]
     partitions: Option<i32>,
+    /// Replay only the interactions at or after this event time (epoch ms). With
+    /// `--prequential`, every interaction from then on instead of the validation clicks.
+    #[arg(long, value_name = "TS")]
+    from: Option<i64>,
+    /// Ask the API for the user's recommendations before each click and pass the
+    /// answer's `rec_id` on in clicks on its pages, as a portal's front end would. Replays
+    /// the validation clicks unless `--from` is given.
+    #[arg(long)]
+    prequential: bool,
+    #[command(flatten)]
+    prequential_flags: PrequentialFlags,
+}
+
+/// The flags of `replay --prequential`, each overriding its key of `[replay]`.
+#[derive(Args)]
+pub struct PrequentialFlags {
+    /// The API to ask, e.g. `http://127.0.0.1:8000` (`[replay] api`).
+    #[arg(long, value_name = "URL")]
+    api: Option<String>,
+    /// Recommendations asked for per click (`[replay] k`).
+    #[arg(long)]
+    k: Option<usize>,
+    /// Clicks in flight at once; one user's clicks stay in order (`[replay] concurrency`).
+    #[arg(long)]
+    concurrency: Option<usize>,
+}
+
+impl PrequentialFlags {
+    /// Applies the flags given.
+    pub fn apply(self, replay: &mut ReplaySettings) {
+        set(&mut replay.api, self.api.map(Some));
+        set(&mut replay.k, self.k);
+        set(&mut replay.concurrency, self.concurrency);
+    }
+}
+
+/// What `replay` publishes: the validation clicks (prequential without `--from`), or the
+/// interactions from `from` on; the first `limit` of them.
+fn load(
+    dir: &Path,
+    prequential: bool,
+    from: Option<i64>,
+    limit: Option<usize>,
+) -> anyhow::Result<(Vec<ClickEvent>, u64)> {
+    if prequential && from.is_none() {
+        let loaded = events::load_validation_events(dir, limit)?;
+        info!(events = loaded.0.len(), "loaded validation clicks");
+        return Ok(loaded);
+    }
+    let (mut all, skipped) = events::load_events(dir, if from.is_some() { None } else { limit })?;
+    if let Some(ts) = from {
+        all.retain(|e| e.ts >= ts);
+        all.truncate(limit.unwrap_or(usize::MAX));
+    }
+    info!(events = all.len(), "loaded interactions");
+    Ok((all, skipped))
 }
 
 /// Runs `replay`.
@@ -41,14 +99,24 @@ pub fn replay(a: ReplayArgs, mut s: Settings) -> anyhow::Result<()> {
     set(&mut s.replay.speed, a.speed);
     set(&mut s.kafka.partitions, a.partitions);
     a.kafka.apply(&mut s.kafka)?;
+    a.prequential_flags.apply(&mut s.replay);
     let client = s.kafka.required()?;
+    let against_api = a
+        .prequential
+        .then(|| s.replay.prequential_config(&s.kafka))
+        .transpose()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let log = KafkaLog::new(client)?;
-        let (dir, limit) = (s.paths.data.clone(), a.limit);
+        let (dir, limit, from) = (s.paths.data.clone(), a.limit, a.from);
+        let validation = a.prequential;
         let (events, skipped) =
-            tokio::task::spawn_blocking(move || events::load_events(&dir, limit)).await??;
-        info!(events = events.len(), "loaded interactions");
+            tokio::task::spawn_blocking(move || load(&dir, validation, from, limit)).await??;
+        if let Some(cfg) = against_api {
+            let r = prequential::prequential(&log, &events, &cfg).await?;
+            println!("{}", prequential_report(&r, &cfg.topic));
+            return Ok(());
+        }
         let cfg = s.replay.replay_config(&s.kafka);
         let r = replay::replay(&log, &events, &cfg).await?;
         println!(
@@ -65,6 +133,31 @@ pub fn replay(a: ReplayArgs, mut s: Settings) -> anyhow::Result<()> {
         );
         Ok(())
     })
+}
+
+/// The summary of a prequential replay: what was published, how many clicks carried a
+/// `rec_id`, the API errors, and each tier's answers and hits.
+pub fn prequential_report(r: &PrequentialSummary, topic: &str) -> String {
+    let mut out = format!(
+        "published {} clicks to {topic} in {:.1} s ({:.0} clicks/s): {} carried a rec_id, {} API errors",
+        r.clicks,
+        r.elapsed.as_secs_f64(),
+        r.clicks_per_sec(),
+        r.with_rec_id,
+        r.api_errors,
+    );
+    if let Some(e) = &r.first_api_error {
+        out.push_str(&format!(" (first: {e})"));
+    }
+    for (tier, t) in &r.tiers {
+        out.push_str(&format!(
+            "\n  {tier:<12} {} answers, {} held the clicked page ({:.1}%)",
+            t.lists,
+            t.hits,
+            100.0 * t.hit_rate()
+        ));
+    }
+    out
 }
 
 /// `consume` flags; each overrides its key of the settings (`newsrec config show`).

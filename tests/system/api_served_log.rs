@@ -16,9 +16,10 @@ use crate::support::api::{model, pages_of, series_value};
 use crate::support::{BIN, brokers, free_port, random_prefix, random_suffix, redis_url};
 
 /// A `newsrec serve` child, killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    base: String,
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) base: String,
     http: reqwest::Client,
 }
 
@@ -30,17 +31,24 @@ impl Drop for Serve {
 }
 
 impl Serve {
-    async fn start(brokers: &str, topic: &str, env: &[(&str, &str)]) -> Result<Self> {
+    /// Serves the fixture model on a random port and prefix, logging served lists to
+    /// `<topic>.served` of `brokers`.
+    pub(crate) async fn start(brokers: &str, topic: &str, env: &[(&str, &str)]) -> Result<Self> {
+        Self::start_on(brokers, topic, &random_prefix("served"), env).await
+    }
+
+    /// [`Serve::start`] reading the feature store under `prefix`.
+    pub(crate) async fn start_on(
+        brokers: &str,
+        topic: &str,
+        prefix: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let port = free_port()?;
         let child = Command::new(BIN)
             .args(["serve", "--models"])
             .arg(&model().models)
-            .args([
-                "--redis",
-                &redis_url(),
-                "--prefix",
-                &random_prefix("served"),
-            ])
+            .args(["--redis", &redis_url(), "--prefix", prefix])
             .args(["--brokers", brokers, "--topic", topic])
             .args(["--addr", &format!("127.0.0.1:{port}")])
             .envs(env.iter().copied())
@@ -89,7 +97,8 @@ impl Serve {
     }
 }
 
-async fn read_all(log: &KafkaLog, topic: &str, n: usize) -> Result<Vec<LogMessage>> {
+/// Reads `topic` from the start until `n` messages came (or a minute passed).
+pub(crate) async fn read_all(log: &KafkaLog, topic: &str, n: usize) -> Result<Vec<LogMessage>> {
     let from_start: Positioner = Arc::new(|parts: &[Partition]| Ok(vec![None; parts.len()]));
     let mut c = log
         .subscribe(topic, &format!("g-{}", random_suffix()), from_start)

@@ -77,8 +77,11 @@ async fn demo_serves_recommendations() -> anyhow::Result<()> {
         if let Some(status) = demo.try_wait()? {
             bail!("demo exited with {status} before serving:\n{}", tail(&log));
         }
+        // The API answers during the demo's prequential replay already; the demo is
+        // ready when it prints its tour.
         if let Ok(resp) = http.get(format!("{base}/health/ready")).send().await
             && resp.status().is_success()
+            && std::fs::read_to_string(&log)?.contains("newsrec demo ready in")
         {
             break;
         }
@@ -94,6 +97,12 @@ async fn demo_serves_recommendations() -> anyhow::Result<()> {
     ensure!(
         printed.contains(&base),
         "the demo does not print the URLs to try:\n{}",
+        tail(&log)
+    );
+    // Validation clicks went through its API (prequentially) before it opened.
+    ensure!(
+        printed.contains(" carried a rec_id, "),
+        "no clean prequential replay in the demo's output:\n{}",
         tail(&log)
     );
 

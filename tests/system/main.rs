@@ -12,4 +12,5 @@ mod ops_compose;
 mod ops_dashboards_live;
 mod stream_attribution;
 mod stream_crash;
+mod stream_prequential;
 mod support;

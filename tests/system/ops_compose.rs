@@ -624,7 +624,13 @@ fn dashboards_are_well_formed_and_stay_within_the_metric_contract() -> anyhow::R
             }
         }
     }
-    for wanted in ["Live popularity", "Serving", "Streaming", "Models"] {
+    for wanted in [
+        "Live popularity",
+        "Serving",
+        "Streaming",
+        "Models",
+        "Online quality",
+    ] {
         ensure!(
             titles.iter().any(|t| t.ends_with(wanted)),
             "no `{wanted}` dashboard among {titles:?}"

@@ -8,6 +8,8 @@
 //! every dashboard, with its template variables substituted the way Grafana does, is
 //! sent to Prometheus' HTTP API: each must return data, as an instant query and (for
 //! time-series panels) as a range query. Label-values variables must list values.
+//! Prometheus also scrapes [`OnlineFixture`], a target serving the consumer's online
+//! counters, so the Online quality dashboard is checked whatever clicks were attributed.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -23,6 +25,7 @@ use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+use crate::support::online_fixture::OnlineFixture;
 use crate::support::{BIN, brokers, free_port, random_suffix, redis_url, tail};
 
 /// Grafana's built-ins as a dashboard opened on a short range would send them with a
@@ -367,6 +370,184 @@ async fn failing_queries(prom: &Prom, queries: &[(PanelQuery, String)]) -> Vec<S
     failures
 }
 
+/// Where the test's files go.
+struct Dirs {
+    raw: PathBuf,
+    data: PathBuf,
+    models: PathBuf,
+    logs: PathBuf,
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A small world, processed, trained and evaluated (so the model metrics exist).
+async fn data_and_model(d: &Dirs) -> anyhow::Result<()> {
+    let raw = path(&d.raw);
+    let synth = [
+        "data", "synth", "--out", &raw, "--users", "400", "--items", "120", "--seed", "7",
+    ];
+    run_newsrec("synth", &synth, &d.logs).await?;
+    let (data, models) = (path(&d.data), path(&d.models));
+    let pipeline = [
+        "pipeline", "--raw", &raw, "--data", &data, "--models", &models,
+    ];
+    run_newsrec("pipeline", &pipeline, &d.logs).await
+}
+
+/// The names one run uses: its topic, key prefix and consumer group.
+struct Names {
+    topic: String,
+    prefix: String,
+    group: String,
+}
+
+/// `newsrec consume` (metrics on `consume_port`) and `newsrec serve` (on `serve_port`).
+fn spawn_services(
+    d: &Dirs,
+    n: &Names,
+    serve_port: u16,
+    consume_port: u16,
+) -> anyhow::Result<(Proc, Proc)> {
+    let (brokers, redis) = (brokers(), redis_url());
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let consume = Proc::spawn(
+        "consume",
+        BIN,
+        &args(&[
+            "consume",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &n.topic,
+            "--group",
+            &n.group,
+            "--redis",
+            &redis,
+            "--prefix",
+            &n.prefix,
+            "--items",
+            &path(&d.data),
+            "--metrics-addr",
+            &format!("127.0.0.1:{consume_port}"),
+        ]),
+        &d.logs,
+    )?;
+    let serve = Proc::spawn(
+        "serve",
+        BIN,
+        &args(&[
+            "serve",
+            "--models",
+            &path(&d.models),
+            "--data",
+            &path(&d.data),
+            "--redis",
+            &redis,
+            "--prefix",
+            &n.prefix,
+            "--brokers",
+            &brokers,
+            "--topic",
+            &n.topic,
+            "--addr",
+            &format!("127.0.0.1:{serve_port}"),
+        ]),
+        &d.logs,
+    )?;
+    Ok((consume, serve))
+}
+
+/// A real Prometheus on `port` scraping every `(job, address)` every second, ready.
+async fn start_prometheus(
+    root: &Path,
+    logs: &Path,
+    port: u16,
+    targets: &[(&str, String)],
+    http: &reqwest::Client,
+) -> anyhow::Result<(Proc, Prom)> {
+    let prom_dir = root.join("prometheus");
+    std::fs::create_dir_all(&prom_dir)?;
+    let config = prom_dir.join("prometheus.yml");
+    let mut text = String::from(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n\
+         scrape_configs:\n",
+    );
+    for (job, addr) in targets {
+        text.push_str(&format!(
+            "  - job_name: {job}\n    static_configs:\n      - targets: [\"{addr}\"]\n"
+        ));
+    }
+    std::fs::write(&config, text)?;
+    let mut prometheus = Proc::spawn(
+        "prometheus",
+        "prometheus",
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", prom_dir.join("tsdb").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--log.level=warn".into(),
+        ],
+        logs,
+    )?;
+    let prom = Prom {
+        http: http.clone(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    wait_for("prometheus ready", Duration::from_secs(30), async || {
+        prometheus.ensure_running()?;
+        get_ok(http, &format!("{}/-/ready", prom.base))
+            .await
+            .map(drop)
+    })
+    .await?;
+    Ok((prometheus, prom))
+}
+
+/// Every dashboard query, polled until all return data or [`SETTLE`] passes (until the
+/// replay and the consumer settle some panels, top lists and lag, may legitimately be
+/// empty); the failures left.
+async fn settled_failures(prom: &Prom, procs: &mut [&mut Proc]) -> anyhow::Result<Vec<String>> {
+    let started = Instant::now();
+    let deadline = started + SETTLE;
+    loop {
+        for p in procs.iter_mut() {
+            p.ensure_running()?;
+        }
+        let queries = expand_queries(prom).await;
+        let failures = match &queries {
+            Ok(q) => failing_queries(prom, q).await,
+            Err(e) => vec![format!("{e:#}")],
+        };
+        if failures.is_empty() || Instant::now() >= deadline {
+            if let Ok(q) = &queries {
+                eprintln!(
+                    "{} dashboard queries checked in {:.1} s",
+                    q.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            return Ok(failures);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The random prefix keeps a run's keys apart; they are removed so runs do not pile up.
+async fn delete_keys(prefix: &str) -> anyhow::Result<()> {
+    let store = newsrec_features::RedisStore::connect(
+        &newsrec_features::RedisTarget::parse(&redis_url(), false),
+        newsrec_features::StoreConfig {
+            prefix: prefix.to_string(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    store.delete_all().await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_query_returns_data_from_a_live_stack() -> anyhow::Result<()> {
     let _machine = crate::support::whole_stack().await;
@@ -374,99 +555,24 @@ async fn every_dashboard_query_returns_data_from_a_live_stack() -> anyhow::Resul
     let phase = |what: &str| eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
     let tmp = tempfile::tempdir()?;
     let root = tmp.path();
-    let (raw, data, models, logs) = (
-        root.join("raw"),
-        root.join("data"),
-        root.join("models"),
-        root.join("logs"),
-    );
-    std::fs::create_dir_all(&logs)?;
-    let path = |p: &Path| p.display().to_string();
+    let d = Dirs {
+        raw: root.join("raw"),
+        data: root.join("data"),
+        models: root.join("models"),
+        logs: root.join("logs"),
+    };
+    std::fs::create_dir_all(&d.logs)?;
     let suffix = random_suffix();
-    let topic = format!("ops-clicks-{suffix}");
-    let prefix = format!("ops-{suffix}");
-    let group = format!("ops-consume-{suffix}");
-    let (brokers, redis) = (brokers(), redis_url());
-
-    // A small world, processed, trained and evaluated (so the model metrics exist).
-    run_newsrec(
-        "synth",
-        &[
-            "data",
-            "synth",
-            "--out",
-            &path(&raw),
-            "--users",
-            "400",
-            "--items",
-            "120",
-            "--seed",
-            "7",
-        ],
-        &logs,
-    )
-    .await?;
-    run_newsrec(
-        "pipeline",
-        &[
-            "pipeline",
-            "--raw",
-            &path(&raw),
-            "--data",
-            &path(&data),
-            "--models",
-            &path(&models),
-        ],
-        &logs,
-    )
-    .await?;
+    let names = Names {
+        topic: format!("ops-clicks-{suffix}"),
+        prefix: format!("ops-{suffix}"),
+        group: format!("ops-consume-{suffix}"),
+    };
+    data_and_model(&d).await?;
     phase("data and model ready");
 
     let (serve_port, consume_port, prom_port) = (free_port()?, free_port()?, free_port()?);
-    let mut consume = Proc::spawn(
-        "consume",
-        BIN,
-        &[
-            "consume".into(),
-            "--brokers".into(),
-            brokers.clone(),
-            "--topic".into(),
-            topic.clone(),
-            "--group".into(),
-            group,
-            "--redis".into(),
-            redis.clone(),
-            "--prefix".into(),
-            prefix.clone(),
-            "--items".into(),
-            path(&data),
-            "--metrics-addr".into(),
-            format!("127.0.0.1:{consume_port}"),
-        ],
-        &logs,
-    )?;
-    let mut serve = Proc::spawn(
-        "serve",
-        BIN,
-        &[
-            "serve".into(),
-            "--models".into(),
-            path(&models),
-            "--data".into(),
-            path(&data),
-            "--redis".into(),
-            redis.clone(),
-            "--prefix".into(),
-            prefix.clone(),
-            "--brokers".into(),
-            brokers.clone(),
-            "--topic".into(),
-            topic.clone(),
-            "--addr".into(),
-            format!("127.0.0.1:{serve_port}"),
-        ],
-        &logs,
-    )?;
+    let (mut consume, mut serve) = spawn_services(&d, &names, serve_port, consume_port)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
@@ -486,77 +592,47 @@ async fn every_dashboard_query_returns_data_from_a_live_stack() -> anyhow::Resul
     .await?;
     phase("serve and consume answer");
 
-    // Prometheus scraping both every second.
-    let prom_dir = root.join("prometheus");
-    std::fs::create_dir_all(&prom_dir)?;
-    let config = prom_dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n\
-             scrape_configs:\n\
-             \x20 - job_name: newsrec-serve\n    static_configs:\n      - targets: [\"127.0.0.1:{serve_port}\"]\n\
-             \x20 - job_name: newsrec-consume\n    static_configs:\n      - targets: [\"127.0.0.1:{consume_port}\"]\n"
-        ),
-    )?;
-    let mut prometheus = Proc::spawn(
-        "prometheus",
-        "prometheus",
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", prom_dir.join("tsdb").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
-            "--log.level=warn".into(),
-        ],
-        &logs,
-    )?;
-    let prom = Prom {
-        http: http.clone(),
-        base: format!("http://127.0.0.1:{prom_port}"),
-    };
-    wait_for("prometheus ready", Duration::from_secs(30), async || {
-        prometheus.ensure_running()?;
-        get_ok(&http, &format!("{}/-/ready", prom.base))
-            .await
-            .map(drop)
-    })
-    .await?;
+    // Prometheus scraping both every second, and the online counters' fixture.
+    let online = OnlineFixture::start().await?;
+    let targets = [
+        ("newsrec-serve", format!("127.0.0.1:{serve_port}")),
+        ("newsrec-consume", format!("127.0.0.1:{consume_port}")),
+        ("newsrec-online-fixture", online.addr.to_string()),
+    ];
+    let (mut prometheus, prom) =
+        start_prometheus(root, &d.logs, prom_port, &targets, &http).await?;
     phase("prometheus ready");
 
     // Clicks through the broker and API traffic while Prometheus scrapes.
-    let mut replay = Proc::spawn(
+    let replay_args = [
         "replay",
-        BIN,
-        &[
-            "replay".into(),
-            "--data".into(),
-            path(&data),
-            "--brokers".into(),
-            brokers.clone(),
-            "--topic".into(),
-            topic.clone(),
-            "--speed".into(),
-            "max".into(),
-        ],
-        &logs,
-    )?;
+        "--data",
+        &path(&d.data),
+        "--brokers",
+        &brokers(),
+        "--topic",
+        &names.topic,
+        "--speed",
+        "max",
+    ];
+    let mut replay = Proc::spawn("replay", BIN, &replay_args.map(str::to_string), &d.logs)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let traffic = tokio::spawn(drive_traffic(
         http.clone(),
         api.clone(),
-        raw_users(&raw)?,
+        raw_users(&d.raw)?,
         stop_rx,
     ));
 
-    // A few scrapes of both targets, both up.
+    // A few scrapes of every target, all up.
     wait_for(
-        "five scrapes of serve and consume",
+        "five scrapes of every target",
         Duration::from_secs(60),
         async || {
             for p in [&mut serve, &mut consume, &mut prometheus] {
                 p.ensure_running()?;
             }
-            for job in ["newsrec-serve", "newsrec-consume"] {
+            for (job, _) in &targets {
                 prom.instant_has_data(&format!(
                     "count_over_time(up{{job=\"{job}\"}}[1m]) >= 5 and up{{job=\"{job}\"}} == 1"
                 ))
@@ -569,48 +645,21 @@ async fn every_dashboard_query_returns_data_from_a_live_stack() -> anyhow::Resul
     .await?;
     phase("five scrapes of each target");
 
-    // The replay and the consumer settle within the deadline; until then some panels
-    // (top lists, lag) may legitimately be empty, so poll until all return data.
-    let deadline = Instant::now() + SETTLE;
-    let failures = loop {
-        for p in [&mut serve, &mut consume, &mut prometheus] {
-            p.ensure_running()?;
-        }
-        let queries = expand_queries(&prom).await;
-        let failures = match &queries {
-            Ok(q) => failing_queries(&prom, q).await,
-            Err(e) => vec![format!("{e:#}")],
-        };
-        if failures.is_empty() || Instant::now() >= deadline {
-            if let Ok(q) = &queries {
-                phase(&format!("{} dashboard queries checked", q.len()));
-            }
-            break failures;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    };
+    let failures =
+        settled_failures(&prom, &mut [&mut serve, &mut consume, &mut prometheus]).await?;
     let _ = stop_tx.send(true);
     let _ = traffic.await;
     let replay_status = replay.child.try_wait()?;
     drop((serve, consume));
-    // The random prefix keeps this run's keys apart; remove them so runs do not pile up.
-    let store = newsrec_features::RedisStore::connect(
-        &newsrec_features::RedisTarget::parse(&redis, false),
-        newsrec_features::StoreConfig {
-            prefix: prefix.clone(),
-            ..Default::default()
-        },
-    )
-    .await?;
-    store.delete_all().await?;
+    delete_keys(&names.prefix).await?;
     if !failures.is_empty() {
         bail!(
             "{} dashboard queries return no data:\n  {}\n\nreplay: {:?}\n--- consume log ---\n{}\n--- serve log ---\n{}",
             failures.len(),
             failures.join("\n  "),
             replay_status,
-            tail(&logs.join("consume.log")),
-            tail(&logs.join("serve.log"))
+            tail(&d.logs.join("consume.log")),
+            tail(&d.logs.join("serve.log"))
         );
     }
     Ok(())

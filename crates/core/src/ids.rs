@@ -161,14 +161,24 @@ impl EventId {
     /// The replayed id of a user's `n`-th interaction (0-based, event-time order): the
     /// same input gives the same ids, so a re-run is recognisable downstream.
     pub fn replayed(user: &UserId, n: u64) -> Self {
+        Self::numbered('r', user, n)
+    }
+
+    /// The replayed id of a user's `n`-th validation click: like [`EventId::replayed`],
+    /// but apart from the ids of the user's training interactions.
+    pub fn replayed_validation(user: &UserId, n: u64) -> Self {
+        Self::numbered('v', user, n)
+    }
+
+    fn numbered(tag: char, user: &UserId, n: u64) -> Self {
         let h = user
             .as_str()
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
             });
-        // Hex digits and a counter always make a valid id.
-        Self::parse(&format!("r{h:016x}-{n}")).unwrap_or_else(|_| unreachable!())
+        // A letter, hex digits and a counter always make a valid id.
+        Self::parse(&format!("{tag}{h:016x}-{n}")).unwrap_or_else(|_| unreachable!())
     }
 }
 
@@ -209,6 +219,10 @@ mod tests {
         let u = UserId::parse(&"f".repeat(128)).unwrap();
         assert_eq!(EventId::replayed(&u, 3), EventId::replayed(&u, 3));
         assert_ne!(EventId::replayed(&u, 3), EventId::replayed(&u, 4));
+        assert_ne!(
+            EventId::replayed(&u, 3),
+            EventId::replayed_validation(&u, 3)
+        );
     }
 
     proptest! {

@@ -1,11 +1,11 @@
-//! Reading the refined data back as the stream's inputs: interactions as click events
-//! (in event-time order, with the replay's deterministic event ids) and publication
-//! times for the feature store's item recency.
+//! Reading the refined data back as the stream's inputs: interactions and validation
+//! clicks as click events (in event-time order, with the replay's deterministic event
+//! ids) and publication times for the feature store's item recency.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use newsrec_core::refined::{INTERACTIONS_FILE, ITEMS_FILE, col};
+use newsrec_core::refined::{INTERACTIONS_FILE, ITEMS_FILE, VALIDATION_FILE, col};
 use newsrec_core::{ClickEvent, EventId, PageId, UserId, UserType};
 use polars::prelude::*;
 use tracing::warn;
@@ -139,6 +139,75 @@ pub fn load_events(
     }
     if skipped > 0 {
         warn!(skipped, "rows with unparseable ids skipped");
+    }
+    Ok((events, skipped))
+}
+
+/// Reads `validation.parquet` (the days after training) into click events, sorted by
+/// event time (stable), with validation event ids ([`EventId::replayed_validation`],
+/// apart from the training interactions'). A user without a known type is
+/// `Non-Logged`; validation rows carry no engagement. Returns the first `limit` events
+/// (all when `None`) and the number of rows skipped.
+pub fn load_validation_events(
+    data_dir: &Path,
+    limit: Option<usize>,
+) -> Result<(Vec<ClickEvent>, u64), ReadError> {
+    let path = data_dir.join(VALIDATION_FILE);
+    let err = read_err(&path);
+    let file = std::fs::File::open(&path).map_err(|e| err(PolarsError::from(e)))?;
+    let cols = [col::USER_ID, col::USER_TYPE, col::PAGE, col::TS];
+    let df = ParquetReader::new(file)
+        .with_columns(Some(cols.iter().map(|c| c.to_string()).collect()))
+        .finish()
+        .map_err(&err)?;
+    let text = |name: &str| df.column(name).and_then(|c| c.str().cloned()).map_err(&err);
+    let (users, types, pages) = (text(col::USER_ID)?, text(col::USER_TYPE)?, text(col::PAGE)?);
+    let ts = df
+        .column(col::TS)
+        .and_then(|c| c.cast(&DataType::Int64))
+        .map_err(&err)?;
+    let ts = ts.i64().map_err(&err)?;
+    let mut rows: Vec<(i64, usize)> = ts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.map(|t| (t, i)))
+        .collect();
+    rows.sort_by_key(|r| *r);
+    rows.truncate(limit.unwrap_or(usize::MAX));
+    let mut seen: HashMap<UserId, u64> = HashMap::new();
+    let mut events = Vec::with_capacity(rows.len());
+    let mut skipped = 0u64;
+    for (t, i) in rows {
+        let parsed = users
+            .get(i)
+            .and_then(|u| UserId::parse(u).ok())
+            .zip(pages.get(i).and_then(|p| PageId::parse(p).ok()));
+        let Some((user, page)) = parsed else {
+            skipped += 1;
+            continue;
+        };
+        let n = seen.entry(user.clone()).or_default();
+        let event_id = EventId::replayed_validation(&user, *n);
+        *n += 1;
+        events.push(ClickEvent {
+            event_id,
+            user_type: types
+                .get(i)
+                .and_then(UserType::parse)
+                .unwrap_or(UserType::NonLogged),
+            user_id: user,
+            page,
+            ts: t,
+            session_id: None,
+            clicks: None,
+            time_on_page_ms: None,
+            scroll_pct: None,
+            page_visits: None,
+            rec_id: None,
+        });
+    }
+    if skipped > 0 {
+        warn!(skipped, "validation rows with unparseable ids skipped");
     }
     Ok((events, skipped))
 }

@@ -11,8 +11,9 @@
 //! - `refine`: [`refine::process`], raw CSVs → refined Parquet (`newsrec_core::refined`)
 //!   with cleaning, engagement, tiers and per-user aggregates.
 //! - `report`: the data report (`report.md` + PNG histograms) written by `process`.
-//! - `events`: [`events::load_events`] and [`events::load_issued`], the refined data
-//!   as the stream's inputs (click events in event-time order, publication times).
+//! - `events`: [`events::load_events`], [`events::load_validation_events`] and
+//!   [`events::load_issued`], the refined data as the stream's inputs (click events in
+//!   event-time order, publication times).
 
 pub mod download;
 pub mod events;

@@ -6,6 +6,9 @@
 //!   offsets, seek) with [`KafkaLog`] and the in-process [`MemoryLog`].
 //! - `replay`: [`replay::replay`], click events → a topic, in event-time order, paced or
 //!   at full speed; [`replay::synthetic_events`] for benchmarks and tests.
+//! - `prequential`: [`prequential::prequential`], clicks replayed as a portal would send
+//!   them: the API asked first, the click carrying the answer's `rec_id` when its page
+//!   was in it, with bounded concurrency and per-user order.
 //! - `consumer`: [`consumer::run`], click events → feature store, exactly once, with
 //!   dead letters, retries and graceful shutdown.
 //! - `attribution`: [`attribution::run`], clicks and served lists → online counters,
@@ -20,6 +23,7 @@ pub mod attribution;
 pub mod consumer;
 mod eventlog;
 mod metrics;
+pub mod prequential;
 pub mod replay;
 mod settings;
 mod stats;

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,7 @@ use newsrec_features::online::OnlineConfig;
 
 use crate::consumer::{Attribution, ConsumerConfig, DEFAULT_BATCH_MAX};
 use crate::eventlog::{KafkaConfig, LogError};
+use crate::prequential::PrequentialConfig;
 use crate::replay::{ReplayConfig, Speed};
 
 /// Value shown for a masked secret.
@@ -185,11 +187,26 @@ impl ConsumeSettings {
 pub struct ReplaySettings {
     /// `max`, or a factor of real time by event time (`1000`).
     pub speed: Speed,
+    /// The API a prequential replay asks before each click (`http://host:port`).
+    pub api: Option<String>,
+    /// Recommendations a prequential replay asks for per click.
+    pub k: usize,
+    /// Clicks a prequential replay has in flight at once.
+    pub concurrency: usize,
+    /// How long one API request of a prequential replay may take, in milliseconds.
+    pub api_timeout_ms: u64,
 }
 
 impl Default for ReplaySettings {
     fn default() -> Self {
-        Self { speed: Speed::Max }
+        let p = PrequentialConfig::new("", "");
+        Self {
+            speed: Speed::Max,
+            api: None,
+            k: p.k,
+            concurrency: p.concurrency,
+            api_timeout_ms: p.api_timeout.as_millis() as u64,
+        }
     }
 }
 
@@ -201,6 +218,29 @@ impl ReplaySettings {
             partitions: kafka.partitions,
             ..ReplayConfig::new(&kafka.topic)
         }
+    }
+
+    /// The prequential replay's config: the API, K, concurrency and pace of this
+    /// table, to the topic of `kafka`; fails without an API or with bad values.
+    pub fn prequential_config(&self, kafka: &KafkaSettings) -> Result<PrequentialConfig, LogError> {
+        let api = self.api.as_deref().map(str::trim).unwrap_or_default();
+        if api.is_empty() {
+            return Err(LogError::Config(
+                "a prequential replay needs the API: pass --api, or set `api` in the \
+                 [replay] table"
+                    .into(),
+            ));
+        }
+        let cfg = PrequentialConfig {
+            k: self.k,
+            concurrency: self.concurrency,
+            speed: self.speed,
+            api_timeout: Duration::from_millis(self.api_timeout_ms.max(1)),
+            partitions: kafka.partitions,
+            ..PrequentialConfig::new(api, &kafka.topic)
+        };
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 
@@ -248,5 +288,19 @@ mod tests {
         let r = ReplaySettings::default().replay_config(&k);
         assert_eq!((r.topic.as_str(), r.partitions), ("portal", 8));
         assert_eq!(k.served_topic(), "portal.served");
+        assert!(ReplaySettings::default().prequential_config(&k).is_err());
+        let p = ReplaySettings {
+            api: Some("http://127.0.0.1:8000".into()),
+            ..ReplaySettings::default()
+        }
+        .prequential_config(&k)
+        .unwrap();
+        assert_eq!((p.topic.as_str(), p.partitions, p.k), ("portal", 8, 10));
+        let bad = ReplaySettings {
+            api: Some("http://127.0.0.1:8000".into()),
+            concurrency: 0,
+            ..ReplaySettings::default()
+        };
+        assert!(bad.prequential_config(&k).is_err());
     }
 }

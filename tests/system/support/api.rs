@@ -20,6 +20,8 @@ pub struct ModelFixture {
     _dir: tempfile::TempDir,
     /// The models directory (`current` set).
     pub models: PathBuf,
+    /// The refined data it was trained on (with its validation clicks).
+    pub data: PathBuf,
     /// The served version.
     pub version: String,
     /// Articles of the catalogue, most read first.
@@ -56,6 +58,7 @@ fn build_model() -> Result<ModelFixture> {
     }
     Ok(ModelFixture {
         models,
+        data,
         version: manifest.version.clone(),
         pages,
         end_ts: model.end_ts(),

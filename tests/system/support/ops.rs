@@ -11,9 +11,10 @@ use serde_json::Value;
 use serde_norway::Value as Yaml;
 
 /// Every metric the services export, by contract (serve, including the pipeline's status
-/// it reads from the models directory, then consume). Histograms are named without their
-/// `_bucket`/`_sum`/`_count` suffixes.
-pub const CONTRACT_METRICS: [&str; 21] = [
+/// it reads from the models directory, then consume, then the consumer's online counters
+/// of [`ONLINE_METRICS`]). Histograms are named without their `_bucket`/`_sum`/`_count`
+/// suffixes.
+pub const CONTRACT_METRICS: [&str; 25] = [
     "newsrec_http_requests_total",
     "newsrec_http_request_duration_seconds",
     "newsrec_recommendations_total",
@@ -35,6 +36,20 @@ pub const CONTRACT_METRICS: [&str; 21] = [
     "newsrec_consumer_watermark_seconds",
     "newsrec_consumer_event_time_lag_seconds",
     "newsrec_consumer_retries_total",
+    ONLINE_METRICS[0],
+    ONLINE_METRICS[1],
+    ONLINE_METRICS[2],
+    ONLINE_METRICS[3],
+];
+
+/// The online counters of served lists and the clicks attributed to them, by
+/// `{tier,variant}` (clicks also by `position`, `1`..`K` or `other`), that the consumer
+/// exports and the Online quality dashboard reads.
+pub const ONLINE_METRICS: [&str; 4] = [
+    "newsrec_online_served_total",
+    "newsrec_online_hits_total",
+    "newsrec_online_clicks_total",
+    "newsrec_online_rr_sum",
 ];
 
 /// The contract's histograms, whose series carry the `_bucket`/`_sum`/`_count` suffixes.
