@@ -147,11 +147,21 @@ async fn serve_live(a: DemoArgs, mut s: Settings, started: Instant) -> anyhow::R
     let (clicks, _) = events::load_events(&refined, None)?;
     let summary = replay::replay(log.as_ref(), &clicks, &s.replay.replay_config(&s.kafka)).await?;
     let (stop, stopped) = watch::channel(false);
+    let mut ccfg = ConsumerConfig::new(&topic, "newsrec-demo");
+    ccfg.attribution = s.consume.consumer_config(&s.kafka).attribution;
+    let stats = Arc::new(ConsumerStats::new());
+    let attribution = tokio::spawn(newsrec_ingest::attribution::run(
+        Arc::clone(&log),
+        Arc::clone(&store),
+        ccfg.clone(),
+        Arc::clone(&stats),
+        stopped.clone(),
+    ));
     let consumer = tokio::spawn(consumer::run(
         Arc::clone(&log),
         Arc::clone(&store),
-        ConsumerConfig::new(&topic, "newsrec-demo"),
-        Arc::new(ConsumerStats::new()),
+        ccfg,
+        stats,
         stopped,
     ));
     let ends = log.end_offsets(&topic).await?;
@@ -191,6 +201,40 @@ async fn serve_live(a: DemoArgs, mut s: Settings, started: Instant) -> anyhow::R
     server.await??;
     let _ = stop.send(true);
     consumer.await??;
+    attribution.await??;
+    Ok(())
+}
+
+/// Waits (a few seconds at most: the API's watermark marks let the last clicks through)
+/// for the attribution to read the clicks topic to `ends`, then prints the online hit
+/// rate per tier.
+async fn print_online(
+    store: &dyn FeatureStore,
+    ends: &[(newsrec_features::Partition, newsrec_features::Offset)],
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut behind = false;
+        for (p, end) in ends {
+            behind |= store.load_online(*p).await?.clicks_next.unwrap_or_default() < *end;
+        }
+        if !behind || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut per_tier: std::collections::BTreeMap<String, newsrec_features::online::Counters> =
+        Default::default();
+    for (k, c) in store.online_counters().await? {
+        per_tier.entry(k.tier).or_default().add(&c);
+    }
+    for (tier, c) in per_tier {
+        let hr = c.hits as f64 / c.served.max(1) as f64;
+        eprintln!(
+            "    online {tier}: {} lists served, {} hits (HR {hr:.3}), {} attributed clicks",
+            c.served, c.hits, c.clicks
+        );
+    }
     Ok(())
 }
 
@@ -209,6 +253,7 @@ async fn prequential_replay(
     let summary = prequential::prequential(log, &events, &cfg).await?;
     let ends = log.end_offsets(&cfg.topic).await?;
     newsrec_ingest::consumer::caught_up(store, &ends, Duration::from_secs(600)).await?;
+    print_online(store, &ends).await?;
     let report = super::stream::prequential_report(&summary, &cfg.topic);
     let took = format!(" ({:.1} s)", t.elapsed().as_secs_f64());
     for (n, line) in report.lines().enumerate() {

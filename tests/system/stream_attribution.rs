@@ -206,7 +206,7 @@ async fn topics_with_other_partition_counts_are_refused_at_start() {
     let store = Arc::new(
         RedisStore::connect(
             &RedisTarget::Single(redis_url()),
-            StoreConfig::with_prefix(&random_prefix("attr")),
+            StoreConfig::with_prefix(random_prefix("attr")),
         )
         .await
         .unwrap(),

@@ -9,6 +9,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Online counters per (tier, variant).
+pub type ByTierVariant = BTreeMap<(String, String), Counters>;
+
 /// A histogram read out: cumulative counts per upper bound, as Prometheus exposes them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistogramSnapshot {
@@ -103,7 +106,7 @@ pub struct ConsumerStats {
     /// Latest event time applied, epoch ms (`i64::MIN`: none yet).
     watermark_ms: AtomicI64,
     lag: Mutex<BTreeMap<Partition, i64>>,
-    online: Mutex<BTreeMap<Partition, BTreeMap<(String, String), Counters>>>,
+    online: Mutex<BTreeMap<Partition, ByTierVariant>>,
 }
 
 impl Default for ConsumerStats {

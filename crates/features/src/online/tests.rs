@@ -193,7 +193,9 @@ impl Lcg {
     }
 }
 
-fn random_streams(seed: u64) -> (Vec<(Offset, ClickItem)>, Vec<(Offset, ServedItem)>) {
+type Streams = (Vec<(Offset, ClickItem)>, Vec<(Offset, ServedItem)>);
+
+fn random_streams(seed: u64) -> Streams {
     let mut r = Lcg(seed);
     let pages = ["a", "b", "c", "d", "e", "f"];
     let (mut clicks, mut served) = (Vec::new(), Vec::new());
