@@ -106,7 +106,18 @@ pub(crate) async fn read_all(log: &KafkaLog, topic: &str, n: usize) -> Result<Ve
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while got.len() < n && Instant::now() < deadline {
-        got.extend(c.poll(n, Duration::from_millis(200)).await?);
+        // The API's watermark marks are not lists.
+        got.extend(
+            c.poll(n, Duration::from_millis(200))
+                .await?
+                .into_iter()
+                .filter(|m| {
+                    !matches!(
+                        m.payload.as_deref().map(newsrec_core::ServedRecord::decode),
+                        Some(Ok(newsrec_core::ServedRecord::Tick { .. }))
+                    )
+                }),
+        );
     }
     Ok(got)
 }

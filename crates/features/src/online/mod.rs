@@ -297,7 +297,8 @@ impl OnlineState {
         let Some(lists) = self.users.get_mut(&c.user) else {
             return;
         };
-        let usable = |l: &HeldList| l.ts >= key - cfg.window_ms && l.pages.contains(&c.page);
+        let usable =
+            |l: &HeldList| l.ts >= key.saturating_sub(cfg.window_ms) && l.pages.contains(&c.page);
         let named = c.rec_id.as_ref().and_then(|r| {
             lists
                 .iter()
@@ -335,7 +336,7 @@ impl OnlineState {
     /// Drops the lists no later item can use (older than the window of the merge's key).
     fn drop_aged(&mut self, cfg: &OnlineConfig, st: &mut Step) {
         let Some(k) = self.merged_key else { return };
-        let cut = k - cfg.window_ms;
+        let cut = k.saturating_sub(cfg.window_ms);
         self.users.retain(|u, lists| {
             let before = lists.len();
             lists.retain(|l| l.ts >= cut);

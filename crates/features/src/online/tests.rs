@@ -276,3 +276,16 @@ fn stored_fields_read_back_to_the_same_state() {
         OnlineState::default()
     );
 }
+
+#[test]
+fn a_list_served_before_any_event_is_counted_as_served_only() {
+    let cfg = OnlineConfig::default();
+    let mut early = list("r1", "u1", 0, &["a"]);
+    if let ServedItem::List(l) = &mut early {
+        l.event_ts = None;
+    }
+    let st = run(vec![click("u1", "a", 300, None)], vec![early], &cfg);
+    // Its time is unknown: counted, never attributed (and no arithmetic overflows).
+    let c = only(&st);
+    assert_eq!((c.served, c.hits), (1, 0));
+}
