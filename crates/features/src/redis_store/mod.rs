@@ -121,6 +121,7 @@ pub struct RedisStore {
     keys: Keys,
     guarded_script: Script,
     forward_script: Script,
+    online_read_script: Script,
     partitions_cache: Mutex<Option<(Instant, Vec<Partition>)>>,
     writers: Mutex<HashMap<Partition, Arc<tokio::sync::Mutex<Writer>>>>,
     /// Writer tokens: this store's random id and a sequence number.
@@ -166,6 +167,7 @@ impl RedisStore {
             deployment,
             guarded_script: Script::new(GUARDED_WRITES),
             forward_script: Script::new(FORWARD_USERS),
+            online_read_script: Script::new(online::READ_BOTH),
             partitions_cache: Mutex::new(None),
             writers: Mutex::new(HashMap::new()),
             token_id,

@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use redis::Script;
-
 use super::RedisStore;
 use crate::checkpoint::{Offset, Partition};
 use crate::error::StoreError;
@@ -14,7 +12,8 @@ use crate::online::codec::{decode, decode_counters, next_field};
 use crate::online::{CounterRow, Counters, OnlineState, OnlineWrite, Step};
 
 /// Both hashes of a partition, read at one point in time.
-const READ_BOTH: &str = "return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}";
+pub(super) const READ_BOTH: &str =
+    "return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}";
 
 /// A flat `HGETALL` answer as a map.
 fn pairs(v: Vec<String>) -> BTreeMap<String, String> {
@@ -32,7 +31,8 @@ impl RedisStore {
         partition: Partition,
     ) -> Result<OnlineState, StoreError> {
         let mut conn = self.conn();
-        let (state, lists): (Vec<String>, Vec<String>) = Script::new(READ_BOTH)
+        let (state, lists): (Vec<String>, Vec<String>) = self
+            .online_read_script
             .key(self.keys.online_state(partition))
             .key(self.keys.online_lists(partition))
             .invoke_async(&mut conn)
