@@ -56,6 +56,9 @@ enum Command {
     /// Everything in one process on synthetic data: generate, process, train, replay,
     /// consume and serve.
     Demo(cmd::demo::DemoArgs),
+    /// A/B experiments of a running API.
+    #[command(subcommand)]
+    Experiments(cmd::experiments::ExperimentsCommand),
     /// Benchmarks whose numbers go into BENCHMARKS.md.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         Command::Publish(a) => cmd::model::publish(a, settings),
         Command::Serve(a) => cmd::serve::run(a, settings),
         Command::Demo(a) => cmd::demo::run(a, settings),
+        Command::Experiments(c) => cmd::experiments::run(c, settings),
         Command::Bench(c) => cmd::bench::run(c, settings),
         Command::Config(c) => cmd::config::run(c, settings),
     }

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod demo;
+pub mod experiments;
 mod flags;
 pub mod model;
 pub mod serve;
@@ -135,7 +136,13 @@ pub struct ServedLogSink {
     topic: String,
     partitions: i32,
     created: AtomicBool,
+    /// The topic's partitions the marks go to, and when they were looked up.
+    seen: std::sync::Mutex<Option<(std::time::Instant, Vec<newsrec_features::Partition>)>>,
 }
+
+/// How long the served topic's partitions are taken as known before the marks look
+/// them up again (partitions added to the topic get marks after at most this).
+const PARTITIONS_TTL: Duration = Duration::from_secs(60);
 
 impl ServedLogSink {
     /// A sink to `topic` of `log`, created with `partitions` partitions if missing.
@@ -145,6 +152,7 @@ impl ServedLogSink {
             topic,
             partitions,
             created: AtomicBool::new(false),
+            seen: std::sync::Mutex::new(None),
         }
     }
 }
@@ -164,6 +172,39 @@ impl ServedLogSink {
             self.created.store(true, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+impl ServedLogSink {
+    /// The topic's partitions: looked up at most once per [`PARTITIONS_TTL`].
+    async fn partitions(&self) -> Result<Vec<newsrec_features::Partition>, SinkError> {
+        let cached = |s: &Self| {
+            s.seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < PARTITIONS_TTL)
+                .map(|(_, p)| p.clone())
+        };
+        if let Some(p) = cached(self) {
+            return Ok(p);
+        }
+        let found: Vec<_> = self
+            .log
+            .end_offsets(&self.topic)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        if !found.is_empty() {
+            *self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((std::time::Instant::now(), found.clone()));
+        }
+        Ok(found)
     }
 }
 
@@ -188,12 +229,10 @@ impl ServedSink for ServedLogSink {
             self.ensure().await?;
             let payload = ServedRecord::Tick { tick: watermark }.encode();
             let records = self
-                .log
-                .end_offsets(&self.topic)
-                .await
-                .map_err(unavailable)?
+                .partitions()
+                .await?
                 .into_iter()
-                .map(|(p, _)| Record::to_partition(p, payload.clone()))
+                .map(|p| Record::to_partition(p, payload.clone()))
                 .collect();
             self.log
                 .produce(&self.topic, records)

@@ -42,6 +42,8 @@ async fn bad_input_gets_json_4xx() -> Result<()> {
         ("/recommendations?user_id=u1&num_recs=0", 400, "invalid_k"),
         ("/recommendations?user_id=%20u1", 400, "invalid_user_id"),
         ("/recommendations?user_id=u1&k=%2B5", 400, "invalid_k"),
+        ("/recommendations?user_id=u1&ts=-5", 400, "invalid_ts"),
+        ("/recommendations?user_id=u1&ts=soon", 400, "invalid_ts"),
         ("/popular?window=7m", 400, "unknown_window"),
         ("/popular?window=6", 400, "unknown_window"),
         ("/popular?window=5h", 400, "unknown_window"),
@@ -281,6 +283,14 @@ async fn health_metrics_docs_and_model_endpoints() -> Result<()> {
     assert_eq!(s, 200);
     assert_eq!(manifest["version"], model().version.as_str());
     assert!(manifest["data"]["last_ts"].is_number());
+    let bytes = manifest["memory_bytes"].as_u64().unwrap_or_default();
+    assert!(bytes > 10_000, "model heap bytes {bytes}");
+    assert_eq!(manifest["pinned"], serde_json::json!([]));
+    let (_, text) = app.get_text("/metrics").await?;
+    assert!(
+        text.lines().any(|l| l.starts_with("newsrec_model_memory_bytes{") && l.contains("role=\"current\"")),
+        "no memory gauge of the served model"
+    );
     let (s, evals) = app.get("/evaluation/metrics").await?;
     assert_eq!(s, 200);
     assert!(evals["evaluations"].is_array());
@@ -507,5 +517,111 @@ async fn starts_without_redis_and_connects_when_it_appears() -> Result<()> {
     .await;
     assert!(ok.is_some());
     app.stop().await;
+    Ok(())
+}
+
+/// A second registry version (the fixture's artifacts under a new name) in a copy of
+/// the registry; returns the registry and the new version.
+fn registry_with_second_version(dir: &std::path::Path) -> Result<(std::path::PathBuf, String)> {
+    let models = dir.join("models");
+    crate::support::api::copy_models(&models)?;
+    let v1 = model().version.clone();
+    let v2 = format!("{v1}-pinned");
+    std::fs::create_dir_all(models.join(&v2))?;
+    for f in ["model.bin", "manifest.json"] {
+        std::fs::copy(models.join(&v1).join(f), models.join(&v2).join(f))?;
+    }
+    let mpath = models.join(&v2).join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&mpath)?)?;
+    manifest["version"] = serde_json::Value::String(v2.clone());
+    std::fs::write(&mpath, serde_json::to_vec(&manifest)?)?;
+    Ok((models, v2))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_variants_are_sticky_and_a_pinned_version_serves_its_readers() -> Result<()> {
+    use newsrec_serve::experiments::{Experiment, MixOverride, Variant};
+    let dir = tempfile::tempdir()?;
+    let (models, pinned) = registry_with_second_version(dir.path())?;
+    let variant = |name: &str, model: Option<&str>| Variant {
+        name: name.into(),
+        weight: 1,
+        mix: MixOverride::default(),
+        model: model.map(str::to_owned),
+    };
+    let experiment = Experiment {
+        name: "ranker".into(),
+        salt: "http-test".into(),
+        layer: "default".into(),
+        variants: vec![variant("control", None), variant("old", Some(&pinned))],
+    };
+    let exp = experiment.clone();
+    let mdir = models.clone();
+    let app = spawn_app(
+        "experiments",
+        move |c| {
+            c.models_dir = mdir;
+            c.experiments = vec![exp];
+        },
+        None,
+    )
+    .await?;
+    let current = model().version.clone();
+    let mut seen = HashSet::new();
+    for i in 0..60 {
+        let user = format!("exp-{i}");
+        let first = app.recommend(&user, 5).await?;
+        let again = app.recommend(&user, 5).await?;
+        let label = first["variant"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(again["variant"], label.as_str(), "{user} changed variant");
+        let want = match label.as_str() {
+            "ranker=control" => current.as_str(),
+            "ranker=old" => pinned.as_str(),
+            other => panic!("{user}: variant {other:?}"),
+        };
+        assert_eq!(first["model_version"], want, "{user} in {label}");
+        seen.insert(label);
+    }
+    assert_eq!(seen.len(), 2, "both variants served: {seen:?}");
+    let (_, m) = app.get("/models/current").await?;
+    assert_eq!(m["version"], current.as_str());
+    assert_eq!(m["pinned"][0]["version"], pinned.as_str(), "{m}");
+    assert!(m["pinned"][0]["memory_bytes"].as_u64().unwrap_or_default() > 10_000);
+    let (_, metrics) = app.get_text("/metrics").await?;
+    let version = format!("version=\"{pinned}\"");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("newsrec_model_memory_bytes{")
+                && l.contains("role=\"pinned\"")
+                && l.contains(&version)),
+        "no memory gauge of the pinned model:\n{metrics}"
+    );
+    // No online counters yet: every variant at zero, control first.
+    let (s, report) = app.get("/experiments").await?;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(report["experiments"][0]["control"], "control");
+    assert_eq!(report["experiments"][0]["variants"][1]["served"], 0);
+    app.stop().await;
+
+    // A pin the registry cannot load stops the start, saying which.
+    let mut bad = experiment;
+    bad.variants[1].model = Some("no-such-version".into());
+    let err = spawn_app(
+        "experiments-bad",
+        move |c| {
+            c.models_dir = models;
+            c.experiments = vec![bad];
+        },
+        None,
+    )
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        err.contains("no-such-version") && err.contains("pins it"),
+        "start error: {err:?}"
+    );
     Ok(())
 }

@@ -20,7 +20,7 @@ pub(crate) struct Serve {
     child: Child,
     /// `http://127.0.0.1:<port>`.
     pub(crate) base: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Drop for Serve {

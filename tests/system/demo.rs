@@ -106,6 +106,32 @@ async fn demo_serves_recommendations() -> anyhow::Result<()> {
         tail(&log)
     );
 
+    // Its online quality: every tier's served lists were read, and personalised lists
+    // more often than the popularity lists anonymous readers get.
+    let online = get_json(&http, &format!("{base}/evaluation/online")).await?;
+    let hit_rate = |tier: &str| -> anyhow::Result<(u64, f64)> {
+        let g = online["groups"]
+            .as_array()
+            .and_then(|gs| gs.iter().find(|g| g["tier"] == tier))
+            .with_context(|| format!("no {tier} group in {online}"))?;
+        let hits = g["hits"].as_u64().unwrap_or_default();
+        Ok((hits, g["hit_rate"].as_f64().unwrap_or_default()))
+    };
+    let tiers = ["logged", "semi_logged", "anonymous"].map(hit_rate);
+    eprintln!("online (hits, HR) logged, semi-logged, anonymous: {tiers:?}");
+    let [logged, semi, anonymous] = tiers;
+    let (logged, semi, anonymous) = (logged?, semi?, anonymous?);
+    ensure!(
+        logged.0 > 0 && semi.0 > 0 && anonymous.0 > 0,
+        "a tier without online hits: {online}"
+    );
+    ensure!(
+        logged.1 > anonymous.1,
+        "logged HR {} not above anonymous {}",
+        logged.1,
+        anonymous.1
+    );
+
     // A reader the demo has never seen: live popularity must still fill all K slots.
     let k = 7;
     let v = get_json(

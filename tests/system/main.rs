@@ -12,5 +12,6 @@ mod ops_compose;
 mod ops_dashboards_live;
 mod stream_attribution;
 mod stream_crash;
+mod stream_experiments;
 mod stream_prequential;
 mod support;

@@ -26,7 +26,7 @@ const LIVE_CLICKS: usize = 3_000;
 
 /// Runs `newsrec replay --prequential` and returns its summary line's numbers:
 /// `(clicks, with rec_id, API errors)`.
-fn replay_prequential(topic: &str, api: &str, limit: usize) -> Result<(u64, u64, u64)> {
+pub(crate) fn replay_prequential(topic: &str, api: &str, limit: usize) -> Result<(u64, u64, u64)> {
     let data = model().data.display().to_string();
     let out = Command::new(BIN)
         .args(["replay", "--prequential", "--data", &data])
@@ -86,9 +86,10 @@ fn click_of(m: &LogMessage) -> Result<ClickEvent> {
         .map_err(|e| anyhow::anyhow!("a click that does not decode: {e:?}"))
 }
 
-/// A served list's `rec_id` and pages.
-fn served_of(m: &LogMessage) -> Result<(String, Vec<String>)> {
+/// A served list's `rec_id` and pages, and its event time.
+fn served_of(m: &LogMessage) -> Result<((String, Vec<String>), Option<i64>)> {
     let v: serde_json::Value = serde_json::from_slice(m.payload.as_deref().unwrap_or_default())?;
+    let ts = v["event_ts"].as_i64();
     let rec_id = v["rec_id"].as_str().context("rec_id")?.to_owned();
     let pages = v["pages"]
         .as_array()
@@ -96,7 +97,7 @@ fn served_of(m: &LogMessage) -> Result<(String, Vec<String>)> {
         .iter()
         .filter_map(|p| p.as_str().map(str::to_owned))
         .collect();
-    Ok((rec_id, pages))
+    Ok(((rec_id, pages), ts))
 }
 
 /// Each user's clicks: in event-time order, in replay order, and carrying the `rec_id` of
@@ -128,7 +129,13 @@ fn check_user(user: &[u8], clicks: &[LogMessage], served: &[LogMessage]) -> Resu
             "{name}: click {i} is {}",
             click.event_id
         );
-        let (rec_id, pages) = served_of(s)?;
+        let ((rec_id, pages), ts) = served_of(s)?;
+        // Logged at the reader's time (the click's), not at the API's trailing watermark.
+        ensure!(
+            ts == Some(click.ts),
+            "{name}: list {rec_id} logged at {ts:?}, its click at {}",
+            click.ts
+        );
         let in_list = pages.iter().any(|p| p == click.page.as_str());
         let carried = click.rec_id.as_ref().map(|r| r.as_str().to_owned());
         if in_list {

@@ -177,13 +177,20 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
-    /// Asks the API for `user`'s recommendations.
-    async fn ask(&self, user: &UserId) -> Result<Answer, String> {
+    /// Asks the API for the recommendations `e`'s reader sees just before the click, at
+    /// the click's event time (so the served list is logged then, not at the API's
+    /// watermark, which trails a fast replay by up to a refresh's worth of event time).
+    async fn ask(&self, e: &ClickEvent) -> Result<Answer, String> {
         let k = self.cfg.k.to_string();
+        let ts = e.ts.max(0).to_string();
         let resp = self
             .http
             .get(&self.url)
-            .query(&[("user_id", user.as_str()), ("k", k.as_str())])
+            .query(&[
+                ("user_id", e.user_id.as_str()),
+                ("k", k.as_str()),
+                ("ts", ts.as_str()),
+            ])
             .send()
             .await
             .map_err(|e| format!("request failed: {e}"))?;
@@ -202,7 +209,7 @@ impl Shared<'_> {
     async fn click(&self, e: &ClickEvent, tally: &mut PrequentialSummary) -> Result<(), LogError> {
         let mut click = e.clone();
         click.rec_id = None;
-        match self.ask(&e.user_id).await {
+        match self.ask(e).await {
             Ok(answer) => {
                 let hit = answer.items.iter().any(|i| i.page == e.page);
                 let tier = tally

@@ -19,6 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::{MAX_K, ServeConfig};
 use crate::error::{AppError, ServeError};
+use crate::experiments::{Experiments, pinned_versions};
 use crate::hot_reload::{Models, ReloadOutcome};
 use crate::metrics::{self, ServeMetrics};
 use crate::openapi;
@@ -88,8 +89,14 @@ impl Application {
             None => config.store.redis.to_string(),
         };
         let metrics = Arc::new(ServeMetrics::new()?);
-        let models =
+        let mut models =
             Models::open(&config.models_dir).map_err(|e| ServeError::Model(e.to_string()))?;
+        let experiments = Experiments::new(&config.experiments)?;
+        models
+            .pin(&pinned_versions(&config.experiments))
+            .await
+            .map_err(|e| ServeError::Model(e.to_string()))?;
+        metrics.set_model_memory(&models.memory());
         let windows = config.store.windows();
         let openapi = serde_json::to_vec(&crate::openapi::document(&windows))
             .map_err(|e| ServeError::Config(ConfigError::new(format!("OpenAPI document: {e}"))))?;
@@ -106,6 +113,7 @@ impl Application {
         let state = Arc::new(AppState {
             metrics: metrics.clone(),
             models,
+            experiments,
             gate: StoreGate::new(config.store_timeout(), config.store_backoff()),
             snapshot: SnapshotCache::new(config.mix.list_candidates.max(MAX_K)),
             tiers: TierMemory::new(config.tier_memory),
@@ -224,6 +232,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(routes::model_versions::evaluations),
         )
         .route("/evaluation/online", get(routes::online::online))
+        .route("/experiments", get(routes::experiments::experiments))
         .route("/models/current", get(routes::model_versions::current))
         .route("/admin/reload", post(routes::model_versions::reload))
         .route("/metrics", get(routes::meta::metrics))

@@ -12,6 +12,8 @@ use std::time::Duration;
 use newsrec_core::ConfigError;
 use newsrec_features::{StoreConfig, Window};
 use newsrec_train::MixWeights;
+
+use crate::experiments::Experiment;
 use serde::{Deserialize, Serialize};
 
 /// Largest `k` a client may ask for.
@@ -55,6 +57,9 @@ pub struct ServeConfig {
     pub served_log_capacity: usize,
     /// Weights of the mixing components (shared with the offline evaluation).
     pub mix: MixWeights,
+    /// A/B experiments (`[[serve.experiments]]`): live traffic split between variants
+    /// of the mixing weights or model version.
+    pub experiments: Vec<Experiment>,
 }
 
 impl Default for ServeConfig {
@@ -74,6 +79,7 @@ impl Default for ServeConfig {
             tier_memory: 200_000,
             served_log_capacity: 10_000,
             mix: MixWeights::default(),
+            experiments: Vec::new(),
         }
     }
 }
@@ -130,6 +136,7 @@ impl ServeConfig {
                 "mix.list_candidates must be at least {MAX_K}"
             )));
         }
+        crate::experiments::validate(&self.experiments)?;
         if let Some(t) = &self.admin_token
             && t.0.len() < 8
         {

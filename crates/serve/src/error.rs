@@ -8,6 +8,12 @@ use axum::response::{IntoResponse, Response};
 use newsrec_core::{ConfigError, RejectReason, Retryable};
 use serde::Serialize;
 
+impl From<crate::store_gate::Unavailable> for AppError {
+    fn from(e: crate::store_gate::Unavailable) -> Self {
+        AppError::Unavailable(e.to_string())
+    }
+}
+
 /// A request that could not be answered. Client errors carry a stable `code` and a
 /// message that helps the caller fix the request; server errors are logged once here and
 /// answered with a generic message.

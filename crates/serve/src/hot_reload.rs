@@ -7,6 +7,7 @@
 //! registry's `current` pointer (one `readlink`) and loads a new version within one
 //! interval; a version that failed to load is retried only after [`RETRY_FAILED`].
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -52,6 +53,8 @@ pub struct Models {
     registry: Registry,
     /// The served model; `None` until a version is loaded.
     current: RwLock<Option<Arc<ModelSet>>>,
+    /// Versions experiment variants pin, loaded once at start and kept across reloads.
+    pinned: BTreeMap<String, Arc<ModelSet>>,
     /// Serialises loads: the watcher and `/admin/reload` never load twice at once.
     loading: tokio::sync::Mutex<()>,
     /// The last version that failed to load, and when.
@@ -71,6 +74,7 @@ impl Models {
         Ok(Self {
             registry,
             current: RwLock::new(None),
+            pinned: BTreeMap::new(),
             loading: tokio::sync::Mutex::new(()),
             failed: Mutex::new(None),
             evaluations_seen: Mutex::new(None),
@@ -83,6 +87,48 @@ impl Models {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Loads the versions experiment variants pin; one the registry cannot load fails
+    /// the start.
+    pub async fn pin(&mut self, versions: &BTreeSet<String>) -> Result<(), ReloadError> {
+        for version in versions {
+            let registry = self.registry.clone();
+            let v = version.clone();
+            let model = tokio::task::spawn_blocking(move || registry.load(&v))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map_err(|detail| ReloadError {
+                    version: version.clone(),
+                    detail: format!(
+                        "an experiment pins it, but it does not load from the registry ({detail})"
+                    ),
+                })?;
+            tracing::info!(%version, bytes = model.memory_bytes(), "pinned model loaded");
+            self.pinned.insert(version.clone(), Arc::new(model));
+        }
+        Ok(())
+    }
+
+    /// A pinned version.
+    pub fn pinned(&self, version: &str) -> Option<Arc<ModelSet>> {
+        self.pinned.get(version).cloned()
+    }
+
+    /// `(version, role, heap bytes)` of every loaded model: `current`, then each pinned.
+    pub fn memory(&self) -> Vec<(String, &'static str, u64)> {
+        let current = self
+            .get()
+            .map(|m| (m.version().to_owned(), "current", m.memory_bytes()));
+        current
+            .into_iter()
+            .chain(
+                self.pinned
+                    .iter()
+                    .map(|(v, m)| (v.clone(), "pinned", m.memory_bytes())),
+            )
+            .collect()
     }
 
     /// The registry.
@@ -144,6 +190,7 @@ impl Models {
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(model.clone());
                 metrics.set_model_version(model.version());
+                metrics.set_model_memory(&self.memory());
                 metrics.model_reload("loaded");
                 *self
                     .evaluations_seen

@@ -17,7 +17,10 @@
 //! - `store_gate`: [`StoreGate`], the feature store behind a deadline and back-off.
 //! - `snapshot`: [`SnapshotCache`], live popularity read once a second; the degraded
 //!   fallback and the source of the top-N gauges.
-//! - `hot_reload`: [`Models`], the served model and its hot reload.
+//! - `hot_reload`: [`Models`], the served model (and the versions experiments pin) and
+//!   its hot reload.
+//! - `experiments`: A/B experiments, the stable assignment of users to variants, and
+//!   ([`experiments::stats`]) the comparison of variants `GET /experiments` reports.
 //! - `tiers`: [`TierMemory`], last tier per recent user for transition counting.
 //! - `query`: parsing query parameters into domain types.
 //! - `routes`: one module per endpoint group.
@@ -36,6 +39,7 @@ mod app;
 mod bench;
 mod config;
 mod error;
+pub mod experiments;
 mod hot_reload;
 mod loadgen;
 mod metrics;

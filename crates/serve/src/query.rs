@@ -29,6 +29,12 @@ pub struct RecParams {
     /// Alias of `k` (the name the reference API used); when both are given, `k` is used.
     #[param(value_type = Option<u32>, nullable = false, minimum = 1, maximum = 100)]
     pub num_recs: Option<String>,
+    /// The reader's time, in ms since the epoch: when the front end shows the list (a
+    /// replay passes the click's event time). The served list is logged at the later of
+    /// this and the API's watermark, never past the API's clock, so a click soon after
+    /// it is attributed to it.
+    #[param(value_type = Option<i64>, nullable = false, minimum = 0)]
+    pub ts: Option<String>,
 }
 
 /// A valid recommendation request.
@@ -38,6 +44,8 @@ pub struct RecRequest {
     pub user: UserId,
     /// How many items, in `1..=MAX_K`.
     pub k: usize,
+    /// The reader's time (ms since the epoch), when given.
+    pub ts: Option<i64>,
 }
 
 /// Raw `GET /popular` parameters.
@@ -60,6 +68,9 @@ pub struct SimilarParams {
     /// How many items (default 10).
     #[param(value_type = Option<u32>, nullable = false, minimum = 1, maximum = 100, default = 10)]
     pub k: Option<String>,
+    /// The reader's time, in ms since the epoch, as for `/recommendations`.
+    #[param(value_type = Option<i64>, nullable = false, minimum = 0)]
+    pub ts: Option<String>,
 }
 
 /// Unwraps axum's query extraction, turning its rejection into the JSON 400.
@@ -84,7 +95,33 @@ impl RecParams {
             Some(k) => parse_k(Some(&k))?,
             None => alias,
         };
-        Ok(RecRequest { user, k })
+        let ts = parse_ts(self.ts.as_deref())?;
+        Ok(RecRequest { user, k, ts })
+    }
+}
+
+/// Parses the reader's time: plain digits that fit an `i64` (ms since the epoch).
+pub fn parse_ts(raw: Option<&str>) -> Result<Option<i64>, AppError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
+    match raw.parse::<i64>().ok().filter(|_| digits) {
+        Some(ts) => Ok(Some(ts)),
+        None => Err(AppError::bad_request(
+            "invalid_ts",
+            "ts must be a non-negative integer (ms since the epoch)",
+        )),
+    }
+}
+
+/// When a served list happened: the reader's time if given, never past `now` (a
+/// front end's clock may run ahead), and never before the API's watermark.
+pub fn served_at(reader: Option<i64>, watermark: Option<i64>, now: i64) -> Option<i64> {
+    let reader = reader.map(|t| t.min(now));
+    match (reader, watermark) {
+        (Some(r), Some(w)) => Some(r.max(w)),
+        (r, w) => r.or(w),
     }
 }
 
@@ -131,6 +168,7 @@ mod tests {
             user_id: user.map(str::to_string),
             k: k.map(str::to_string),
             num_recs: n.map(str::to_string),
+            ts: None,
         }
         .parse()
         .map_err(|e| e.code())
@@ -156,5 +194,24 @@ mod tests {
         assert_eq!(rec(Some("u1"), Some(" 5"), None), Err("invalid_k"));
         assert_eq!(rec(Some("u1"), Some(""), None), Err("invalid_k"));
         assert_eq!(rec(Some(" u1"), None, None), Err("invalid_user_id"));
+    }
+
+    #[test]
+    fn reader_time() {
+        let ts = |raw: &str| parse_ts(Some(raw)).map_err(|e| e.code());
+        assert_eq!(parse_ts(None).map_err(|e| e.code()), Ok(None));
+        assert_eq!(ts("1507000000000"), Ok(Some(1_507_000_000_000)));
+        assert_eq!(ts("0"), Ok(Some(0)));
+        for bad in ["", "-1", "+5", " 5", "1.5", "9223372036854775808", "soon"] {
+            assert_eq!(ts(bad), Err("invalid_ts"), "{bad:?}");
+        }
+        // The reader's time wins over a lagging watermark, is held to the API's clock,
+        // and never goes back before the watermark.
+        assert_eq!(served_at(Some(50), Some(10), 100), Some(50));
+        assert_eq!(served_at(Some(500), Some(10), 100), Some(100));
+        assert_eq!(served_at(Some(5), Some(10), 100), Some(10));
+        assert_eq!(served_at(Some(5), None, 100), Some(5));
+        assert_eq!(served_at(None, Some(10), 100), Some(10));
+        assert_eq!(served_at(None, None, 100), None);
     }
 }

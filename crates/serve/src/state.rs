@@ -6,6 +6,7 @@ use bytes::Bytes;
 use newsrec_features::Window;
 
 use crate::config::ServeConfig;
+use crate::experiments::Experiments;
 use crate::hot_reload::Models;
 use crate::metrics::ServeMetrics;
 use crate::served_log::ServedLog;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub metrics: Arc<ServeMetrics>,
     /// The served model and its registry.
     pub models: Models,
+    /// The running A/B experiments, compiled from the config.
+    pub experiments: Experiments,
     /// The feature store, behind a deadline and back-off.
     pub gate: StoreGate,
     /// Live popularity, refreshed about once a second; the degraded-mode fallback.

@@ -65,6 +65,22 @@ pub struct Clusterer {
 }
 
 impl Clusterer {
+    /// Heap bytes of its arrays.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use crate::heap::vec_bytes;
+        [
+            &self.mean,
+            &self.std,
+            &self.pca_mean,
+            &self.components,
+            &self.centroids,
+            &self.explained,
+        ]
+        .into_iter()
+        .map(vec_bytes)
+        .sum()
+    }
+
     /// Fits on one feature vector per user.
     pub fn fit(
         features: &[[f64; USER_FEATURE_DIM]],

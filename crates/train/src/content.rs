@@ -175,6 +175,17 @@ fn term_counts(text: &ItemText<'_>, p: &ContentParams) -> Vec<(u64, f32)> {
 }
 
 impl ContentModel {
+    /// Heap bytes of its arrays.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use crate::heap::vec_bytes;
+        vec_bytes(&self.offsets)
+            + vec_bytes(&self.terms)
+            + vec_bytes(&self.weights)
+            + vec_bytes(&self.nb_offsets)
+            + vec_bytes(&self.nb_items)
+            + vec_bytes(&self.nb_scores)
+    }
+
     /// Builds vectors for every article of `texts` (indexed like the catalogue) and
     /// neighbours for every article among `targets` (the serving pool).
     pub fn build(texts: &[ItemText<'_>], targets: &[u32], p: &ContentParams) -> Self {

@@ -49,6 +49,7 @@ mod error;
 mod evaluate;
 mod fingerprint;
 mod fit;
+mod heap;
 mod model_set;
 mod pipeline;
 mod progress;

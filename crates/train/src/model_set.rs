@@ -218,6 +218,48 @@ impl ModelSet {
         FORMAT
     }
 
+    /// Heap bytes this loaded model holds, estimated from its containers' capacities
+    /// (ids counted once; hash maps at their bucket count plus one control byte each).
+    pub fn memory_bytes(&self) -> u64 {
+        use crate::heap::{map_bytes, vec_bytes};
+        let a = &self.a;
+        let id = |s: &str| s.len() + 16;
+        let items: usize = vec_bytes(&a.items)
+            + a.items
+                .iter()
+                .map(|it| id(it.page.as_str()) + it.title.capacity() + it.url.capacity())
+                .sum::<usize>();
+        let lists =
+            |l: &ItemLists| vec_bytes(&l.offsets) + vec_bytes(&l.items) + vec_bytes(&l.scores);
+        let cf = vec_bytes(&a.cf.items.data)
+            + vec_bytes(&a.cf.trained)
+            + vec_bytes(&a.cf.gramian)
+            + vec_bytes(&a.cf.users)
+            + a.cf.users.iter().map(|u| id(u.as_str())).sum::<usize>()
+            + vec_bytes(&a.cf.user_factors.data);
+        let clusters = a.clusters.clusterer.heap_bytes()
+            + vec_bytes(&a.clusters.lists)
+            + a.clusters.lists.iter().map(vec_bytes).sum::<usize>()
+            + vec_bytes(&a.clusters.sizes);
+        let ranked = [&a.prior, &a.popular_24h, &a.popular_all, &a.trending]
+            .into_iter()
+            .map(vec_bytes)
+            .sum::<usize>();
+        let total = items
+            + vec_bytes(&a.pool)
+            + vec_bytes(&a.fill)
+            + a.content.heap_bytes()
+            + cf
+            + clusters
+            + ranked
+            + lists(&a.read_next)
+            + map_bytes(&self.pages)
+            + map_bytes(&self.users)
+            + vec_bytes(&self.pool_items)
+            + vec_bytes(&self.pool_factors);
+        total as u64
+    }
+
     /// The manifest of this version.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

@@ -14,13 +14,14 @@ use serde_norway::Value as Yaml;
 /// it reads from the models directory, then consume, then the consumer's online counters
 /// of [`ONLINE_METRICS`]). Histograms are named without their `_bucket`/`_sum`/`_count`
 /// suffixes.
-pub const CONTRACT_METRICS: [&str; 25] = [
+pub const CONTRACT_METRICS: [&str; 26] = [
     "newsrec_http_requests_total",
     "newsrec_http_request_duration_seconds",
     "newsrec_recommendations_total",
     "newsrec_tier_transitions_total",
     "newsrec_degraded_responses_total",
     "newsrec_model_info",
+    "newsrec_model_memory_bytes",
     "newsrec_model_reloads_total",
     "newsrec_offline_metric",
     "newsrec_popular_article_clicks",

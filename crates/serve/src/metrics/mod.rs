@@ -53,6 +53,8 @@ pub struct ServeMetrics {
     degraded: IntCounter,
     /// The loaded model version (one series with value 1).
     model_info: IntGaugeVec,
+    /// Heap bytes of each loaded model, by version and role (`current`, `pinned`).
+    model_memory: IntGaugeVec,
     /// Model reload attempts by outcome (`loaded`, `failed`).
     model_reloads: IntCounterVec,
     /// The latest offline evaluation, by tier and metric.
@@ -151,6 +153,13 @@ impl ServeMetrics {
             ),
             &["version"],
         )?;
+        let model_memory = IntGaugeVec::new(
+            Opts::new(
+                "newsrec_model_memory_bytes",
+                "Heap bytes of each loaded model (the served one and those experiments pin).",
+            ),
+            &["version", "role"],
+        )?;
         let model_reloads = IntCounterVec::new(
             Opts::new("newsrec_model_reloads_total", "Model reloads by outcome."),
             &["outcome"],
@@ -179,6 +188,7 @@ impl ServeMetrics {
         registry.register(Box::new(tier_transitions.clone()))?;
         registry.register(Box::new(degraded.clone()))?;
         registry.register(Box::new(model_info.clone()))?;
+        registry.register(Box::new(model_memory.clone()))?;
         registry.register(Box::new(model_reloads.clone()))?;
         registry.register(Box::new(offline.clone()))?;
         registry.register(Box::new(popular.clone()))?;
@@ -204,6 +214,7 @@ impl ServeMetrics {
             tier_transitions,
             degraded,
             model_info,
+            model_memory,
             model_reloads,
             offline,
             popular,
@@ -282,6 +293,16 @@ impl ServeMetrics {
         }
         self.model_info.with_label_values(&[version]).set(1);
         series.model_version = Some(version.to_string());
+    }
+
+    /// Replaces the loaded models' memory gauges.
+    pub fn set_model_memory(&self, loaded: &[(String, &str, u64)]) {
+        self.model_memory.reset();
+        for (version, role, bytes) in loaded {
+            self.model_memory
+                .with_label_values(&[version.as_str(), *role])
+                .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+        }
     }
 
     /// Replaces the offline metrics with one evaluation's values.

@@ -2,6 +2,7 @@
 //! does its work and answers JSON (errors through [`crate::AppError`]).
 
 pub mod events;
+pub mod experiments;
 pub mod health;
 pub mod meta;
 pub mod model_versions;

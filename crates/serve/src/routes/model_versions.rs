@@ -37,22 +37,54 @@ pub struct Reloaded {
     previous: Option<String>,
 }
 
+/// The served manifest, and the memory of every loaded model.
+#[derive(Serialize)]
+pub struct Current {
+    #[serde(flatten)]
+    manifest: Manifest,
+    /// Heap bytes of the served model.
+    memory_bytes: u64,
+    /// The versions experiments pin, loaded beside it.
+    pinned: Vec<Pinned>,
+}
+
+/// A version an experiment pins.
+#[derive(Serialize)]
+pub struct Pinned {
+    version: String,
+    memory_bytes: u64,
+}
+
 /// `GET /models/current`: the manifest of the served version.
 #[utoipa::path(
     get,
     path = "/models/current",
     summary = "Manifest of the model being served",
     responses(
-        (status = 200, description = "The manifest (version, training data, parameters, offline metrics)", body = Object),
+        (status = 200, description = "The manifest (version, training data, parameters, offline metrics), the model's heap bytes (`memory_bytes`) and the versions experiments pin (`pinned`: version and memory_bytes each)", body = Object),
         (status = 503, description = "No model loaded yet", body = ErrorBody),
     ),
 )]
-pub async fn current(State(state): State<Arc<AppState>>) -> Result<Json<Manifest>, AppError> {
+pub async fn current(State(state): State<Arc<AppState>>) -> Result<Json<Current>, AppError> {
     let model = state
         .models
         .get()
         .ok_or_else(|| AppError::Unavailable("no model loaded yet".into()))?;
-    Ok(Json(model.manifest().clone()))
+    let pinned = state
+        .models
+        .memory()
+        .into_iter()
+        .filter(|(_, role, _)| *role == "pinned")
+        .map(|(version, _, memory_bytes)| Pinned {
+            version,
+            memory_bytes,
+        })
+        .collect();
+    Ok(Json(Current {
+        manifest: model.manifest().clone(),
+        memory_bytes: model.memory_bytes(),
+        pinned,
+    }))
 }
 
 /// `GET /evaluation/metrics`: every recorded evaluation, oldest first.

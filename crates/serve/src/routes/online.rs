@@ -87,11 +87,7 @@ pub struct Online {
     ),
 )]
 pub async fn online(State(state): State<Arc<AppState>>) -> Result<Json<Online>, AppError> {
-    let rows = state
-        .gate
-        .call(|store| store.online_counters())
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let rows = state.gate.call(|store| store.online_counters()).await?;
     let mut groups: BTreeMap<(String, String), (Counters, BTreeMap<String, OnlineFigures>)> =
         BTreeMap::new();
     for (k, c) in &rows {

@@ -19,8 +19,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{AppError, ErrorBody};
-use crate::query::{RecParams, extract};
-use crate::served_log::{CONTROL, ServedList, new_rec_id};
+use crate::query::{RecParams, extract, served_at};
+use crate::served_log::{ServedList, new_rec_id};
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
 
@@ -55,6 +55,9 @@ pub struct Body<'a> {
     tier: Tier,
     /// The model version that answered.
     model_version: &'a str,
+    /// The user's experiment variants (`experiment=variant`, several joined by `,`), or
+    /// `control` when no experiment runs.
+    variant: &'a str,
     /// Whether the feature store was unreachable (the answer then comes from the model
     /// and a recent popularity snapshot).
     degraded: bool,
@@ -84,7 +87,7 @@ pub(crate) fn title_url<'m>(
     params(RecParams),
     responses(
         (status = 200, description = "Best first", body = Body),
-        (status = 400, description = "Missing or malformed user_id, k or num_recs out of range (`code`: `missing_user_id`, `invalid_user_id`, `invalid_k`, `invalid_query`)", body = ErrorBody),
+        (status = 400, description = "Missing or malformed user_id, k or num_recs out of range (`code`: `missing_user_id`, `invalid_user_id`, `invalid_k`, `invalid_ts`, `invalid_query`)", body = ErrorBody),
         (status = 503, description = "No model loaded yet", body = ErrorBody),
     ),
 )]
@@ -94,10 +97,12 @@ pub async fn recommendations(
     query: Result<Query<RecParams>, QueryRejection>,
 ) -> Result<Response, AppError> {
     let req = extract(query)?.parse()?;
-    let model = state
-        .models
-        .get()
-        .ok_or_else(|| AppError::Unavailable("no model loaded yet".into()))?;
+    let assignment = state.experiments.assign(Some(&req.user), &state.config.mix);
+    let model = match assignment.model {
+        Some(pinned) => state.models.pinned(pinned),
+        None => state.models.get(),
+    }
+    .ok_or_else(|| AppError::Unavailable("no model loaded yet".into()))?;
     let snap = state.snapshot.get();
     let user = req.user.clone();
     let (live_user, mut degraded) = match state.gate.call(|s| s.user(&user)).await {
@@ -131,7 +136,7 @@ pub async fn recommendations(
         model.offline_signals(live_user.as_ref().map(|u| &u.last_page))
     };
     let ctx = context(&model, req.user, live_user);
-    let recs = model.recommend(&ctx, &live, req.k, &state.config.mix);
+    let recs = model.recommend(&ctx, &live, req.k, &assignment.mix);
     state.metrics.recommended(recs.tier, degraded);
     if let Some(user) = &ctx.user_id
         && let Some(previous) = state.tiers.observe(user, recs.tier)
@@ -158,19 +163,21 @@ pub async fn recommendations(
         user_id: ctx.user_id.as_ref().map_or("", UserId::as_str),
         tier: recs.tier,
         model_version: model.version(),
+        variant: &assignment.label,
         degraded,
         items,
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| AppError::Internal(e.to_string()))?;
     if let Some(log) = &state.served {
+        let now = newsrec_core::time::now_ms();
         log.record(ServedList {
             rec_id,
             user_id: ctx.user_id,
             page: None,
-            event_ts: live.watermark,
-            wall_ts: newsrec_core::time::now_ms(),
+            event_ts: served_at(req.ts, live.watermark, now),
+            wall_ts: now,
             tier: Some(recs.tier),
-            variant: CONTROL.into(),
+            variant: assignment.label,
             model_version: model.version().to_owned(),
             pages: recs.items.iter().map(|r| r.page.clone()).collect(),
         });

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::AppError;
 use crate::error::ErrorBody;
-use crate::query::{SimilarParams, extract, parse_k, parse_page};
+use crate::query::{SimilarParams, extract, parse_k, parse_page, parse_ts, served_at};
 use crate::routes::recommend::title_url;
 use crate::served_log::{CONTROL, ServedList, new_rec_id};
 use crate::state::AppState;
@@ -60,7 +60,7 @@ pub struct SimilarBody {
     ),
     responses(
         (status = 200, description = "Best first", body = SimilarBody),
-        (status = 400, description = "Malformed page or k out of range (`code`: `invalid_page`, `invalid_k`, `invalid_query`)", body = ErrorBody),
+        (status = 400, description = "Malformed page or k out of range (`code`: `invalid_page`, `invalid_k`, `invalid_ts`, `invalid_query`)", body = ErrorBody),
         (status = 404, description = "The page is neither in the catalogue nor in live co-visitation (`code`: `unknown_page`)", body = ErrorBody),
         (status = 503, description = "No model loaded yet", body = ErrorBody),
     ),
@@ -72,7 +72,9 @@ pub async fn similar(
     query: Result<Query<SimilarParams>, QueryRejection>,
 ) -> Result<Json<SimilarBody>, AppError> {
     let page = parse_page(&raw)?;
-    let k = parse_k(extract(query)?.k.as_deref())?;
+    let params = extract(query)?;
+    let k = parse_k(params.k.as_deref())?;
+    let reader_ts = parse_ts(params.ts.as_deref())?;
     let model = state
         .models
         .get()
@@ -108,12 +110,13 @@ pub async fn similar(
     let merged = merge(&page, &content, &covisit, k);
     let rec_id = new_rec_id();
     if let Some(log) = &state.served {
+        let now = newsrec_core::time::now_ms();
         log.record(ServedList {
             rec_id: rec_id.clone(),
             user_id: None,
             page: Some(page.clone()),
-            event_ts: snap.watermark,
-            wall_ts: newsrec_core::time::now_ms(),
+            event_ts: served_at(reader_ts, snap.watermark, now),
+            wall_ts: now,
             tier: None,
             variant: CONTROL.into(),
             model_version: model.version().to_owned(),
