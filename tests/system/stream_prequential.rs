@@ -87,7 +87,10 @@ fn click_of(m: &LogMessage) -> Result<ClickEvent> {
 }
 
 /// A served list's `rec_id` and pages, and its event time.
-fn served_of(m: &LogMessage) -> Result<((String, Vec<String>), Option<i64>)> {
+/// A served list: its `rec_id` and pages.
+type Listed = (String, Vec<String>);
+
+fn served_of(m: &LogMessage) -> Result<(Listed, Option<i64>)> {
     let v: serde_json::Value = serde_json::from_slice(m.payload.as_deref().unwrap_or_default())?;
     let ts = v["event_ts"].as_i64();
     let rec_id = v["rec_id"].as_str().context("rec_id")?.to_owned();
