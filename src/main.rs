@@ -92,3 +92,15 @@ fn main() -> anyhow::Result<()> {
         Command::Config(c) => cmd::config::run(c, settings),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand's arguments are well formed (clap checks a subcommand only when
+    /// it is parsed, so a clash would otherwise show first to whoever runs it).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -38,13 +38,13 @@ pub struct EvaluateArgs {
     /// Refined data directory, training and validation files (`[paths] data`).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Models directory; the `current` version is evaluated unless `--version` or
-    /// `--candidate` names another (`[paths] models`).
+    /// Models directory; the `current` version is evaluated unless `--model-version`
+    /// or `--candidate` names another (`[paths] models`).
     #[arg(long)]
     models: Option<PathBuf>,
-    /// Evaluate this version instead of `current`.
-    #[arg(long, conflicts_with = "candidate")]
-    version: Option<String>,
+    /// Evaluate this version instead of `current` (`--version` is newsrec's own).
+    #[arg(long, value_name = "VERSION", conflicts_with = "candidate")]
+    model_version: Option<String>,
     /// Evaluate the `candidate` version instead of `current`.
     #[arg(long)]
     candidate: bool,
@@ -147,7 +147,7 @@ pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
     anyhow::ensure!(k > 0, "k must be at least 1");
     let started = Instant::now();
     let registry = Registry::open(models)?;
-    let version = match (a.version, a.candidate) {
+    let version = match (a.model_version, a.candidate) {
         (Some(v), _) => v,
         (None, true) => registry
             .candidate_version()?

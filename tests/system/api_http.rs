@@ -339,20 +339,10 @@ async fn health_metrics_docs_and_model_endpoints() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_current_model_is_served_without_dropping_requests() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let models = dir.path().join("models");
-    crate::support::api::copy_models(&models)?;
+    // A second version beside `current`: the same artifacts under a new name.
+    let (models, v2) = registry_with_second_version(dir.path(), "b")?;
     let app = spawn_app("reload", |c| c.models_dir = models.clone(), None).await?;
     let v1 = model().version.clone();
-    let v2 = format!("{v1}-b");
-    // A second version: the same artifacts under a new name.
-    std::fs::create_dir_all(models.join(&v2))?;
-    for f in ["model.bin", "manifest.json"] {
-        std::fs::copy(models.join(&v1).join(f), models.join(&v2).join(f))?;
-    }
-    let mpath = models.join(&v2).join("manifest.json");
-    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&mpath)?)?;
-    manifest["version"] = serde_json::Value::String(v2.clone());
-    std::fs::write(&mpath, serde_json::to_vec(&manifest)?)?;
 
     // Requests keep flowing while `current` switches.
     let base = app.base.clone();
@@ -400,7 +390,8 @@ async fn new_current_model_is_served_without_dropping_requests() -> Result<()> {
     let v3 = format!("{v1}-broken");
     std::fs::create_dir_all(models.join(&v3))?;
     std::fs::write(models.join(&v3).join("model.bin"), b"garbage")?;
-    let mut m3 = manifest.clone();
+    let mut m3: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models.join(&v2).join("manifest.json"))?)?;
     m3["version"] = serde_json::Value::String(v3.clone());
     std::fs::write(
         models.join(&v3).join("manifest.json"),
@@ -520,13 +511,16 @@ async fn starts_without_redis_and_connects_when_it_appears() -> Result<()> {
     Ok(())
 }
 
-/// A second registry version (the fixture's artifacts under a new name) in a copy of
-/// the registry; returns the registry and the new version.
-fn registry_with_second_version(dir: &std::path::Path) -> Result<(std::path::PathBuf, String)> {
+/// A copy of the fixture's registry with a second version `<current>-<suffix>` (the
+/// same artifacts under a new name) that is not `current`: its directory and name.
+fn registry_with_second_version(
+    dir: &std::path::Path,
+    suffix: &str,
+) -> Result<(std::path::PathBuf, String)> {
     let models = dir.join("models");
     crate::support::api::copy_models(&models)?;
     let v1 = model().version.clone();
-    let v2 = format!("{v1}-pinned");
+    let v2 = format!("{v1}-{suffix}");
     std::fs::create_dir_all(models.join(&v2))?;
     for f in ["model.bin", "manifest.json"] {
         std::fs::copy(models.join(&v1).join(f), models.join(&v2).join(f))?;
@@ -542,7 +536,7 @@ fn registry_with_second_version(dir: &std::path::Path) -> Result<(std::path::Pat
 async fn experiment_variants_are_sticky_and_a_pinned_version_serves_its_readers() -> Result<()> {
     use newsrec_serve::experiments::{Experiment, MixOverride, Variant};
     let dir = tempfile::tempdir()?;
-    let (models, pinned) = registry_with_second_version(dir.path())?;
+    let (models, pinned) = registry_with_second_version(dir.path(), "pinned")?;
     let variant = |name: &str, model: Option<&str>| Variant {
         name: name.into(),
         weight: 1,

@@ -124,11 +124,17 @@ impl Models {
         current
             .into_iter()
             .chain(
-                self.pinned
-                    .iter()
-                    .map(|(v, m)| (v.clone(), "pinned", m.memory_bytes())),
+                self.pinned_memory()
+                    .map(|(v, bytes)| (v.to_owned(), "pinned", bytes)),
             )
             .collect()
+    }
+
+    /// `(version, heap bytes)` of each pinned model.
+    pub fn pinned_memory(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.pinned
+            .iter()
+            .map(|(v, m)| (v.as_str(), m.memory_bytes()))
     }
 
     /// The registry.

@@ -146,6 +146,8 @@ pub struct ModelSet {
     /// dense block instead of gathering rows across the catalogue.
     pool_items: Vec<u32>,
     pool_factors: Vec<f32>,
+    /// [`ModelSet::memory_bytes`], computed once at load.
+    memory: u64,
 }
 
 impl ModelSet {
@@ -172,7 +174,7 @@ impl ModelSet {
             .iter()
             .flat_map(|&i| a.cf.items.row(i as usize).iter().copied())
             .collect();
-        Self {
+        let mut m = Self {
             manifest,
             dir,
             a,
@@ -180,7 +182,10 @@ impl ModelSet {
             users,
             pool_items,
             pool_factors,
-        }
+            memory: 0,
+        };
+        m.memory = m.heap_estimate();
+        m
     }
 
     /// Loads the model of one version directory (`models/<version>`).
@@ -221,6 +226,10 @@ impl ModelSet {
     /// Heap bytes this loaded model holds, estimated from its containers' capacities
     /// (ids counted once; hash maps at their bucket count plus one control byte each).
     pub fn memory_bytes(&self) -> u64 {
+        self.memory
+    }
+
+    fn heap_estimate(&self) -> u64 {
         use crate::heap::{map_bytes, vec_bytes};
         let a = &self.a;
         let id = |s: &str| s.len() + 16;

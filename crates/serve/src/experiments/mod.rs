@@ -16,6 +16,7 @@
 
 pub mod stats;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use newsrec_core::{CONTROL, ConfigError, UserId};
@@ -222,9 +223,9 @@ pub fn pinned_versions(experiments: &[Experiment]) -> BTreeSet<String> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment<'a> {
     /// The label of the user's variants (`exp=variant`, joined by `,`), or `control`.
-    pub label: String,
-    /// The mixing weights to rank with.
-    pub mix: MixWeights,
+    pub label: Cow<'static, str>,
+    /// The mixing weights to rank with (borrowed when no experiment runs).
+    pub mix: Cow<'a, MixWeights>,
     /// The pinned model version, when a variant pins one.
     pub model: Option<&'a str>,
 }
@@ -284,11 +285,11 @@ impl Experiments {
 
     /// What `user` is served with, over `base` mixing weights. `None` (no user, as for
     /// similar-article lists) is the control label with `base`.
-    pub fn assign<'a>(&'a self, user: Option<&UserId>, base: &MixWeights) -> Assignment<'a> {
+    pub fn assign<'a>(&'a self, user: Option<&UserId>, base: &'a MixWeights) -> Assignment<'a> {
         let Some(user) = user.filter(|_| !self.is_empty()) else {
             return Assignment {
-                label: CONTROL.to_owned(),
-                mix: base.clone(),
+                label: Cow::Borrowed(CONTROL),
+                mix: Cow::Borrowed(base),
                 model: None,
             };
         };
@@ -306,7 +307,11 @@ impl Experiments {
             mix = v.mix.apply(&mix);
             model = model.or(v.model.as_deref());
         }
-        Assignment { label, mix, model }
+        Assignment {
+            label: Cow::Owned(label),
+            mix: Cow::Owned(mix),
+            model,
+        }
     }
 }
 

@@ -113,7 +113,7 @@ fn layers_are_independent_and_labels_name_every_variant() {
     // No experiments, or no user: control and the base weights.
     let empty = Experiments::default();
     let none = empty.assign(Some(&user(1)), &base);
-    assert_eq!((none.label.as_str(), none.model), (CONTROL, None));
+    assert_eq!((&*none.label, none.model), (CONTROL, None));
     assert_eq!(x.assign(None, &base).label, CONTROL);
 }
 
@@ -143,8 +143,8 @@ fn overrides_and_pins_reach_the_assignment() {
     let mut seen = BTreeSet::new();
     for i in 0..300 {
         let a = x.assign(Some(&user(i)), &base);
-        match a.label.as_str() {
-            "ranker=control" => assert_eq!((a.mix.clone(), a.model), (base.clone(), None)),
+        match &*a.label {
+            "ranker=control" => assert_eq!((&*a.mix, a.model), (&base, None)),
             "ranker=popular-only" => {
                 assert_eq!(
                     (a.mix.cf, a.mix.content, a.mix.cluster, a.mix.read_next),
@@ -152,7 +152,7 @@ fn overrides_and_pins_reach_the_assignment() {
                 );
                 assert_eq!((a.mix.popular, a.model), (base.popular, None));
             }
-            "ranker=old-model" => assert_eq!((a.mix.clone(), a.model), (base.clone(), Some("v1"))),
+            "ranker=old-model" => assert_eq!((&*a.mix, a.model), (&base, Some("v1"))),
             other => panic!("label {other}"),
         }
         seen.insert(a.label);

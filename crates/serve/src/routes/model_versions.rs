@@ -72,11 +72,9 @@ pub async fn current(State(state): State<Arc<AppState>>) -> Result<Json<Current>
         .ok_or_else(|| AppError::Unavailable("no model loaded yet".into()))?;
     let pinned = state
         .models
-        .memory()
-        .into_iter()
-        .filter(|(_, role, _)| *role == "pinned")
-        .map(|(version, _, memory_bytes)| Pinned {
-            version,
+        .pinned_memory()
+        .map(|(version, memory_bytes)| Pinned {
+            version: version.to_owned(),
             memory_bytes,
         })
         .collect();

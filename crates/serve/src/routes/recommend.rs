@@ -177,7 +177,7 @@ pub async fn recommendations(
             event_ts: served_at(req.ts, live.watermark, now),
             wall_ts: now,
             tier: Some(recs.tier),
-            variant: assignment.label,
+            variant: assignment.label.into_owned(),
             model_version: model.version().to_owned(),
             pages: recs.items.iter().map(|r| r.page.clone()).collect(),
         });
