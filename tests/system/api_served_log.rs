@@ -44,10 +44,21 @@ impl Serve {
         prefix: &str,
         env: &[(&str, &str)],
     ) -> Result<Self> {
+        Self::start_with(&model().models, brokers, topic, prefix, env).await
+    }
+
+    /// [`Serve::start_on`] with the models of `models`.
+    pub(crate) async fn start_with(
+        models: &std::path::Path,
+        brokers: &str,
+        topic: &str,
+        prefix: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let port = free_port()?;
         let child = Command::new(BIN)
             .args(["serve", "--models"])
-            .arg(&model().models)
+            .arg(models)
             .args(["--redis", &redis_url(), "--prefix", prefix])
             .args(["--brokers", brokers, "--topic", topic])
             .args(["--addr", &format!("127.0.0.1:{port}")])

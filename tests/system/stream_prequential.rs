@@ -27,7 +27,17 @@ const LIVE_CLICKS: usize = 3_000;
 /// Runs `newsrec replay --prequential` and returns its summary line's numbers:
 /// `(clicks, with rec_id, API errors)`.
 pub(crate) fn replay_prequential(topic: &str, api: &str, limit: usize) -> Result<(u64, u64, u64)> {
-    let data = model().data.display().to_string();
+    replay_prequential_of(&model().data, topic, api, limit)
+}
+
+/// [`replay_prequential`] of the validation clicks in `data`.
+pub(crate) fn replay_prequential_of(
+    data: &std::path::Path,
+    topic: &str,
+    api: &str,
+    limit: usize,
+) -> Result<(u64, u64, u64)> {
+    let data = data.display().to_string();
     let out = Command::new(BIN)
         .args(["replay", "--prequential", "--data", &data])
         .args(["--brokers", &brokers(), "--topic", topic, "--api", api])

@@ -33,19 +33,21 @@ pub struct ModelFixture {
 /// Builds (once per process) synthetic raw data → refined data → a trained model.
 pub fn model() -> &'static ModelFixture {
     static FIXTURE: OnceLock<ModelFixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| build_model().expect("building the test model"))
+    FIXTURE.get_or_init(|| build_world(1_500, 400, 11).expect("building the test model"))
 }
 
-fn build_model() -> Result<ModelFixture> {
+/// Synthetic raw data of `users` readers and `items` articles → refined data → a
+/// trained model, in a temporary directory.
+pub fn build_world(users: usize, items: usize, seed: u64) -> Result<ModelFixture> {
     let dir = tempfile::tempdir()?;
     let raw = dir.path().join("raw");
     let data = dir.path().join("refined");
     let models = dir.path().join("models");
     newsrec_data::synth::generate(&newsrec_data::synth::SynthConfig {
         out: raw.clone(),
-        users: 1_500,
-        items: 400,
-        seed: 11,
+        users,
+        items,
+        seed,
         zip: None,
         progress: false,
     })?;
