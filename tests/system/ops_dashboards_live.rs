@@ -8,8 +8,9 @@
 //! every dashboard, with its template variables substituted the way Grafana does, is
 //! sent to Prometheus' HTTP API: each must return data, as an instant query and (for
 //! time-series panels) as a range query. Label-values variables must list values.
-//! Prometheus also scrapes [`OnlineFixture`], a target serving the consumer's online
-//! counters, so the Online quality dashboard is checked whatever clicks were attributed.
+//! The Online quality dashboard reads the consumer's own counters: after the training
+//! clicks, a paced prequential replay of the validation clicks asks the API before each
+//! click, so lists are served and attributed while Prometheus scrapes.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -25,7 +26,6 @@ use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::support::online_fixture::OnlineFixture;
 use crate::support::{BIN, brokers, free_port, random_suffix, redis_url, tail};
 
 /// Grafana's built-ins as a dashboard opened on a short range would send them with a
@@ -152,13 +152,15 @@ fn raw_users(raw: &Path) -> anyhow::Result<Vec<(String, String)>> {
     Ok(users)
 }
 
-/// A page id the API knows, taken from its live popularity list.
-async fn some_popular_page(http: &reqwest::Client, api: &str) -> Option<String> {
+/// A page id the API knows, taken from its live popularity list, and the API's
+/// watermark (the event time of the stream, which a new click takes).
+async fn some_popular_page(http: &reqwest::Client, api: &str) -> Option<(String, i64)> {
     let body = get_ok(http, &format!("{api}/popular?window=24h&k=5"))
         .await
         .ok()?;
     let v: Value = serde_json::from_str(&body).ok()?;
-    v["items"][0]["page"].as_str().map(str::to_string)
+    let page = v["items"][0]["page"].as_str().map(str::to_string)?;
+    Some((page, v["watermark"].as_i64()?))
 }
 
 /// API traffic of several kinds, so every route, tier and status shows in the metrics:
@@ -189,22 +191,20 @@ async fn drive_traffic(
                 .send()
                 .await;
         }
-        if let Some(page) = some_popular_page(&http, &api).await {
+        if let Some((page, watermark)) = some_popular_page(&http, &api).await {
             let _ = http
                 .get(format!("{api}/articles/{page}/similar?k=5"))
                 .send()
                 .await;
             if round < 3 {
-                let now_ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or_default();
+                // At the stream's time, not the wall clock's: the data are of 2022, and
+                // a click of today would move every partition's time past the replay's.
                 let event = json!({
                     "event_id": format!("{newcomer}-{round}"),
                     "user_id": newcomer,
                     "user_type": "Non-Logged",
                     "page": page,
-                    "ts": now_ms,
+                    "ts": watermark,
                 });
                 let _ = http.post(format!("{api}/events")).json(&event).send().await;
             }
@@ -459,6 +459,35 @@ fn spawn_services(
     Ok((consume, serve))
 }
 
+/// How long the prequential replay runs: past the first scrapes and the queries' wait.
+const PREQUENTIAL: Duration = Duration::from_secs(75);
+
+/// `newsrec replay --prequential` of the validation clicks against `api`, paced so it
+/// lasts about [`PREQUENTIAL`].
+fn prequential(d: &Dirs, n: &Names, api: &str) -> anyhow::Result<Proc> {
+    let (clicks, _) = newsrec_data::events::load_validation_events(&d.data, None)?;
+    let span = match (clicks.first(), clicks.last()) {
+        (Some(a), Some(b)) => (b.ts - a.ts).max(1),
+        _ => bail!("no validation clicks in {}", d.data.display()),
+    };
+    let speed = (span as f64 / PREQUENTIAL.as_millis() as f64).max(1.0);
+    let args = [
+        "replay",
+        "--prequential",
+        "--data",
+        &path(&d.data),
+        "--brokers",
+        &brokers(),
+        "--topic",
+        &n.topic,
+        "--api",
+        api,
+        "--speed",
+        &format!("{speed:.0}"),
+    ];
+    Proc::spawn("prequential", BIN, &args.map(str::to_string), &d.logs)
+}
+
 /// A real Prometheus on `port` scraping every `(job, address)` every second, ready.
 async fn start_prometheus(
     root: &Path,
@@ -592,12 +621,10 @@ async fn every_dashboard_query_returns_data_from_a_live_stack() -> anyhow::Resul
     .await?;
     phase("serve and consume answer");
 
-    // Prometheus scraping both every second, and the online counters' fixture.
-    let online = OnlineFixture::start().await?;
+    // Prometheus scraping both every second.
     let targets = [
         ("newsrec-serve", format!("127.0.0.1:{serve_port}")),
         ("newsrec-consume", format!("127.0.0.1:{consume_port}")),
-        ("newsrec-online-fixture", online.addr.to_string()),
     ];
     let (mut prometheus, prom) =
         start_prometheus(root, &d.logs, prom_port, &targets, &http).await?;
@@ -616,6 +643,10 @@ async fn every_dashboard_query_returns_data_from_a_live_stack() -> anyhow::Resul
         "max",
     ];
     let mut replay = Proc::spawn("replay", BIN, &replay_args.map(str::to_string), &d.logs)?;
+    let replay_status = replay.child.wait().await?;
+    ensure!(replay_status.success(), "replay: {}", tail(&replay.log));
+    phase("training clicks replayed");
+    let mut prequential = prequential(&d, &names, &api)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let traffic = tokio::spawn(drive_traffic(
         http.clone(),
@@ -629,7 +660,7 @@ async fn every_dashboard_query_returns_data_from_a_live_stack() -> anyhow::Resul
         "five scrapes of every target",
         Duration::from_secs(60),
         async || {
-            for p in [&mut serve, &mut consume, &mut prometheus] {
+            for p in [&mut serve, &mut consume, &mut prometheus, &mut prequential] {
                 p.ensure_running()?;
             }
             for (job, _) in &targets {
@@ -645,11 +676,37 @@ async fn every_dashboard_query_returns_data_from_a_live_stack() -> anyhow::Resul
     .await?;
     phase("five scrapes of each target");
 
+    // The consumer's own counters move: lists of every tier served, clicks attributed.
+    wait_for(
+        "online counters of the consumer moving",
+        Duration::from_secs(60),
+        async || {
+            let tiers = prom
+                .api(
+                    "/api/v1/query",
+                    &[(
+                        "query",
+                        "sum by (tier) (increase(newsrec_online_served_total{job=\"newsrec-consume\"}[1m])) > 0"
+                            .to_string(),
+                    )],
+                )
+                .await?;
+            let n = tiers["result"].as_array().map_or(0, Vec::len);
+            ensure!(n == 3, "lists served in {n} tiers: {tiers}");
+            prom.instant_has_data(
+                "sum(increase(newsrec_online_hits_total{job=\"newsrec-consume\"}[1m])) > 0",
+            )
+            .await
+        },
+    )
+    .await?;
+    phase("online counters moving");
+
     let failures =
         settled_failures(&prom, &mut [&mut serve, &mut consume, &mut prometheus]).await?;
     let _ = stop_tx.send(true);
     let _ = traffic.await;
-    let replay_status = replay.child.try_wait()?;
+    let replay_status = prequential.child.try_wait()?;
     drop((serve, consume));
     delete_keys(&names.prefix).await?;
     if !failures.is_empty() {

@@ -1,11 +1,9 @@
 //! What the system tests share: where the real services are, names and ports no other
 //! test uses, the `newsrec` binary under test, and log tails for failure messages.
 //! `api`: a trained model and the API spawned in process; `ops`: compose, Prometheus
-//! and Grafana files and the metric-name contract; `online_fixture`: a Prometheus target
-//! serving the online counters.
+//! and Grafana files and the metric-name contract.
 
 pub mod api;
-pub mod online_fixture;
 pub mod ops;
 
 use std::net::TcpListener;
