@@ -34,21 +34,12 @@ impl Serve {
     /// Serves the fixture model on a random port and prefix, logging served lists to
     /// `<topic>.served` of `brokers`.
     pub(crate) async fn start(brokers: &str, topic: &str, env: &[(&str, &str)]) -> Result<Self> {
-        Self::start_on(brokers, topic, &random_prefix("served"), env).await
+        let prefix = random_prefix("served");
+        Self::start_on(&model().models, brokers, topic, &prefix, env).await
     }
 
-    /// [`Serve::start`] reading the feature store under `prefix`.
+    /// Serves the models of `models`, reading the feature store under `prefix`.
     pub(crate) async fn start_on(
-        brokers: &str,
-        topic: &str,
-        prefix: &str,
-        env: &[(&str, &str)],
-    ) -> Result<Self> {
-        Self::start_with(&model().models, brokers, topic, prefix, env).await
-    }
-
-    /// [`Serve::start_on`] with the models of `models`.
-    pub(crate) async fn start_with(
         models: &std::path::Path,
         brokers: &str,
         topic: &str,

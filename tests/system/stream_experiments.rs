@@ -18,7 +18,7 @@ use newsrec_ingest::{EventLog, KafkaConfig, KafkaLog};
 use serde_json::Value;
 
 use crate::api_served_log::Serve;
-use crate::stream_prequential::replay_prequential_of;
+use crate::stream_prequential::replay_prequential;
 use crate::support::api::{ModelFixture, build_world};
 use crate::support::{BIN, brokers, random_prefix, random_suffix, redis_url};
 
@@ -140,9 +140,9 @@ async fn an_experiment_splits_the_traffic_and_reports_its_variants() -> Result<(
 
     let path = settings.display().to_string();
     let env = [("NEWSREC_CONFIG", path.as_str())];
-    let serve = Serve::start_with(&world.models, &brokers(), &topic, &prefix, &env).await?;
+    let serve = Serve::start_on(&world.models, &brokers(), &topic, &prefix, &env).await?;
     let (clicks, with_rec_id, errors) =
-        replay_prequential_of(&world.data, &topic, &serve.base, CLICKS)?;
+        replay_prequential(&world.data, &topic, &serve.base, CLICKS)?;
     ensure!(errors == 0, "{errors} API errors");
     eprintln!("{clicks} validation clicks replayed, {with_rec_id} on a shown page");
     attributed(&store, &log, &topic).await?;

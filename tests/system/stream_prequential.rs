@@ -24,14 +24,10 @@ const CLICKS: usize = 300;
 /// Training interactions in the live store the API reads.
 const LIVE_CLICKS: usize = 3_000;
 
-/// Runs `newsrec replay --prequential` and returns its summary line's numbers:
-/// `(clicks, with rec_id, API errors)`.
-pub(crate) fn replay_prequential(topic: &str, api: &str, limit: usize) -> Result<(u64, u64, u64)> {
-    replay_prequential_of(&model().data, topic, api, limit)
-}
-
-/// [`replay_prequential`] of the validation clicks in `data`.
-pub(crate) fn replay_prequential_of(
+/// Runs `newsrec replay --prequential` of the validation clicks in `data` (a refined
+/// data directory) and returns its summary line's numbers: `(clicks, with rec_id, API
+/// errors)`.
+pub(crate) fn replay_prequential(
     data: &std::path::Path,
     topic: &str,
     api: &str,
@@ -194,8 +190,9 @@ async fn prequential_clicks_carry_the_rec_id_of_the_answer_that_held_them() -> R
     let started = Instant::now();
     let topic = format!("preq-{}", random_suffix());
     let (store, prefix) = live_store().await?;
-    let serve = Serve::start_on(&brokers(), &topic, &prefix, &[]).await?;
-    let (clicks, with_rec_id, errors) = replay_prequential(&topic, &serve.base, CLICKS)?;
+    let serve = Serve::start_on(&model().models, &brokers(), &topic, &prefix, &[]).await?;
+    let (clicks, with_rec_id, errors) =
+        replay_prequential(&model().data, &topic, &serve.base, CLICKS)?;
     ensure!(
         clicks == CLICKS as u64 && errors == 0,
         "{clicks} clicks, {errors} errors"
@@ -256,7 +253,7 @@ async fn an_unreachable_api_costs_clicks_only_their_rec_id() -> Result<()> {
     let topic = format!("preq-down-{}", random_suffix());
     // Nothing listens on this port: every request fails at once.
     let api = format!("http://127.0.0.1:{}", free_port()?);
-    let (clicks, with_rec_id, errors) = replay_prequential(&topic, &api, 40)?;
+    let (clicks, with_rec_id, errors) = replay_prequential(&model().data, &topic, &api, 40)?;
     ensure!(
         (clicks, with_rec_id, errors) == (40, 0, 40),
         "{clicks} clicks, {with_rec_id} with rec_id, {errors} errors"
