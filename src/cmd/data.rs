@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use newsrec_core::Paths;
 use newsrec_data::download::{self, DownloadConfig, DownloadOutcome};
 use newsrec_data::refine::{self, ProcessConfig};
-use newsrec_data::synth::{self, SynthConfig};
+use newsrec_data::synth::{self, SynthConfig, WorldKind};
 
 use crate::settings::Settings;
 
@@ -56,6 +56,9 @@ pub struct SynthArgs {
     /// RNG seed (same seed and sizes: same bytes).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Kind of world: g1 (shaped after the real data), fast-news, focused or broad.
+    #[arg(long, default_value_t = WorldKind::G1)]
+    world: WorldKind,
     /// Also write the layout as a zip (the shape of the G1 download).
     #[arg(long)]
     zip: Option<PathBuf>,
@@ -108,6 +111,7 @@ pub fn run(c: DataCommand, s: Settings) -> anyhow::Result<()> {
                 users: a.users,
                 items: a.items,
                 seed: a.seed,
+                world: a.world,
                 zip: a.zip,
                 progress,
             };

@@ -16,7 +16,7 @@ use clap::Args;
 use newsrec_core::{Paths, Tier, UserId, route_tier};
 use newsrec_data::events;
 use newsrec_data::refine::{self, ProcessConfig};
-use newsrec_data::synth::{self, SynthConfig};
+use newsrec_data::synth::{self, SynthConfig, WorldKind};
 use newsrec_features::{FeatureStore, MemoryStore, RedisTarget};
 use newsrec_ingest::consumer::{self, ConsumerConfig};
 use newsrec_ingest::{ConsumerStats, EventLog, KafkaLog, MemoryLog};
@@ -46,6 +46,9 @@ pub struct DemoArgs {
     /// Seed of the synthetic data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Kind of synthetic world: g1, fast-news, focused or broad.
+    #[arg(long, default_value_t = WorldKind::G1)]
+    world: WorldKind,
     /// Kafka bootstrap servers; without, an in-process event log is used.
     #[arg(long)]
     brokers: Option<String>,
@@ -84,6 +87,7 @@ pub fn run(a: DemoArgs, mut s: Settings) -> anyhow::Result<()> {
             users: a.users,
             items: a.items,
             seed: a.seed,
+            world: a.world,
             zip: None,
             progress: true,
         })?;

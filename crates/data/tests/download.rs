@@ -34,6 +34,7 @@ fn fixture() -> &'static Fixture {
             users: 40,
             items: 30,
             seed: 3,
+            world: synth::WorldKind::G1,
             zip: Some(zip_path.clone()),
             progress: false,
         })

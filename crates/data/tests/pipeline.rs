@@ -18,6 +18,7 @@ fn synth(out: &Path, users: usize, items: usize, seed: u64) -> synth::SynthSumma
         users,
         items,
         seed,
+        world: synth::WorldKind::G1,
         zip: None,
         progress: false,
     })

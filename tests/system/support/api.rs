@@ -48,6 +48,7 @@ pub fn build_world(users: usize, items: usize, seed: u64) -> Result<ModelFixture
         users,
         items,
         seed,
+        world: newsrec_data::synth::WorldKind::G1,
         zip: None,
         progress: false,
     })?;

@@ -10,6 +10,7 @@
 //! Generation is chunked with one seeded RNG per chunk, so the output depends only on
 //! the seed and the sizes, never on the number of threads.
 
+mod shape;
 mod text;
 mod users;
 mod vocab;
@@ -26,6 +27,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tracing::info;
+
+pub use shape::{Shape, WORLD_KINDS, WorldKind};
 
 use crate::g1::{
     CsvWriter, ITEM_COLUMNS, ITEM_PARTS, RawLayout, TRAINING_COLUMNS, TRAINING_PARTS,
@@ -76,6 +79,8 @@ pub struct SynthConfig {
     pub items: usize,
     /// RNG seed: equal seeds and sizes give byte-identical files.
     pub seed: u64,
+    /// Kind of world (reader behaviour); `G1` is shaped after the real data.
+    pub world: WorldKind,
     /// Also write the layout as a zip here (the shape of the distributed download).
     pub zip: Option<PathBuf>,
     /// Show a progress bar (when stderr is a terminal).
@@ -151,14 +156,14 @@ fn progress_bar(show: bool, len: u64, what: &str) -> ProgressBar {
 }
 
 /// Writes a synthetic G1 data set into `config.out` (and the zip, if asked).
-#[tracing::instrument(skip_all, fields(users = config.users, items = config.items, seed = config.seed))]
+#[tracing::instrument(skip_all, fields(users = config.users, items = config.items, seed = config.seed, world = %config.world))]
 pub fn generate(config: &SynthConfig) -> Result<SynthSummary, SynthError> {
     if config.users == 0 || config.items == 0 {
         return Err(SynthError::Config(
             "--users and --items must be at least 1".into(),
         ));
     }
-    let world = world::World::generate(config.items, config.seed);
+    let world = world::World::generate(config.items, config.seed, config.world.shape());
     let mut summary = SynthSummary {
         items: world.items.len() as u64,
         unlisted_items: world.items.iter().filter(|i| !i.listed).count() as u64,
@@ -333,11 +338,12 @@ mod tests {
             users: 3000,
             items: 1500,
             seed: 21,
+            world: WorldKind::G1,
             zip: None,
             progress: false,
         };
         generate(&config).expect("generate");
-        let world = world::World::generate(config.items, config.seed);
+        let world = world::World::generate(config.items, config.seed, config.world.shape());
         let topic: HashMap<&str, u16> = world
             .items
             .iter()

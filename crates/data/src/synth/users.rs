@@ -17,12 +17,6 @@ use super::world::{DIURNAL, World, diurnal_time};
 use super::{TRAINING_END_MS, TRAINING_START_MS, VALIDATION_END_MS};
 use crate::g1::{TrainingRecord, ValidationRecord};
 
-/// Share of `Logged` readers (21% in real G1).
-const LOGGED_SHARE: f64 = 0.21;
-/// Probability that a click follows the reader's preferred topics.
-const PREFERENCE_STRENGTH: f64 = 0.85;
-/// Probability that the next click of a session stays on the previous click's topic.
-const SESSION_STICKINESS: f64 = 0.5;
 /// Longest history (the real maximum is 7,004).
 const MAX_HISTORY: f64 = 7_004.0;
 /// Probability, per interaction and column, of an implausible value.
@@ -155,8 +149,8 @@ fn user_id(rng: &mut ChaCha8Rng) -> String {
     s
 }
 
-fn reader(rng: &mut ChaCha8Rng, d: &Dists) -> Reader {
-    let user_type = if rng.random_bool(LOGGED_SHARE) {
+fn reader(rng: &mut ChaCha8Rng, d: &Dists, logged_share: f64) -> Reader {
+    let user_type = if rng.random_bool(logged_share) {
         UserType::Logged
     } else {
         UserType::NonLogged
@@ -191,7 +185,7 @@ fn reader(rng: &mut ChaCha8Rng, d: &Dists) -> Reader {
 
 impl Reader {
     fn topic(&self, rng: &mut ChaCha8Rng, world: &World) -> usize {
-        if rng.random_bool(PREFERENCE_STRENGTH) {
+        if rng.random_bool(world.shape.preference_strength) {
             let total: f64 = self.prefs.iter().map(|(_, w)| w).sum();
             let mut x = rng.random::<f64>() * total;
             for (t, w) in &self.prefs {
@@ -285,7 +279,8 @@ pub(super) fn generate(world: &World, d: &Dists, rng: &mut ChaCha8Rng, n: usize)
 
 fn one_user(world: &World, d: &Dists, rng: &mut ChaCha8Rng, out: &mut UsersOut) {
     let id = user_id(rng);
-    let r = reader(rng, d);
+    let r = reader(rng, d, world.shape.logged_share);
+    let stay = world.shape.session_stickiness;
     let logged = r.user_type == UserType::Logged;
     let size = if logged { &d.size_logged } else { &d.size_anon };
     let n = size.sample(rng).clamp(1.0, MAX_HISTORY).round() as usize;
@@ -312,7 +307,7 @@ fn one_user(world: &World, d: &Dists, rng: &mut ChaCha8Rng, out: &mut UsersOut) 
     for session in session_times(rng, d, n, from, to) {
         let mut topic = r.topic(rng, world);
         for t in session {
-            if rng.random_bool(1.0 - SESSION_STICKINESS) {
+            if rng.random_bool(1.0 - stay) {
                 topic = r.topic(rng, world);
             }
             let item = pick_unseen(world, rng, topic, t, &mut seen);
@@ -351,7 +346,7 @@ fn one_user(world: &World, d: &Dists, rng: &mut ChaCha8Rng, out: &mut UsersOut) 
     for session in session_times(rng, d, k, TRAINING_END_MS + 10_000, VALIDATION_END_MS) {
         let mut topic = r.topic(rng, world);
         for t in session {
-            if rng.random_bool(1.0 - SESSION_STICKINESS) {
+            if rng.random_bool(1.0 - stay) {
                 topic = r.topic(rng, world);
             }
             let item = pick_unseen(world, rng, topic, t, &mut seen);

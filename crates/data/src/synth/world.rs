@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Exp, LogNormal};
 use rayon::prelude::*;
 
+use super::shape::Shape;
 use super::vocab::{REGIONS, TOPICS};
 use super::{FRESH_FROM_MS, OLDEST_MS, VALIDATION_END_MS, stream_rng};
 
@@ -24,10 +25,6 @@ const ITEM_STREAM: u64 = 1;
 const ARCHIVE_SHARE: f64 = 0.12;
 /// Share of clicks that go to archive articles.
 const ARCHIVE_CLICKS: f64 = 0.03;
-/// Freshness time constant: an article's pull falls by e every this many ms.
-const FRESHNESS_MS: f64 = 20.0 * HOUR_MS as f64;
-/// Articles older than this many time constants are not proposed by the sampler.
-const FRESH_WINDOW_MS: i64 = 4 * 20 * HOUR_MS;
 /// Share of clicked articles absent from the item files, as in real G1.
 const UNLISTED_SHARE: f64 = 0.004;
 
@@ -77,6 +74,8 @@ pub(super) struct World {
     pub items: Vec<Item>,
     /// Topic weights for clicks outside a reader's preferences.
     pub topic_pick: WeightedIndex<f64>,
+    /// Reader and article behaviour.
+    pub shape: Shape,
     topics: Vec<TopicIndex>,
 }
 
@@ -112,15 +111,15 @@ fn topic_weights() -> Vec<f64> {
 }
 
 impl World {
-    /// Generates `n` articles (deterministic for `seed`).
-    pub fn generate(n: usize, seed: u64) -> Self {
+    /// Generates `n` articles of a world shaped by `shape` (deterministic for `seed`).
+    pub fn generate(n: usize, seed: u64, shape: Shape) -> Self {
         let chunks: Vec<Range<usize>> = (0..n)
             .step_by(ITEM_CHUNK)
             .map(|s| s..(s + ITEM_CHUNK).min(n))
             .collect();
         let items: Vec<Item> = chunks
             .into_par_iter()
-            .flat_map_iter(|r| generate_items(seed, r))
+            .flat_map_iter(|r| generate_items(seed, r, shape.appeal_sigma))
             .collect();
         let weights = topic_weights();
         let mut topics: Vec<TopicIndex> =
@@ -146,12 +145,13 @@ impl World {
         Self {
             items,
             topic_pick,
+            shape,
             topics,
         }
     }
 
     /// The article a reader interested in `topic` opens at time `t`: proportional to
-    /// appeal × exp(−age / 20 h) among articles already published, with a small share
+    /// appeal × exp(−age / freshness) among articles already published, with a small share
     /// of archive reads. Falls back to wider pools when a topic has nothing recent.
     pub fn sample(&self, rng: &mut ChaCha8Rng, topic: usize, t: i64) -> u32 {
         let idx = &self.topics[topic];
@@ -161,15 +161,16 @@ impl World {
         let hi = idx.fresh_issued.partition_point(|&x| x <= t);
         let lo = idx
             .fresh_issued
-            .partition_point(|&x| x < t - FRESH_WINDOW_MS);
+            .partition_point(|&x| x < t - self.shape.fresh_window_ms());
         if lo < hi {
+            let freshness = self.shape.freshness_ms as f64;
             let mut last = idx.fresh[lo];
             // Rejection sampling: propose by appeal within the window, accept by
             // freshness; about one in four proposals is accepted.
             for _ in 0..32 {
                 last = pick(rng, &idx.fresh, &idx.fresh_cum, lo..hi);
                 let age = (t - self.items[last as usize].issued) as f64;
-                if rng.random::<f64>() < (-age / FRESHNESS_MS).exp() {
+                if rng.random::<f64>() < (-age / freshness).exp() {
                     break;
                 }
             }
@@ -205,13 +206,13 @@ fn pick(rng: &mut ChaCha8Rng, ids: &[u32], cum: &[f64], range: Range<usize>) -> 
     ids[(range.start + pos).min(range.end - 1)]
 }
 
-fn generate_items(seed: u64, range: Range<usize>) -> Vec<Item> {
+fn generate_items(seed: u64, range: Range<usize>, appeal_sigma: f64) -> Vec<Item> {
     let mut rng = stream_rng(seed, ITEM_STREAM, range.start as u64);
     // Distribution parameters below are constants, valid by construction.
     let topic_pick = WeightedIndex::new(topic_weights()).expect("positive weights");
     let hours = WeightedIndex::new(DIURNAL).expect("positive weights");
-    // sigma 2.6: a log-normal with Gini about 0.93, the concentration of real news clicks.
-    let appeal = LogNormal::new(0.0, 2.6).expect("valid sigma");
+    // Every world's sigma is a positive constant.
+    let appeal = LogNormal::new(0.0, appeal_sigma).expect("valid sigma");
     let archive_age = Exp::new(1.0 / 400.0).expect("positive rate");
     let edit_delay = Exp::new(1.0 / (3.0 * HOUR_MS as f64)).expect("positive rate");
     let fresh_days = (VALIDATION_END_MS - FRESH_FROM_MS) / DAY_MS;
