@@ -118,7 +118,8 @@ pub fn run(c: DataCommand, s: Settings) -> anyhow::Result<()> {
             let s = synth::generate(&config)
                 .with_context(|| format!("generating synthetic G1 data into {}", out.display()))?;
             println!(
-                "{} users ({} logged), {} interactions, {} items ({} unlisted), {} validation interactions of {} users -> {}",
+                "{} world: {} users ({} logged), {} interactions, {} items ({} unlisted), {} validation interactions of {} users -> {}",
+                config.world,
                 s.users,
                 s.logged_users,
                 s.interactions,

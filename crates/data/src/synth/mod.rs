@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-pub use shape::{Shape, WORLD_KINDS, WorldKind};
+pub use shape::{WORLD_KINDS, WorldKind};
 
 use crate::g1::{
     CsvWriter, ITEM_COLUMNS, ITEM_PARTS, RawLayout, TRAINING_COLUMNS, TRAINING_PARTS,

@@ -5,11 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use newsrec_core::time::HOUR_MS;
-use serde::{Deserialize, Serialize};
 
 /// Which generated world to write.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum WorldKind {
     /// Shaped after the real G1 data (the default).
     #[default]
@@ -32,7 +30,7 @@ pub const WORLD_KINDS: [WorldKind; 4] = [
 
 /// The reader and article behaviour of one kind of world.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Shape {
+pub(super) struct Shape {
     /// Share of `Logged` readers.
     pub logged_share: f64,
     /// Probability that a click follows the reader's preferred topics.
@@ -50,14 +48,14 @@ const FRESH_WINDOW_CONSTANTS: i64 = 4;
 
 impl Shape {
     /// Age past which the sampler stops proposing an article.
-    pub fn fresh_window_ms(&self) -> i64 {
+    pub(super) fn fresh_window_ms(&self) -> i64 {
         FRESH_WINDOW_CONSTANTS * self.freshness_ms
     }
 }
 
 impl WorldKind {
     /// The behaviour of this kind of world.
-    pub fn shape(self) -> Shape {
+    pub(super) fn shape(self) -> Shape {
         let g1 = Shape {
             // 21% of real G1 readers are signed in.
             logged_share: 0.21,
