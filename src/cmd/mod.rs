@@ -140,6 +140,11 @@ pub struct ServedLogSink {
     seen: std::sync::Mutex<Option<(std::time::Instant, Vec<newsrec_features::Partition>)>>,
 }
 
+/// How long the served-list log's producer waits to fill a batch. The lists are many
+/// (one per answer) and only wait for clicks, so larger, fewer produce requests are the
+/// better trade: they cost the API's process and the broker less per list.
+const SERVED_LINGER: Duration = Duration::from_millis(100);
+
 /// How long the served topic's partitions are taken as known before the marks look
 /// them up again (partitions added to the topic get marks after at most this).
 const PARTITIONS_TTL: Duration = Duration::from_secs(60);
@@ -154,6 +159,17 @@ impl ServedLogSink {
             created: AtomicBool::new(false),
             seen: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A sink to `topic` on Kafka, through a producer of its own that batches for
+    /// [`SERVED_LINGER`] (the events of `POST /events` keep their short linger).
+    pub fn kafka(
+        cfg: newsrec_ingest::KafkaConfig,
+        topic: String,
+        partitions: i32,
+    ) -> Result<Self, newsrec_ingest::LogError> {
+        let log = newsrec_ingest::KafkaLog::new(cfg)?.with_linger(SERVED_LINGER);
+        Ok(Self::new(Arc::new(log), topic, partitions))
     }
 }
 

@@ -55,6 +55,12 @@ pub fn run(a: ServeArgs, mut s: Settings) -> anyhow::Result<()> {
         let sinks = match s.kafka.client() {
             None => Sinks::default(),
             Some(client) => {
+                let served = ServedLogSink::kafka(
+                    client.clone(),
+                    s.kafka.served_topic(),
+                    s.kafka.partitions,
+                )
+                .context("creating the served-list log's Kafka producer")?;
                 let log = KafkaLog::new(client).context("creating the Kafka producer")?;
                 let settings = format!("via {}", log.config().redacted());
                 let log: Arc<dyn EventLog> = Arc::new(log);
@@ -65,11 +71,7 @@ pub fn run(a: ServeArgs, mut s: Settings) -> anyhow::Result<()> {
                         "kafka",
                         settings,
                     ))),
-                    served: Some(Arc::new(ServedLogSink::new(
-                        log,
-                        s.kafka.served_topic(),
-                        s.kafka.partitions,
-                    ))),
+                    served: Some(Arc::new(served)),
                 }
             }
         };

@@ -89,6 +89,27 @@ async fn attributed(store: &dyn FeatureStore, log: &KafkaLog, topic: &str) {
     }
 }
 
+/// Waits until the stored counters hold `n` lists served in `tier`.
+async fn served_reaches(store: &dyn FeatureStore, tier: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = store.online_counters().await.unwrap();
+        let got: u64 = rows
+            .iter()
+            .filter(|(k, _)| k.tier == tier)
+            .map(|(_, c)| c.served)
+            .sum();
+        if got >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{tier}: {got} lists counted, {n} expected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clicks_are_attributed_to_the_lists_that_showed_them() {
     let topic = format!("test-attr-{}", random_suffix());
@@ -156,6 +177,14 @@ async fn clicks_are_attributed_to_the_lists_that_showed_them() {
         stopped,
     ));
     attributed(store.as_ref(), &log, &topic).await;
+    // Lists served after the last click, with no click ever coming: counted as served
+    // all the same (only their attributions wait for clicks).
+    let late = vec![
+        served("d1", "u1", Tier::Logged, T0 + 50 * MIN, &["p1"]),
+        served("d2", "u1", Tier::Logged, T0 + 51 * MIN, &["p2"]),
+    ];
+    log.produce(&format!("{topic}.served"), late).await.unwrap();
+    served_reaches(store.as_ref(), "logged", 4).await;
     let _ = stop.send(true);
     task.await.unwrap().unwrap();
 
@@ -168,7 +197,7 @@ async fn clicks_are_attributed_to_the_lists_that_showed_them() {
     };
     let logged = by_tier("logged");
     // p3 named a1 (rank 3); p4 only a2 holds (rank 2).
-    assert_eq!((logged.served, logged.hits, logged.clicks), (2, 2, 2));
+    assert_eq!((logged.served, logged.hits, logged.clicks), (4, 2, 2));
     assert_eq!(logged.rr_sum, 1.0 / 3.0 + 1.0 / 2.0);
     assert_eq!(logged.by_position, vec![0, 1, 1, 0, 0, 0]);
     let anonymous = by_tier("anonymous");

@@ -12,7 +12,7 @@ use crate::aggregate::{BatchDelta, UserDelta};
 use crate::checkpoint::{Offset, Partition};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
-use crate::online::{CounterRow, Counters, OnlineState, Step};
+use crate::online::{CounterRow, Counters, OnlineNext, OnlineState, Step};
 use crate::partition::{PartState, PartitionApply, top_n, trim_lowest};
 use crate::store::FeatureStore;
 use crate::user_record::{Caps, UserApply, UserRecord, merged};
@@ -256,7 +256,7 @@ impl FeatureStore for MemoryStore {
     async fn commit_online(
         &self,
         partition: Partition,
-        expected: (Option<Offset>, Option<Offset>),
+        expected: OnlineNext,
         state: &OnlineState,
         _step: &Step,
     ) -> Result<bool, StoreError> {
@@ -264,7 +264,7 @@ impl FeatureStore for MemoryStore {
         let stored = st
             .online
             .get(&partition)
-            .map_or((None, None), |o| (o.clicks_next, o.served_next));
+            .map_or(OnlineNext::default(), OnlineState::next);
         if stored != expected {
             return Ok(false);
         }

@@ -9,7 +9,7 @@ use newsrec_core::{PageId, UserId};
 use crate::checkpoint::{Offset, Partition};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
-use crate::online::{CounterRow, OnlineState, Step};
+use crate::online::{CounterRow, OnlineNext, OnlineState, Step};
 use crate::values::{ApplyOutcome, PartitionBatch, PartitionSnapshot, ScoredPage, UserState};
 use crate::window::Window;
 
@@ -94,13 +94,12 @@ pub trait FeatureStore: Send + Sync {
     async fn load_online(&self, partition: Partition) -> Result<OnlineState, StoreError>;
 
     /// Stores `state`, the outcome of `step` on the state loaded at the `expected` next
-    /// offsets (clicks, served), in one write, only if the stored offsets are still
-    /// `expected`. `false`: they moved (another writer, or a store that lost its data)
+    /// offsets, in one write, only if the stored offsets are still `expected`. `false`: they moved (another writer, or a store that lost its data)
     /// and nothing was written; the caller loads the state again.
     async fn commit_online(
         &self,
         partition: Partition,
-        expected: (Option<Offset>, Option<Offset>),
+        expected: OnlineNext,
         state: &OnlineState,
         step: &Step,
     ) -> Result<bool, StoreError>;

@@ -262,10 +262,10 @@ impl Attributor<'_> {
         part: &mut Part,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<bool, ConsumeError> {
-        if part.clicks.is_empty() || part.served.is_empty() {
+        if part.clicks.is_empty() && part.served.is_empty() {
             return Ok(true);
         }
-        let expected = (part.state.clicks_next, part.state.served_next);
+        let expected = part.state.next();
         let step = part.state.step(
             part.clicks.make_contiguous(),
             part.served.make_contiguous(),

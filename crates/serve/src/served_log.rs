@@ -7,8 +7,9 @@
 //! (`newsrec_served_log_dropped_total`). One background task drains the buffer in
 //! batches into a [`ServedSink`] (the binary's Kafka producer, or the demo's
 //! in-process log); a batch the sink does not take in time is dropped and counted too.
-//! A slow or absent broker therefore costs the API nothing but the lists it could not
-//! log.
+//! The task runs on a thread and runtime of its own, so encoding and producing never
+//! take a turn of the threads that answer requests. A slow or absent broker therefore
+//! costs the API nothing but the lists it could not log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +80,7 @@ impl ServedLog {
         sink: Arc<dyn ServedSink>,
         capacity: usize,
         registry: &Registry,
-    ) -> Result<(Self, JoinHandle<()>), prometheus::Error> {
+    ) -> Result<(Self, JoinHandle<()>), crate::ServeError> {
         let counters = Counters {
             published: IntCounter::new(
                 "newsrec_served_log_published_total",
@@ -94,7 +95,7 @@ impl ServedLog {
         registry.register(Box::new(counters.dropped.clone()))?;
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let describe = sink.describe();
-        let task = tokio::spawn(drain(rx, sink, counters.clone()));
+        let task = spawn_drain(rx, sink, counters.clone())?;
         Ok((
             Self {
                 tx,
@@ -122,6 +123,28 @@ impl ServedLog {
     pub fn describe(&self) -> &str {
         &self.describe
     }
+}
+
+/// Runs [`drain`] on a thread of its own with a single-threaded runtime; the handle
+/// resolves when it has published what was queued once every sender is gone.
+fn spawn_drain(
+    rx: mpsc::Receiver<Entry>,
+    sink: Arc<dyn ServedSink>,
+    c: Counters,
+) -> Result<JoinHandle<()>, std::io::Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("served-log".into())
+        .spawn(move || {
+            rt.block_on(drain(rx, sink, c));
+            let _ = done_tx.send(());
+        })?;
+    Ok(tokio::spawn(async move {
+        let _ = done_rx.await;
+    }))
 }
 
 /// Publishes what arrives, in batches of what is waiting, until every sender is gone.

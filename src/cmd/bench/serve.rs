@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use newsrec_features::RedisTarget;
-use newsrec_ingest::{KafkaConfig, KafkaLog};
+use newsrec_ingest::KafkaConfig;
 use newsrec_serve::{BenchOptions, ServedSink};
 
 use crate::cmd::ServedLogSink;
@@ -64,20 +64,20 @@ pub fn run(a: ServeBenchArgs, s: Settings) -> anyhow::Result<()> {
             .brokers
             .or(s.kafka.brokers.clone())
             .unwrap_or_else(|| super::LOCAL_BROKERS.into());
-        let log = KafkaLog::new(KafkaConfig {
+        let cfg = KafkaConfig {
             brokers,
             ..s.kafka.client().unwrap_or_else(|| KafkaConfig::new(""))
-        })?;
+        };
         let topic = format!(
             "bench-served-{}",
             &newsrec_serve::new_rec_id().as_str()[..12]
         );
         println!("served lists logged to {topic}");
-        Some(Arc::new(ServedLogSink::new(
-            Arc::new(log),
+        Some(Arc::new(ServedLogSink::kafka(
+            cfg,
             topic,
             s.kafka.partitions,
-        )))
+        )?))
     } else {
         None
     };

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use newsrec_core::UserId;
 
-use super::{CounterKey, Counters, HeldList, OnlineState, Step};
+use super::{CounterKey, Counters, HeldList, OnlineNext, OnlineState, Step};
 use crate::checkpoint::Offset;
 use crate::error::StoreError;
 
@@ -17,21 +17,26 @@ fn corrupt(field: &str, detail: &str) -> StoreError {
     }
 }
 
-/// The `next` field: both offsets, `clicks/served` (`''` when nothing was read).
-pub(crate) fn next_field(clicks: Option<Offset>, served: Option<Offset>) -> String {
-    if clicks.is_none() && served.is_none() {
+/// The `next` field: `clicks/served`, then `/counted` when counting is ahead of the
+/// merge (`''` when nothing was read). One state has one spelling, which the guarded
+/// write compares.
+pub(crate) fn next_field(n: OnlineNext) -> String {
+    if n.clicks.is_none() && n.served.is_none() && n.counted.is_none() {
         return String::new();
     }
     let s = |o: Option<Offset>| o.map(|o| o.0.to_string()).unwrap_or_default();
-    format!("{}/{}", s(clicks), s(served))
+    if n.counted == n.served {
+        format!("{}/{}", s(n.clicks), s(n.served))
+    } else {
+        format!("{}/{}/{}", s(n.clicks), s(n.served), s(n.counted))
+    }
 }
 
-fn parse_next(v: &str) -> Result<(Option<Offset>, Option<Offset>), StoreError> {
+fn parse_next(v: &str) -> Result<OnlineNext, StoreError> {
     let bad = || corrupt("next", v);
     if v.is_empty() {
-        return Ok((None, None));
+        return Ok(OnlineNext::default());
     }
-    let (c, s) = v.split_once('/').ok_or_else(bad)?;
     let o = |x: &str| -> Result<Option<Offset>, StoreError> {
         if x.is_empty() {
             Ok(None)
@@ -39,7 +44,20 @@ fn parse_next(v: &str) -> Result<(Option<Offset>, Option<Offset>), StoreError> {
             x.parse().map(|n| Some(Offset(n))).map_err(|_| bad())
         }
     };
-    Ok((o(c)?, o(s)?))
+    let parts: Vec<&str> = v.split('/').collect();
+    let (clicks, served) = match parts.as_slice() {
+        [c, s] | [c, s, _] => (o(c)?, o(s)?),
+        _ => return Err(bad()),
+    };
+    let counted = match parts.get(2) {
+        Some(n) => o(n)?,
+        None => served,
+    };
+    Ok(OnlineNext {
+        clicks,
+        served,
+        counted,
+    })
 }
 
 fn keys_field(st: &OnlineState) -> String {
@@ -144,7 +162,9 @@ pub(crate) fn decode(
 ) -> Result<OnlineState, StoreError> {
     let mut st = OnlineState::default();
     if let Some(n) = state.get("next") {
-        (st.clicks_next, st.served_next) = parse_next(n)?;
+        let next = parse_next(n)?;
+        (st.clicks_next, st.served_next, st.counted_next) =
+            (next.clicks, next.served, next.counted);
     }
     if let Some(k) = state.get("keys") {
         [st.clicks_key, st.served_key, st.merged_key] = parse_keys(k)?;
@@ -175,7 +195,7 @@ impl OnlineWrite {
     pub fn of(st: &OnlineState, step: &Step) -> Result<Self, StoreError> {
         let mut w = OnlineWrite {
             state_fields: vec![
-                ("next".into(), next_field(st.clicks_next, st.served_next)),
+                ("next".into(), next_field(st.next())),
                 ("keys".into(), keys_field(st)),
             ],
             ..OnlineWrite::default()

@@ -14,6 +14,11 @@
 //! reciprocal rank of each list's first hit, and attributed clicks by position
 //! (`1..=positions`, then one bucket for the rest).
 //!
+//! A list is counted as served as soon as it is read, before the merge takes it: lists
+//! served while no clicks come (a quiet hour, the end of a replay) still count, and only
+//! the attributions wait for the clicks to pass them. The state keeps a third offset,
+//! the next served record not yet counted, which is never behind the merge's.
+//!
 //! # Why the counters are a function of the two streams alone
 //! The two partitions are merged in event time: each stream's key is its running
 //! maximum event time (so each is non-decreasing), and the step always takes the head
@@ -28,7 +33,8 @@
 //! of `k`), so dropping aged lists at the end of a step changes nothing later. The rank
 //! sum is a float added in merge order, so it is the same bit for bit. The state is
 //! stored with both streams' next offsets in one guarded write (`redis_store`), so a
-//! step lands whole or not at all.
+//! step lands whole or not at all. Counting read lists is a function of the served
+//! stream's prefix up to the counted offset, which is stored in the same write.
 
 pub(crate) mod codec;
 
@@ -163,8 +169,11 @@ pub struct HeldList {
 pub struct OnlineState {
     /// Next offset of the clicks partition (`None`: nothing read yet).
     pub clicks_next: Option<Offset>,
-    /// Next offset of the served partition.
+    /// Next offset of the served partition the merge takes.
     pub served_next: Option<Offset>,
+    /// Next offset of the served partition not yet counted as served (at or after
+    /// `served_next`; lists are counted when read).
+    pub counted_next: Option<Offset>,
     /// Running maximum event time of the clicks read.
     pub clicks_key: Option<i64>,
     /// Running maximum event time of the served records read.
@@ -177,6 +186,18 @@ pub struct OnlineState {
     pub counters: BTreeMap<CounterKey, Counters>,
 }
 
+/// Where a partition's attribution state stands in its two streams: what a write is
+/// guarded by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OnlineNext {
+    /// Next offset of the clicks partition.
+    pub clicks: Option<Offset>,
+    /// Next offset of the served partition the merge takes.
+    pub served: Option<Offset>,
+    /// Next offset of the served partition not yet counted.
+    pub counted: Option<Offset>,
+}
+
 /// What one step took and changed.
 #[derive(Debug, Default, PartialEq)]
 pub struct Step {
@@ -184,6 +205,8 @@ pub struct Step {
     pub clicks_used: usize,
     /// How many of the given served records it consumed (a prefix).
     pub served_used: usize,
+    /// How many served records it counted (read for the first time).
+    pub counted: usize,
     /// Users whose lists changed (or went).
     pub users_changed: BTreeSet<UserId>,
     /// Counter keys that changed.
@@ -193,7 +216,7 @@ pub struct Step {
 impl Step {
     /// Whether the step consumed anything.
     pub fn moved(&self) -> bool {
-        self.clicks_used + self.served_used > 0
+        self.clicks_used + self.served_used + self.counted > 0
     }
 }
 
@@ -204,9 +227,18 @@ enum Head {
 }
 
 impl OnlineState {
-    /// Consumes the longest merged prefix of `clicks` and `served` (the messages right
-    /// after `clicks_next` and `served_next`, in offset order) that can be decided; see
-    /// the module doc.
+    /// Where the state stands in its streams.
+    pub fn next(&self) -> OnlineNext {
+        OnlineNext {
+            clicks: self.clicks_next,
+            served: self.served_next,
+            counted: self.counted_next,
+        }
+    }
+
+    /// Counts the lists of `served` not counted yet, then consumes the longest merged
+    /// prefix of `clicks` and `served` (the messages right after `clicks_next` and
+    /// `served_next`, in offset order) that can be decided; see the module doc.
     pub fn step(
         &mut self,
         clicks: &[(Offset, ClickItem)],
@@ -214,6 +246,7 @@ impl OnlineState {
         cfg: &OnlineConfig,
     ) -> Step {
         let mut st = Step::default();
+        self.count(served, cfg, &mut st);
         let (mut i, mut j) = (0, 0);
         loop {
             while let Some((o, ClickItem::Invalid)) = clicks.get(i) {
@@ -260,24 +293,36 @@ impl OnlineState {
             }
         }
         (st.clicks_used, st.served_used) = (i, j);
-        if st.moved() {
+        // Only the merge moves the key lists age by.
+        if i + j > 0 {
             self.drop_aged(cfg, &mut st);
         }
         st
     }
 
-    /// A list served: counted, and kept for the user's clicks.
+    /// Counts each list of `served` past `counted_next` as served.
+    fn count(&mut self, served: &[(Offset, ServedItem)], cfg: &OnlineConfig, st: &mut Step) {
+        let from = match self.counted_next {
+            Some(n) => served.partition_point(|(o, _)| *o < n),
+            None => 0,
+        };
+        for (o, item) in &served[from..] {
+            if let ServedItem::List(l) = item
+                && let Some(ck) = counter_key(l)
+            {
+                self.counter(&ck, cfg).served += 1;
+                st.counters_changed.insert(ck);
+            }
+            self.counted_next = Some(o.next());
+            st.counted += 1;
+        }
+    }
+
+    /// A list the merge took: kept for the user's clicks (it was counted when read).
     fn serve(&mut self, l: &ServedList, key: i64, cfg: &OnlineConfig, st: &mut Step) {
-        let (Some(user), Some(tier)) = (&l.user_id, l.tier) else {
+        let (Some(user), Some(ck)) = (&l.user_id, counter_key(l)) else {
             return;
         };
-        let ck = CounterKey {
-            tier: tier.as_str().to_owned(),
-            variant: l.variant.clone(),
-            model_version: l.model_version.clone(),
-        };
-        self.counter(&ck, cfg).served += 1;
-        st.counters_changed.insert(ck.clone());
         let lists = self.users.entry(user.clone()).or_default();
         lists.push_back(HeldList {
             rec_id: l.rec_id.clone(),
@@ -357,6 +402,19 @@ impl OnlineState {
         }
         out
     }
+}
+
+/// What a list's counters are kept per; `None` for lists not attributed (no user or no
+/// tier: an article's similar list).
+fn counter_key(l: &ServedList) -> Option<CounterKey> {
+    let (Some(_), Some(tier)) = (&l.user_id, l.tier) else {
+        return None;
+    };
+    Some(CounterKey {
+        tier: tier.as_str().to_owned(),
+        variant: l.variant.clone(),
+        model_version: l.model_version.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -180,6 +180,32 @@ fn a_click_waits_for_the_served_stream_to_pass_it() {
     assert_eq!(st.served_next, Some(Offset(2)));
 }
 
+#[test]
+fn lists_are_counted_when_read_while_no_click_comes() {
+    let cfg = OnlineConfig::default();
+    let mut st = OnlineState::default();
+    let served = numbered(vec![
+        list("r1", "u1", 100, &["a"]),
+        list("r2", "u2", 200, &["b"]),
+        ServedItem::Tick(300),
+    ]);
+    let step = st.step(&[], &served, &cfg);
+    assert!(step.moved());
+    assert_eq!((step.served_used, step.counted), (0, 3));
+    assert_eq!(only(&st).served, 2);
+    assert_eq!(st.counted_next, Some(Offset(3)));
+    assert_eq!(st.served_next, None);
+    // Read again (a restart from the merge's offset): nothing is counted twice.
+    let step = st.step(&[], &served, &cfg);
+    assert!(!step.moved());
+    // The clicks come: the held lists are attributed as before.
+    let clicks = numbered(vec![click("u1", "a", 250, None)]);
+    st.step(&clicks, &served, &cfg);
+    let c = only(&st);
+    assert_eq!((c.served, c.hits, c.clicks), (2, 1, 1));
+    assert_eq!(st.clicks_next, Some(Offset(1)));
+}
+
 /// A small deterministic generator.
 struct Lcg(u64);
 
@@ -288,4 +314,27 @@ fn a_list_served_before_any_event_is_counted_as_served_only() {
     // Its time is unknown: counted, never attributed (and no arithmetic overflows).
     let c = only(&st);
     assert_eq!((c.served, c.hits), (1, 0));
+}
+
+#[test]
+fn the_next_field_has_one_spelling_per_state() {
+    let at = |c: Option<i64>, s: Option<i64>, n: Option<i64>| OnlineNext {
+        clicks: c.map(Offset),
+        served: s.map(Offset),
+        counted: n.map(Offset),
+    };
+    for (next, field) in [
+        (at(None, None, None), ""),
+        (at(Some(5), Some(7), Some(7)), "5/7"),
+        (at(Some(5), Some(7), Some(9)), "5/7/9"),
+        (at(None, None, Some(3)), "//3"),
+        (at(Some(2), None, None), "2/"),
+    ] {
+        assert_eq!(codec::next_field(next), field);
+        let state = BTreeMap::from([("next".to_owned(), field.to_owned())]);
+        assert_eq!(
+            codec::decode(&state, &BTreeMap::new()).unwrap().next(),
+            next
+        );
+    }
 }

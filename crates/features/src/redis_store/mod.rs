@@ -49,7 +49,7 @@ use crate::checkpoint::{Offset, Partition};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::keys::Keys;
-use crate::online::{CounterRow, OnlineState, Step};
+use crate::online::{CounterRow, OnlineNext, OnlineState, Step};
 use crate::partition::PartState;
 use crate::store::FeatureStore;
 use crate::user_record::UserRecord;
@@ -453,7 +453,7 @@ impl FeatureStore for RedisStore {
     async fn commit_online(
         &self,
         partition: Partition,
-        expected: (Option<Offset>, Option<Offset>),
+        expected: OnlineNext,
         state: &OnlineState,
         step: &Step,
     ) -> Result<bool, StoreError> {

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use super::RedisStore;
-use crate::checkpoint::{Offset, Partition};
+use crate::checkpoint::Partition;
 use crate::error::StoreError;
 use crate::online::codec::{decode, decode_counters, next_field};
-use crate::online::{CounterRow, Counters, OnlineState, OnlineWrite, Step};
+use crate::online::{CounterRow, Counters, OnlineNext, OnlineState, OnlineWrite, Step};
 
 /// Both hashes of a partition, read at one point in time.
 pub(super) const READ_BOTH: &str =
@@ -43,7 +43,7 @@ impl RedisStore {
     pub(super) async fn online_commit(
         &self,
         partition: Partition,
-        expected: (Option<Offset>, Option<Offset>),
+        expected: OnlineNext,
         state: &OnlineState,
         step: &Step,
     ) -> Result<bool, StoreError> {
@@ -71,9 +71,7 @@ impl RedisStore {
             cmds.push(c);
         }
         let mut inv = self.guarded_script.prepare_invoke();
-        inv.key(&state_key)
-            .arg(next_field(expected.0, expected.1))
-            .arg("");
+        inv.key(&state_key).arg(next_field(expected)).arg("");
         for c in &cmds {
             inv.arg(c.len());
             for a in c {
