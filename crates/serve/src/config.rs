@@ -125,6 +125,7 @@ impl ServeConfig {
             m.read_next,
             m.recency,
             m.recency_half_life_hours,
+            m.anonymous_content,
         ];
         if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
             return Err(ConfigError::new(

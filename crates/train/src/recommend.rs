@@ -167,6 +167,11 @@ pub struct MixWeights {
     pub recency: f64,
     /// Half-life of freshness, hours.
     pub recency_half_life_hours: f64,
+    /// How much what an anonymous reader opened steers their list, in [0, 1]: the
+    /// anonymous tier's score is multiplied by `1 − a + a·similarity`, the similarity
+    /// of a candidate to the reader's pages relative to the most similar candidate.
+    /// Fresh popularity chooses among the articles like the ones they read.
+    pub anonymous_content: f64,
     /// ALS candidates taken from the serving pool.
     pub cf_candidates: usize,
     /// Newest history pages used for folding in and for the content profile.
@@ -189,6 +194,7 @@ impl Default for MixWeights {
             read_next: 0.5,
             recency: 0.9,
             recency_half_life_hours: 24.0,
+            anonymous_content: 0.8,
             cf_candidates: 200,
             history_window: 30,
             neighbour_sources: 5,
@@ -356,11 +362,18 @@ impl<'m> Candidates<'m> {
         // News relevance decays within hours: freshness multiplies the evidence instead
         // of competing with it, so a strong but stale match cannot outrank fresh ones.
         let fresh_w = w.recency.clamp(0.0, 1.0);
+        // An anonymous reader's pages say what they like but are too few to compete
+        // with popularity as evidence of their own: similarity multiplies instead.
+        let like_w = if tier == Tier::Anonymous && max[CONTENT] > 0.0 {
+            w.anonymous_content.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let score = |comp: &Components| -> (f64, Reason) {
             let mut score = 0.0;
             let mut best = (RECENCY, 0.0);
             for (k, (&m, &v)) in max.iter().zip(comp).take(RECENCY).enumerate() {
-                let part = if m > 0.0 {
+                let part = if m > 0.0 && !(k == CONTENT && like_w > 0.0) {
                     w.weight(k) * v.max(0.0) / m
                 } else {
                     0.0
@@ -370,8 +383,13 @@ impl<'m> Candidates<'m> {
                     best = (k, part);
                 }
             }
+            let like = if like_w > 0.0 {
+                1.0 - like_w + like_w * comp[CONTENT].max(0.0) / max[CONTENT]
+            } else {
+                1.0
+            };
             (
-                (score + 1e-3) * (1.0 - fresh_w + fresh_w * comp[RECENCY]),
+                (score + 1e-3) * (1.0 - fresh_w + fresh_w * comp[RECENCY]) * like,
                 REASONS[best.0],
             )
         };
@@ -516,7 +534,9 @@ impl ModelSet {
                 c.add_item(i, CF, f64::from(s));
             }
         }
-        let profile = self.add_content_candidates(&mut c, &recent, w);
+        let profile = (w.content > 0.0)
+            .then(|| self.add_content_candidates(&mut c, &recent, w.neighbour_sources))
+            .flatten();
         c.add_signals(live, w);
         // Every candidate, whatever brought it, is scored on both halves of the hybrid.
         if let (Some(u), true) = (&user_vec, w.cf > 0.0) {
@@ -531,14 +551,14 @@ impl ModelSet {
     }
 
     /// The reader's content profile (newest reads weigh most) and the content
-    /// neighbours of their latest reads as candidates; `None` when content is off.
+    /// neighbours of their `sources` latest reads as candidates; `None` without reads.
     fn add_content_candidates(
         &self,
         c: &mut Candidates<'_>,
         recent: &[u32],
-        w: &MixWeights,
+        sources: usize,
     ) -> Option<Profile> {
-        if w.content <= 0.0 || recent.is_empty() {
+        if recent.is_empty() {
             return None;
         }
         let weights = recent
@@ -546,7 +566,7 @@ impl ModelSet {
             .enumerate()
             .map(|(pos, &i)| (i, 0.85f32.powi(pos as i32)));
         let profile = self.content().profile(weights);
-        for &i in recent.iter().take(w.neighbour_sources) {
+        for &i in recent.iter().take(sources) {
             for (j, s) in self.content().neighbours(i).take(20) {
                 c.add_item(j, CONTENT, f64::from(s));
             }
@@ -574,21 +594,32 @@ impl ModelSet {
         // A semi-logged reader has a short history: its content refines the cluster's
         // list towards what this reader opened.
         let recent = self.history_indices(ctx, w.history_window);
-        let profile = self.add_content_candidates(&mut c, &recent, w);
+        let profile = (w.content > 0.0)
+            .then(|| self.add_content_candidates(&mut c, &recent, w.neighbour_sources))
+            .flatten();
         c.add_signals(live, w);
         self.score_content(&mut c, profile.as_ref());
         c
     }
 
+    /// Popular and fresh articles (the prior and the live lists); when the reader has
+    /// opened something, its content neighbours join them and every candidate is
+    /// scored on its similarity to what they opened (see
+    /// [`MixWeights::anonymous_content`]).
     fn anonymous_candidates(
         &self,
-        _ctx: &UserContext,
+        ctx: &UserContext,
         live: &LiveSignals,
         w: &MixWeights,
     ) -> Candidates<'_> {
         let mut c = Candidates::new(self);
         c.add_list(self.prior(), PRIOR, w.list_candidates);
         c.add_signals(live, w);
+        if w.anonymous_content > 0.0 {
+            let recent = self.history_indices(ctx, w.history_window);
+            let profile = self.add_content_candidates(&mut c, &recent, w.neighbour_sources);
+            self.score_content(&mut c, profile.as_ref());
+        }
         c
     }
 }

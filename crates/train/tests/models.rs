@@ -349,3 +349,53 @@ fn evaluation_routes_users_exactly_as_the_api() {
     let rec = &data.users[data.user_index[id] as usize];
     assert_eq!(any.ctx.aggregates, rec.aggregates);
 }
+
+#[test]
+fn an_anonymous_readers_one_click_steers_their_list_to_its_topic() {
+    let f = fixture(600, 240);
+    train(&f.data, &f.models, &params()).expect("train");
+    let model = Registry::open(&f.models)
+        .and_then(|r| r.load_current())
+        .expect("model");
+    let topic_of: std::collections::HashMap<PageId, usize> = (0..f.planted.items)
+        .map(|i| (pid(i), f.planted.item_topic[i]))
+        .collect();
+    let steered = MixWeights::default();
+    let unsteered = MixWeights {
+        anonymous_content: 0.0,
+        ..steered.clone()
+    };
+    // Top-10 articles of the clicked page's topic, without and with steering.
+    let mut same = [0usize; 2];
+    for i in (0..f.planted.items).step_by(7) {
+        let page = pid(i);
+        let ctx = UserContext {
+            user_id: None,
+            user_type: Some(UserType::NonLogged),
+            aggregates: UserAggregates {
+                interactions: 1,
+                ..UserAggregates::default()
+            },
+            history: vec![page.clone()],
+            read: Default::default(),
+            last_page: Some(page),
+        };
+        let signals = model.offline_signals(ctx.last_page.as_ref());
+        for (n, w) in same.iter_mut().zip([&unsteered, &steered]) {
+            let recs = model.recommend(&ctx, &signals, 10, w);
+            assert_eq!(recs.tier, Tier::Anonymous);
+            assert_eq!(recs.items.len(), 10);
+            *n += recs
+                .items
+                .iter()
+                .filter(|r| topic_of[&r.page] == f.planted.item_topic[i])
+                .count();
+        }
+    }
+    assert!(
+        same[1] > 2 * same[0],
+        "same-topic articles: {} unsteered, {} steered",
+        same[0],
+        same[1]
+    );
+}

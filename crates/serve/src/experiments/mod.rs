@@ -84,6 +84,8 @@ pub struct MixOverride {
     pub recency: Option<f64>,
     /// [`MixWeights::recency_half_life_hours`].
     pub recency_half_life_hours: Option<f64>,
+    /// [`MixWeights::anonymous_content`].
+    pub anonymous_content: Option<f64>,
 }
 
 impl MixOverride {
@@ -99,6 +101,7 @@ impl MixOverride {
             ("read_next", self.read_next),
             ("recency", self.recency),
             ("recency_half_life_hours", self.recency_half_life_hours),
+            ("anonymous_content", self.anonymous_content),
         ]
         .into_iter()
         .filter_map(|(n, v)| v.map(|v| (n, v)))
@@ -118,6 +121,7 @@ impl MixOverride {
         m.read_next = pick(self.read_next, m.read_next);
         m.recency = pick(self.recency, m.recency);
         m.recency_half_life_hours = pick(self.recency_half_life_hours, m.recency_half_life_hours);
+        m.anonymous_content = pick(self.anonymous_content, m.anonymous_content);
         m
     }
 }
