@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use crate::app::Application;
 use crate::config::ServeConfig;
 use crate::loadgen::{self, LoadPlan, LoadReport};
-use crate::served_log::ServedSink;
+use crate::served_log::{ServedLog, ServedLogCounts, ServedSink};
 use crate::sink::Sinks;
 
 /// Why the benchmark could not run.
@@ -124,6 +124,9 @@ pub struct BenchReport {
     pub model_version: String,
     /// One report per fixed rate, then one per peak run.
     pub runs: Vec<LoadReport>,
+    /// What the served-list log published and dropped over every run, once it settled
+    /// after the load (`None` without the log).
+    pub served_log: Option<ServedLogCounts>,
 }
 
 /// Runs the whole benchmark (blocking; builds its own runtimes).
@@ -193,6 +196,7 @@ fn run_with_store(
         },
     ))?;
     let addr = app.local_addr();
+    let state = Arc::clone(app.state());
     let model_version = app
         .state()
         .models
@@ -206,6 +210,7 @@ fn run_with_store(
         let _ = stop_rx.await;
     }));
     let result = client_rt.block_on(load_runs(opts, addr, Arc::new(paths)));
+    let served_log = state.served.as_ref().map(settled_counts);
     let _ = stop_tx.send(());
     let _ = server_rt.block_on(server);
     Ok(BenchReport {
@@ -213,7 +218,23 @@ fn run_with_store(
         mix,
         model_version,
         runs: result?,
+        served_log,
     })
+}
+
+/// The served-list log's counts once they stop moving (at most 10 s after the load):
+/// the lists still queued when the load ends are published or dropped by then.
+fn settled_counts(log: &ServedLog) -> ServedLogCounts {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = log.counts();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = log.counts();
+        if now == last || Instant::now() >= deadline {
+            return now;
+        }
+        last = now;
+    }
 }
 
 /// The last `count` training interactions as click events, and per user (index) their

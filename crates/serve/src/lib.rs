@@ -61,7 +61,7 @@ pub use hot_reload::{Models, ReloadError, ReloadOutcome};
 pub use loadgen::{LoadError, LoadPlan, LoadReport, run as load};
 pub use metrics::{LATENCY_BUCKETS, ServeMetrics};
 pub use query::DEFAULT_K;
-pub use served_log::{CONTROL, ServedList, ServedLog, ServedSink, new_rec_id};
+pub use served_log::{CONTROL, ServedList, ServedLog, ServedLogCounts, ServedSink, new_rec_id};
 pub use sink::{EventSink, PublishFuture, SinkError, Sinks};
 pub use snapshot::{Snapshot, SnapshotCache};
 pub use state::AppState;

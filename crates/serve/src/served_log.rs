@@ -26,6 +26,16 @@ use crate::sink::PublishFuture;
 /// Most lists one publish call carries.
 const BATCH_MAX: usize = 1_000;
 
+/// What the served-list log has done: `newsrec_served_log_published_total` and
+/// `newsrec_served_log_dropped_total`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServedLogCounts {
+    /// Lists published.
+    pub published: u64,
+    /// Lists dropped (buffer full, or a batch the sink did not take in time).
+    pub dropped: u64,
+}
+
 /// How long one batch may take to publish before it is dropped.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -117,6 +127,14 @@ impl ServedLog {
     /// a full buffer skips it, as the next one says more.
     pub fn tick(&self, watermark: i64) {
         let _ = self.tx.try_send(Entry::Tick(watermark));
+    }
+
+    /// Lists published and dropped so far.
+    pub fn counts(&self) -> ServedLogCounts {
+        ServedLogCounts {
+            published: self.counters.published.get(),
+            dropped: self.counters.dropped.get(),
+        }
     }
 
     /// Where the lists go, for the start-up line.

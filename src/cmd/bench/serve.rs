@@ -132,5 +132,12 @@ pub fn run(a: ServeBenchArgs, s: Settings) -> anyhow::Result<()> {
             ms(run.max_us),
         );
     }
+    if let Some(c) = r.served_log {
+        println!();
+        println!(
+            "served-list log: {} lists published, {} dropped",
+            c.published, c.dropped
+        );
+    }
     Ok(())
 }
