@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use newsrec_core::{PageId, Tier, UserAggregates, UserId, UserType, route_tier};
 use newsrec_train::{
-    Evaluator, LiveSignals, MixWeights, Registry, TrainParams, UserContext, evaluate,
+    Evaluator, LiveSignals, MixWeights, ModelSet, Registry, TrainParams, UserContext, evaluate,
     read_training, read_validation, train,
 };
 
@@ -43,6 +43,14 @@ fn fixture(users: usize, items: usize) -> Fixture {
         planted,
         _dir: dir,
     }
+}
+
+/// Trains on the fixture and loads the installed version.
+fn trained(f: &Fixture) -> ModelSet {
+    train(&f.data, &f.models, &params()).expect("train");
+    Registry::open(&f.models)
+        .and_then(|r| r.load_current())
+        .expect("model")
 }
 
 #[test]
@@ -130,10 +138,7 @@ fn trains_publishes_evaluates_and_beats_popularity() {
 #[test]
 fn hybrid_beats_its_halves_on_planted_topics() {
     let f = fixture(1_500, 360);
-    train(&f.data, &f.models, &params()).expect("train");
-    let model = Registry::open(&f.models)
-        .and_then(|r| r.load_current())
-        .expect("model");
+    let model = trained(&f);
     let evaluator = Evaluator::from_dir(&f.data).expect("evaluator");
     let w = MixWeights::default();
     let ndcg = |w: &MixWeights| evaluator.run(&model, 10, w).tiers.logged.ndcg;
@@ -147,10 +152,7 @@ fn hybrid_beats_its_halves_on_planted_topics() {
 #[test]
 fn recommend_honours_k_excludes_read_pages_and_fills_from_the_next_tier() {
     let f = fixture(600, 240);
-    train(&f.data, &f.models, &params()).expect("train");
-    let model = Registry::open(&f.models)
-        .and_then(|r| r.load_current())
-        .expect("model");
+    let model = trained(&f);
     let data = read_training(&f.data, 0).expect("data");
     let logged = data
         .users
@@ -224,10 +226,7 @@ fn recommend_honours_k_excludes_read_pages_and_fills_from_the_next_tier() {
 #[test]
 fn unknown_users_are_placed_from_live_history_and_features() {
     let f = fixture(1_000, 300);
-    train(&f.data, &f.models, &params()).expect("train");
-    let model = Registry::open(&f.models)
-        .and_then(|r| r.load_current())
-        .expect("model");
+    let model = trained(&f);
     // A logged user the model never saw, who read five recent articles of topic 2.
     let topic = 2;
     let history: Vec<PageId> = (0..f.planted.items)
@@ -310,10 +309,7 @@ fn unknown_users_are_placed_from_live_history_and_features() {
 #[test]
 fn evaluation_routes_users_exactly_as_the_api() {
     let f = fixture(500, 180);
-    train(&f.data, &f.models, &params()).expect("train");
-    let model = Registry::open(&f.models)
-        .and_then(|r| r.load_current())
-        .expect("model");
+    let model = trained(&f);
     let data = read_training(&f.data, 0).expect("data");
     let validation = read_validation(&f.data).expect("validation");
     let evaluator = Evaluator::new(&data, &validation);
@@ -353,10 +349,7 @@ fn evaluation_routes_users_exactly_as_the_api() {
 #[test]
 fn an_anonymous_readers_one_click_steers_their_list_to_its_topic() {
     let f = fixture(600, 240);
-    train(&f.data, &f.models, &params()).expect("train");
-    let model = Registry::open(&f.models)
-        .and_then(|r| r.load_current())
-        .expect("model");
+    let model = trained(&f);
     let topic_of: std::collections::HashMap<PageId, usize> = (0..f.planted.items)
         .map(|i| (pid(i), f.planted.item_topic[i]))
         .collect();
