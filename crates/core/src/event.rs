@@ -36,7 +36,7 @@ pub struct ClickEvent {
     pub session_id: Option<String>,
     /// Clicks inside the page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0, maximum = 4_294_967_295_u32)]
+    #[schema(format = Int64, minimum = 0, maximum = 4_294_967_295_u32)]
     pub clicks: Option<u32>,
     /// Time on page, milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,7 +48,7 @@ pub struct ClickEvent {
     pub scroll_pct: Option<f64>,
     /// Visits to the page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0, maximum = 4_294_967_295_u32)]
+    #[schema(format = Int64, minimum = 0, maximum = 4_294_967_295_u32)]
     pub page_visits: Option<u32>,
     /// The served list the click came from (`rec_id` of the recommendations answer),
     /// when the front end knows it.
