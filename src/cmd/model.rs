@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use newsrec_data::refine::{self, ProcessConfig};
 use newsrec_train::{
-    EvaluationReport, Evaluator, PipelineConfig, PipelineStep, Registry, Schedule, StepError,
-    parse_interval,
+    EvaluationReport, Evaluator, MixWeights, ModelSet, PipelineConfig, PipelineStep, Ranking,
+    Registry, Schedule, StepError, parse_interval,
 };
 
 use super::flags::set;
@@ -54,8 +54,9 @@ pub struct EvaluateArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
-    /// Also compare the logged hybrid with its CF-only and content-only halves
-    /// (table output only; not recorded in the history).
+    /// Also compare, per tier, the learned ranker with the hand-set weights and the
+    /// logged hybrid's CF-only and content-only halves (table output only; not
+    /// recorded in the history).
     #[arg(long)]
     ablation: bool,
 }
@@ -164,8 +165,24 @@ pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
                 data.display()
             )
         })?;
+    let variants = if a.ablation {
+        let model = registry.load(&version)?;
+        let evaluator = Evaluator::from_dir(data)?;
+        ablation(&evaluator, &model, k, w)
+    } else {
+        Vec::new()
+    };
     if a.json {
-        println!("{}", serde_json::to_string(&record.report)?);
+        let mut out = serde_json::to_value(&record.report)?;
+        if a.ablation {
+            out["ablation"] = serde_json::to_value(
+                variants
+                    .iter()
+                    .map(|(n, r)| (*n, r))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            )?;
+        }
+        println!("{out}");
     } else {
         println!(
             "model {} at K={} ({} users with only re-reads left out), {:.1} s",
@@ -175,29 +192,62 @@ pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
         print!("{}", record.report.table());
-    }
-    if a.ablation {
-        let model = registry.load(&version)?;
-        let evaluator = Evaluator::from_dir(data)?;
-        println!("\nlogged tier: hybrid against its halves");
-        println!(
-            "{:<14} {:>8} {:>8} {:>8} {:>8}",
-            "variant", "recall", "ndcg", "hr", "mrr"
-        );
-        for (name, weights) in [
-            ("hybrid", w.clone()),
-            ("cf-only", w.cf_only()),
-            ("content-only", w.content_only()),
-        ] {
-            let r: EvaluationReport = evaluator.run(&model, k, &weights);
-            let m = r.tiers.logged;
-            println!(
-                "{name:<14} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
-                m.recall, m.ndcg, m.hr, m.mrr
-            );
+        if a.ablation {
+            print!("{}", ablation_table(&variants, k));
         }
     }
     Ok(())
+}
+
+/// The learned ranker, the hand-set weights and the logged hybrid's halves (hand-set
+/// elsewhere), each evaluated on the whole validation set.
+fn ablation(
+    evaluator: &Evaluator,
+    model: &ModelSet,
+    k: usize,
+    w: &MixWeights,
+) -> Vec<(&'static str, EvaluationReport)> {
+    let learned = MixWeights {
+        ranking: Ranking::Learned,
+        ..w.clone()
+    };
+    [
+        ("learned", learned),
+        ("hand", w.hand()),
+        ("cf-only", w.cf_only()),
+        ("content-only", w.content_only()),
+    ]
+    .into_iter()
+    .map(|(name, weights)| (name, evaluator.run(model, k, &weights)))
+    .collect()
+}
+
+/// NDCG@K per tier of each variant, with popular-24h for scale.
+fn ablation_table(variants: &[(&str, EvaluationReport)], k: usize) -> String {
+    let mut out = format!(
+        "\nNDCG@{k} per tier by ranking\n{:<14} {:>8} {:>8} {:>8} {:>8}\n",
+        "variant", "logged", "semi", "anon", "overall"
+    );
+    let mut row = |name: &str, m: &newsrec_train::SystemMetrics| {
+        let t = &m.tiers;
+        out += &format!(
+            "{name:<14} {:>8.4} {:>8.4} {:>8.4} {:>8.4}\n",
+            t.logged.ndcg, t.semi_logged.ndcg, t.anonymous.ndcg, m.overall.ndcg
+        );
+    };
+    for (name, r) in variants {
+        row(
+            name,
+            &newsrec_train::SystemMetrics {
+                overall: r.overall,
+                tiers: r.tiers,
+            },
+        );
+    }
+    if let Some((_, r)) = variants.first() {
+        row("popular-24h", &r.baselines.popular_24h);
+    }
+    out
 }
 
 /// The pipeline's config from the settings.

@@ -7,6 +7,7 @@ mod api_http;
 mod api_served_log;
 mod cli_settings;
 mod demo;
+mod model_quality;
 mod ops_airflow;
 mod ops_compose;
 mod ops_dashboards_live;

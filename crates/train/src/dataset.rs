@@ -55,6 +55,9 @@ pub struct Interactions {
     pub ts: Vec<i64>,
     /// Engagement score ([`Engagement::score`]).
     pub strength: Vec<f32>,
+    /// What the reader did on the page (the aggregates of any prefix are rebuilt from
+    /// it: the ranker's holdout cuts the data in time).
+    pub engagement: Vec<Engagement>,
 }
 
 impl ItemRecord {
@@ -263,6 +266,7 @@ fn read_interactions(path: &Path, data: &mut TrainingData) -> Result<(), TrainEr
     out.item.reserve(n);
     out.ts.reserve(n);
     out.strength.reserve(n);
+    out.engagement.reserve(n);
     for i in 0..n {
         let (Some(u), Some(p), Some(t)) = (user.get(i), page.get(i), ts.get(i)) else {
             data.skipped_rows += 1;
@@ -331,6 +335,7 @@ fn read_interactions(path: &Path, data: &mut TrainingData) -> Result<(), TrainEr
         out.ts.push(t);
         out.strength
             .push(engagement.get(i).unwrap_or_else(|| e.score()) as f32);
+        out.engagement.push(e);
     }
     if !out.ts.is_sorted() {
         sort_by_time(out);
@@ -346,6 +351,7 @@ fn sort_by_time(x: &mut Interactions) {
     x.item = take(&x.item);
     x.ts = order.iter().map(|&i| x.ts[i]).collect();
     x.strength = order.iter().map(|&i| x.strength[i]).collect();
+    x.engagement = order.iter().map(|&i| x.engagement[i]).collect();
 }
 
 /// Reads the validation interactions; rows with invalid ids are skipped.

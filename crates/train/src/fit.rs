@@ -18,6 +18,7 @@ use crate::error::TrainError;
 use crate::fingerprint::fingerprint_paths;
 use crate::model_set::{Artifacts, CfPart, ClusterPart, Item, ItemLists, ModelSet};
 use crate::progress::Progress;
+use crate::ranker::{RANKER_FILE, RankerParams, fit_ranker};
 use crate::registry::{CANDIDATE_LINK, CURRENT_LINK, DataRange, Manifest, Registry, RowCounts};
 use newsrec_core::refined;
 
@@ -52,6 +53,8 @@ pub struct TrainParams {
     pub read_next_span: usize,
     /// Co-visitation list length per article.
     pub read_next_len: usize,
+    /// The learned ranker: each tier's mixing fitted on a time holdout.
+    pub ranker: RankerParams,
 }
 
 impl Default for TrainParams {
@@ -70,6 +73,7 @@ impl Default for TrainParams {
             read_next_gap_minutes: 60,
             read_next_span: 3,
             read_next_len: 30,
+            ranker: RankerParams::default(),
         }
     }
 }
@@ -92,7 +96,7 @@ impl TrainParams {
         {
             return bad("half-lives and the trend window must be positive");
         }
-        Ok(())
+        self.ranker.check()
     }
 }
 
@@ -163,6 +167,7 @@ fn train_as(
     let staged = registry.stage(&version)?;
     let t = Instant::now();
     let model_bytes = ModelSet::write_artifacts(&staged, &artifacts)?;
+    artifacts.ranker.write(&staged.join(RANKER_FILE))?;
     timings.insert("write".into(), t.elapsed().as_millis() as u64);
     timings.insert("total".into(), started.elapsed().as_millis() as u64);
     let first_ts = data
@@ -199,8 +204,9 @@ fn train_as(
 /// Builds every tier's artifacts from loaded data. Returns the artifacts, row counts
 /// and per-stage timings.
 ///
-/// The stages, each timed under its name in the manifest: `popularity` (catalogue,
-/// popularity lists and the serving pool), `content`, `als`, `clusters`, `read_next`;
+/// The stages, each timed under its name in the manifest: `ranker` (each tier's mixing
+/// fitted on a time holdout, which builds the stages below on the data before its cut),
+/// `popularity` (catalogue, popularity lists and the serving pool), `content`, `als`, `clusters`, `read_next`;
 /// the fill order closes the build.
 pub(crate) fn build(
     data: &TrainingData,
@@ -215,6 +221,10 @@ pub(crate) fn build(
         timings: BTreeMap::new(),
     };
     let end = x.ts.iter().copied().max().unwrap_or(0);
+
+    // First, so its holdout copy of the data and models are gone before the real ones.
+    let ranker = fit_ranker(data, p)?;
+    sw.lap("ranker");
 
     let items = catalogue(data);
     let popularity = Popularity::count(data, &items, end, p);
@@ -276,6 +286,7 @@ pub(crate) fn build(
         popular_all,
         trending,
         read_next,
+        ranker,
     };
     Ok((artifacts, rows, sw.timings))
 }

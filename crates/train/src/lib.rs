@@ -33,6 +33,9 @@
 //!   only when its NDCG@K, overall and per tier, is within [`PublishSettings`]'
 //!   tolerance of the current model's; every decision is logged.
 //! - `evaluate`: metrics, baselines, [`Evaluator`].
+//! - `holdout`: the time holdout inside the training data ([`HoldoutSettings`]).
+//! - `ranker`: [`Ranker`], each tier's mixing weights fitted on that holdout at train
+//!   time ([`RankerParams`]); [`Ranking`] chooses learned or hand-set weights.
 //! - `pipeline`: idempotent step graph with content fingerprints and a schedule.
 //!   - `pipeline::steps`: the model pipeline on it: [`PipelineStep`] (process → train
 //!     → evaluate → publish), [`PipelineConfig`] (each step's inputs, parameters, outputs and
@@ -50,10 +53,12 @@ mod evaluate;
 mod fingerprint;
 mod fit;
 mod heap;
+mod holdout;
 mod model_set;
 mod pipeline;
 mod progress;
 mod publish;
+mod ranker;
 mod recommend;
 mod registry;
 mod text;
@@ -72,6 +77,7 @@ pub use evaluate::{
 };
 pub use fingerprint::{Fingerprint, fingerprint_paths};
 pub use fit::{TrainParams, train, train_candidate};
+pub use holdout::HoldoutSettings;
 pub use model_set::{Item, MODEL_FILE, ModelSet};
 pub use pipeline::{
     Pipeline, PipelineConfig, PipelineStatus, PipelineStep, RUNS_FILE, RunReport, STATE_FILE,
@@ -81,8 +87,9 @@ pub use publish::{
     Gate, GateCheck, GateDecision, PUBLISH_FILE, PublishRequest, PublishSettings, decisions,
     publish,
 };
+pub use ranker::{RANKER_FILE, Ranker, RankerParams, TierRanker};
 pub use recommend::{
-    LiveSignals, MixWeights, Reason, Recommendations, Recommended, TopList, UserContext,
+    LiveSignals, MixWeights, Ranking, Reason, Recommendations, Recommended, TopList, UserContext,
 };
 pub use registry::{
     CANDIDATE_LINK, CURRENT_LINK, DataRange, EVALUATIONS_FILE, EvaluationRecord, MANIFEST_FILE,

@@ -15,13 +15,14 @@ use crate::als::{Factors, dot, fold_in};
 use crate::cluster::Clusterer;
 use crate::content::ContentModel;
 use crate::error::TrainError;
+use crate::ranker::Ranker;
 use crate::recommend::{LiveSignals, Reason, Recommended, TopList};
 use crate::registry::{MANIFEST_FILE, Manifest};
 
 /// File of the model's arrays inside a version directory.
 pub const MODEL_FILE: &str = "model.bin";
 /// Bumped whenever [`Artifacts`] changes shape; older files are refused, not misread.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Article metadata, as responses show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +129,8 @@ pub(crate) struct Artifacts {
     pub(crate) trending: Vec<(u32, f32)>,
     /// Co-visitation: what readers of an article read next.
     pub(crate) read_next: ItemLists,
+    /// Each tier's mixing weights fitted on the training data's time holdout.
+    pub(crate) ranker: Ranker,
 }
 
 /// A loaded model version: every tier's model, the catalogue and the offline signals.
@@ -372,6 +375,15 @@ impl ModelSet {
             .popular_all
             .iter()
             .filter_map(|&(i, _)| self.item_at(i).map(|it| &it.page))
+    }
+
+    /// The ranker fitted at train time.
+    pub fn ranker(&self) -> &Ranker {
+        &self.a.ranker
+    }
+
+    pub(crate) fn set_ranker(&mut self, r: Ranker) {
+        self.a.ranker = r;
     }
 
     pub(crate) fn item_at(&self, i: u32) -> Option<&Item> {

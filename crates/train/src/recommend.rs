@@ -143,10 +143,25 @@ pub struct LiveSignals {
     pub watermark: Option<i64>,
 }
 
+/// Which weights rank a tier's candidates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ranking {
+    /// The weights the model version fitted for the tier at train time
+    /// ([`crate::Ranker`]); the hand-set weights where it fitted none.
+    #[default]
+    Learned,
+    /// The hand-set weights of this configuration, in every tier.
+    Hand,
+}
+
 /// Weights of the mixing components and the bounds of per-request work.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MixWeights {
+    /// Whether the model's learned weights or these rank each tier; the bounds below
+    /// apply either way.
+    pub ranking: Ranking,
     /// ALS preference (logged tier).
     pub cf: f64,
     /// Content similarity to the reader's history (logged and semi-logged tiers).
@@ -185,6 +200,7 @@ pub struct MixWeights {
 impl Default for MixWeights {
     fn default() -> Self {
         Self {
+            ranking: Ranking::Learned,
             cf: 1.0,
             content: 0.6,
             cluster: 1.0,
@@ -204,18 +220,30 @@ impl Default for MixWeights {
 }
 
 impl MixWeights {
-    /// Only collaborative filtering in the logged tier (for comparing halves).
+    /// Only collaborative filtering in the logged tier (for comparing halves); these
+    /// weights in every tier.
     pub fn cf_only(&self) -> Self {
         Self {
+            ranking: Ranking::Hand,
             content: 0.0,
             ..self.clone()
         }
     }
 
-    /// Only content similarity in the logged tier (for comparing halves).
+    /// Only content similarity in the logged tier (for comparing halves); these
+    /// weights in every tier.
     pub fn content_only(&self) -> Self {
         Self {
+            ranking: Ranking::Hand,
             cf: 0.0,
+            ..self.clone()
+        }
+    }
+
+    /// These weights in every tier, whatever the model learned.
+    pub fn hand(&self) -> Self {
+        Self {
+            ranking: Ranking::Hand,
             ..self.clone()
         }
     }
@@ -450,6 +478,8 @@ impl ModelSet {
             if chosen.len() >= k {
                 break;
             }
+            let learned = self.tier_weights(t, w);
+            let w = learned.as_ref().unwrap_or(w);
             let ranked = match t {
                 Tier::Logged => self.logged_candidates(ctx, live, w),
                 Tier::SemiLogged => self.semi_logged_candidates(ctx, live, w),
@@ -475,6 +505,22 @@ impl ModelSet {
             tier,
             items: chosen,
         }
+    }
+
+    /// The weights the model learned for tier `t`, with the request's bounds on work,
+    /// when `w` asks for learned ranking and the model fitted that tier.
+    fn tier_weights(&self, t: Tier, w: &MixWeights) -> Option<MixWeights> {
+        if w.ranking != Ranking::Learned {
+            return None;
+        }
+        self.ranker().weights(t).map(|l| MixWeights {
+            ranking: Ranking::Learned,
+            cf_candidates: w.cf_candidates,
+            history_window: w.history_window,
+            neighbour_sources: w.neighbour_sources,
+            list_candidates: w.list_candidates,
+            ..l.clone()
+        })
     }
 
     /// Last resort when every tier ran short: the catalogue in its precomputed fallback

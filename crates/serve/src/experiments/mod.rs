@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use newsrec_core::{CONTROL, ConfigError, UserId};
-use newsrec_train::MixWeights;
+use newsrec_train::{MixWeights, Ranking};
 use serde::{Deserialize, Serialize};
 
 /// The layer of an experiment that names none.
@@ -66,6 +66,9 @@ pub struct Variant {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MixOverride {
+    /// [`MixWeights::ranking`]: `learned` or `hand`. A variant that sets any weight
+    /// and not this ranks with its weights (`hand`): a learned tier would ignore them.
+    pub ranking: Option<Ranking>,
     /// [`MixWeights::cf`].
     pub cf: Option<f64>,
     /// [`MixWeights::content`].
@@ -111,6 +114,11 @@ impl MixOverride {
     /// `base` with these weights put over it.
     pub fn apply(&self, base: &MixWeights) -> MixWeights {
         let mut m = base.clone();
+        m.ranking = match (self.ranking, self.set().is_empty()) {
+            (Some(r), _) => r,
+            (None, true) => base.ranking,
+            (None, false) => Ranking::Hand,
+        };
         let pick = |o: Option<f64>, b: f64| o.unwrap_or(b);
         m.cf = pick(self.cf, m.cf);
         m.content = pick(self.content, m.content);

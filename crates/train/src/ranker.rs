@@ -1,0 +1,422 @@
+//! The learned ranker: each tier's mixing weights fitted at train time on a time
+//! holdout ([`crate::holdout`]), so the mix follows the data at hand instead of
+//! constants chosen on one data set.
+//!
+//! The ranker is the recommend path's own scoring (a weighted sum of the components,
+//! each rescaled over the request's candidates, times freshness, and for anonymous
+//! readers times similarity to what they opened), with its parameters fitted by
+//! coordinate ascent on holdout NDCG@K. Fitting the metric the product is judged by,
+//! through the very function that serves, leaves nothing to drift between training
+//! and serving. Overfitting is held off by fitting on one half of the holdout readers
+//! and choosing, on the other half, among the fitted weights and the hand-set ones
+//! (hybrid, CF-only, content-only): a tier keeps the hand-set order unless the fit
+//! beats it on readers it was not fitted on.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use newsrec_core::Tier;
+use newsrec_core::time::rfc3339;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::dataset::TrainingData;
+use crate::error::TrainError;
+use crate::evaluate::{EvalUser, Evaluator, score_list};
+use crate::fit::{TrainParams, build};
+use crate::holdout::{self, HoldoutSettings};
+use crate::model_set::ModelSet;
+use crate::progress::Progress;
+use crate::recommend::{MixWeights, Ranking};
+use crate::registry::{DataRange, Manifest, RowCounts};
+
+/// How the ranker is fitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RankerParams {
+    /// Fit a ranker at all (off: every tier serves the hand-set weights).
+    pub enabled: bool,
+    /// The time holdout it is fitted on.
+    pub holdout: HoldoutSettings,
+    /// Passes of coordinate ascent over the tier's parameters.
+    pub rounds: usize,
+    /// The cut-off of the NDCG it maximises.
+    pub k: usize,
+    /// Fewer holdout readers than this in a tier: the tier keeps the hand-set weights.
+    pub min_readers: usize,
+}
+
+impl Default for RankerParams {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            holdout: HoldoutSettings::default(),
+            rounds: 2,
+            k: 10,
+            min_readers: 60,
+        }
+    }
+}
+
+impl RankerParams {
+    pub(crate) fn check(&self) -> Result<(), TrainError> {
+        self.holdout.check()?;
+        if self.k == 0 || self.rounds == 0 {
+            return Err(TrainError::Invalid(
+                "ranker.k and ranker.rounds must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One tier's fitted weights and what the holdout said of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierRanker {
+    /// The tier.
+    pub tier: Tier,
+    /// What this tier serves with `ranking = "learned"`.
+    pub weights: MixWeights,
+    /// The variant it serves: `fitted`, `hand`, `cf-only` or `content-only`.
+    pub chosen: String,
+    /// Holdout readers of the tier (fit half + check half).
+    pub readers: u64,
+    /// Holdout NDCG@K of the hand-set variants (hand, cf-only, content-only) on every
+    /// holdout reader of the tier.
+    pub fixed_ndcg: [f64; 3],
+    /// On the check half: the fitted weights' mean NDCG@K gain over the best hand-set
+    /// variant, and its standard error (readers paired).
+    pub fitted_gain: [f64; 2],
+}
+
+/// The learned ranker of a model version (empty when it was not fitted).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ranker {
+    /// The holdout's cut, epoch ms.
+    pub cut: Option<i64>,
+    /// The parameters a tier's score depends on, by name: the ranker's features.
+    pub features: Vec<String>,
+    /// Fitted tiers; a tier not listed serves the hand-set weights.
+    pub tiers: Vec<TierRanker>,
+}
+
+/// The ranker as JSON in a version directory, for people and tools (the model file
+/// holds the copy that serves).
+pub const RANKER_FILE: &str = "ranker.json";
+
+impl Ranker {
+    pub(crate) fn write(&self, path: &Path) -> Result<(), TrainError> {
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| TrainError::artifact(path, e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| TrainError::io(path, e))
+    }
+
+    /// The weights fitted for `tier`, if any.
+    pub fn weights(&self, tier: Tier) -> Option<&MixWeights> {
+        self.tiers
+            .iter()
+            .find(|t| t.tier == tier)
+            .map(|t| &t.weights)
+    }
+
+    fn set(&mut self, tier: Tier, weights: MixWeights) {
+        match self.tiers.iter_mut().find(|t| t.tier == tier) {
+            Some(t) => t.weights = weights,
+            None => self.tiers.push(TierRanker {
+                tier,
+                weights,
+                chosen: String::new(),
+                readers: 0,
+                fixed_ndcg: [0.0; 3],
+                fitted_gain: [0.0; 2],
+            }),
+        }
+    }
+}
+
+/// One tunable parameter of the mix and the values tried for it.
+#[derive(Clone, Copy)]
+struct Knob {
+    name: &'static str,
+    values: &'static [f64],
+    get: fn(&MixWeights) -> f64,
+    set: fn(&mut MixWeights, f64),
+}
+
+const WEIGHTS: &[f64] = &[0.0, 0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.5];
+const SHARES: &[f64] = &[0.0, 0.5, 0.75, 0.9, 0.97, 1.0];
+const HALF_LIVES: &[f64] = &[3.0, 6.0, 12.0, 24.0, 48.0, 96.0, 192.0];
+
+macro_rules! knob {
+    ($field:ident, $values:expr) => {
+        Knob {
+            name: stringify!($field),
+            values: $values,
+            get: |w| w.$field,
+            set: |w, v| w.$field = v,
+        }
+    };
+}
+
+/// The parameters each tier's score depends on.
+fn knobs(tier: Tier) -> Vec<Knob> {
+    let mut k = match tier {
+        Tier::Logged => vec![knob!(cf, WEIGHTS), knob!(content, WEIGHTS)],
+        Tier::SemiLogged => vec![knob!(cluster, WEIGHTS), knob!(content, WEIGHTS)],
+        Tier::Anonymous => vec![knob!(prior, WEIGHTS), knob!(anonymous_content, SHARES)],
+    };
+    k.extend([
+        knob!(popular, WEIGHTS),
+        knob!(trending, WEIGHTS),
+        knob!(read_next, WEIGHTS),
+        knob!(recency, SHARES),
+        knob!(recency_half_life_hours, HALF_LIVES),
+    ]);
+    k
+}
+
+/// A model of the data before the cut, and the holdout readers it is scored on.
+struct Bench {
+    model: ModelSet,
+    eval: Evaluator,
+    k: usize,
+}
+
+impl Bench {
+    /// Mean NDCG@K of `users` when `tier` ranks with `w` (other tiers as fitted so far).
+    fn ndcg(&mut self, users: &[&EvalUser], tier: Tier, w: &MixWeights) -> f64 {
+        let s = self.scores(users, tier, w);
+        s.iter().sum::<f64>() / s.len().max(1) as f64
+    }
+
+    /// NDCG@K of each of `users` when `tier` ranks with `w`.
+    fn scores(&mut self, users: &[&EvalUser], tier: Tier, w: &MixWeights) -> Vec<f64> {
+        let mut ranker = self.model.ranker().clone();
+        ranker.set(tier, w.clone());
+        self.model.set_ranker(ranker);
+        let learned = MixWeights {
+            ranking: Ranking::Learned,
+            ..w.clone()
+        };
+        let model = &self.model;
+        let k = self.k;
+        users
+            .par_iter()
+            .map(|u| {
+                let signals = model.offline_signals(u.ctx.last_page.as_ref());
+                let recs = model.recommend(&u.ctx, &signals, k, &learned);
+                let list: Vec<_> = recs.items.iter().map(|r| &r.page).collect();
+                let relevant = u.relevant.iter().collect();
+                score_list(&list, &relevant, k).ndcg
+            })
+            .collect()
+    }
+}
+
+/// Mean and standard error of `a − b`, reader by reader.
+fn paired_gain(a: &[f64], b: &[f64]) -> [f64; 2] {
+    let n = a.len().min(b.len());
+    if n < 2 {
+        return [0.0, f64::INFINITY];
+    }
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    [mean, (var / n as f64).sqrt()]
+}
+
+/// A challenger replaces the incumbent only when its gain clears one standard error.
+fn clears(g: [f64; 2]) -> bool {
+    g[0] > 0.0 && g[0] > g[1]
+}
+
+fn holdout_manifest(data: &TrainingData, p: &TrainParams) -> Manifest {
+    let (first_ts, last_ts) = (
+        data.interactions.ts.first().copied().unwrap_or(0),
+        data.interactions.ts.last().copied().unwrap_or(0),
+    );
+    Manifest {
+        version: "holdout".into(),
+        format: ModelSet::format(),
+        created: String::new(),
+        data: DataRange {
+            first_ts,
+            last_ts,
+            first: rfc3339(first_ts),
+            last: rfc3339(last_ts),
+        },
+        data_fingerprint: String::new(),
+        params: p.clone(),
+        rows: RowCounts::default(),
+        timings_ms: Default::default(),
+        metrics: None,
+        evaluated: None,
+    }
+}
+
+/// Coordinate ascent from the best of `starts` on `users`; returns the weights.
+fn ascend(
+    bench: &mut Bench,
+    users: &[&EvalUser],
+    tier: Tier,
+    starts: &[MixWeights],
+    rounds: usize,
+    progress: &Progress,
+    done: &mut u64,
+) -> MixWeights {
+    let mut best = starts[0].clone();
+    let mut best_score = f64::NEG_INFINITY;
+    for s in starts {
+        let v = bench.ndcg(users, tier, s);
+        if v > best_score {
+            (best, best_score) = (s.clone(), v);
+        }
+    }
+    for _ in 0..rounds {
+        let mut moved = false;
+        for knob in knobs(tier) {
+            for &v in knob.values {
+                *done += 1;
+                progress.set(*done);
+                if (knob.get)(&best) == v {
+                    continue;
+                }
+                let mut w = best.clone();
+                (knob.set)(&mut w, v);
+                let score = bench.ndcg(users, tier, &w);
+                if score > best_score + 1e-9 {
+                    (best, best_score, moved) = (w, score, true);
+                }
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    best
+}
+
+/// Fits every tier's ranker on a holdout of `data`. An empty ranker when the data has
+/// no usable holdout or fitting is off.
+pub(crate) fn fit_ranker(data: &TrainingData, p: &TrainParams) -> Result<Ranker, TrainError> {
+    let r = &p.ranker;
+    if !r.enabled {
+        return Ok(Ranker::default());
+    }
+    let started = Instant::now();
+    let Some(h) = holdout::split(data, &r.holdout) else {
+        info!("no holdout readers: every tier keeps the hand-set weights");
+        return Ok(Ranker::default());
+    };
+    let inner = TrainParams {
+        ranker: RankerParams {
+            enabled: false,
+            ..r.clone()
+        },
+        ..p.clone()
+    };
+    let (artifacts, _, _) = build(&h.fit, &inner)?;
+    let model = ModelSet::new(holdout_manifest(&h.fit, p), PathBuf::new(), artifacts);
+    let eval = Evaluator::new(&h.fit, &h.rows);
+    let mut bench = Bench { model, eval, k: r.k };
+    let hand = MixWeights::default();
+    let variants = [hand.clone(), hand.cf_only(), hand.content_only()];
+    let mut out = Ranker {
+        cut: Some(h.cut),
+        ..Default::default()
+    };
+    let tiers = [Tier::Anonymous, Tier::SemiLogged, Tier::Logged];
+    let per_tier = (variants.len() + r.rounds * knobs(Tier::Logged).len() * WEIGHTS.len()) as u64;
+    let progress = Progress::new("ranker", per_tier * tiers.len() as u64);
+    let mut done = 0;
+    for tier in tiers {
+        let all: Vec<EvalUser> = bench
+            .eval
+            .users()
+            .iter()
+            .filter(|u| u.ctx.tier() == tier)
+            .cloned()
+            .collect();
+        if all.len() < r.min_readers {
+            info!(%tier, readers = all.len(), "too few holdout readers: hand-set weights");
+            // Later tiers fall back to this one: it ranks as it will serve.
+            let mut rk = bench.model.ranker().clone();
+            rk.set(tier, hand.clone());
+            bench.model.set_ranker(rk);
+            continue;
+        }
+        let refs: Vec<&EvalUser> = all.iter().collect();
+        // The hand-set variants were fitted on none of these readers: all of them judge.
+        let fixed: Vec<Vec<f64>> = variants
+            .iter()
+            .map(|w| bench.scores(&refs, tier, w))
+            .collect();
+        let mut best = 0;
+        let mut best_gain = 0.0;
+        for (i, f) in fixed.iter().enumerate().skip(1) {
+            let g = paired_gain(f, &fixed[0]);
+            if clears(g) && g[0] > best_gain {
+                (best, best_gain) = (i, g[0]);
+            }
+        }
+        // The fit sees even readers and is judged on odd ones.
+        let fit_half: Vec<&EvalUser> = refs.iter().copied().step_by(2).collect();
+        let check_half: Vec<&EvalUser> = refs.iter().copied().skip(1).step_by(2).collect();
+        let fitted = ascend(
+            &mut bench,
+            &fit_half,
+            tier,
+            &variants,
+            r.rounds,
+            &progress,
+            &mut done,
+        );
+        let fitted_check = bench.scores(&check_half, tier, &fitted);
+        let best_check: Vec<f64> = fixed[best].iter().copied().skip(1).step_by(2).collect();
+        let gain = paired_gain(&fitted_check, &best_check);
+        let (weights, chosen) = if clears(gain) {
+            (fitted, "fitted")
+        } else {
+            (
+                variants[best].clone(),
+                ["hand", "cf-only", "content-only"][best],
+            )
+        };
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let fixed_ndcg = [mean(&fixed[0]), mean(&fixed[1]), mean(&fixed[2])];
+        info!(%tier, readers = all.len(), chosen, gain = gain[0], se = gain[1], hand = fixed_ndcg[0], "ranker fitted");
+        bench.model.set_ranker({
+            let mut rk = bench.model.ranker().clone();
+            rk.set(tier, weights.clone());
+            rk
+        });
+        out.tiers.push(TierRanker {
+            tier,
+            weights,
+            chosen: chosen.into(),
+            readers: all.len() as u64,
+            fixed_ndcg,
+            fitted_gain: gain,
+        });
+        done = done.max(per_tier * (out.tiers.len() as u64));
+    }
+    progress.finish();
+    out.features = knobs(Tier::Logged)
+        .iter()
+        .chain(&knobs(Tier::SemiLogged))
+        .chain(&knobs(Tier::Anonymous))
+        .map(|k| k.name.to_string())
+        .fold(Vec::new(), |mut v, n| {
+            if !v.contains(&n) {
+                v.push(n);
+            }
+            v
+        });
+    info!(
+        ms = started.elapsed().as_millis() as u64,
+        holdout_rows = h.rows.len(),
+        "ranker fitted"
+    );
+    Ok(out)
+}
