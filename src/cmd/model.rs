@@ -173,7 +173,7 @@ pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
         Vec::new()
     };
     if a.json {
-        let mut out = serde_json::to_value(&record.report)?;
+        let mut out = serde_json::to_value(record.report)?;
         if a.ablation {
             out["ablation"] = serde_json::to_value(
                 variants

@@ -102,7 +102,8 @@ pub(crate) fn split(data: &TrainingData, s: &HoldoutSettings) -> Option<Holdout>
         let u = x.user[i] as usize;
         let nu = *index[u].get_or_insert_with(|| {
             let rec = &data.users[u];
-            fit.user_index.insert(rec.id.clone(), fit.users.len() as u32);
+            fit.user_index
+                .insert(rec.id.clone(), fit.users.len() as u32);
             fit.users.push(UserRecord {
                 id: rec.id.clone(),
                 user_type: rec.user_type,
@@ -165,4 +166,131 @@ pub(crate) fn split(data: &TrainingData, s: &HoldoutSettings) -> Option<Holdout>
         return None;
     }
     Some(Holdout { fit, rows, cut })
+}
+
+#[cfg(test)]
+mod tests {
+    use newsrec_core::{Engagement, PageId, Tier, UserId, UserType};
+
+    use super::*;
+    use crate::dataset::ItemRecord;
+
+    const H: i64 = HOUR_MS;
+
+    /// `clicks` = (user, item, ts), in time order.
+    fn data(users: &[UserType], items: usize, clicks: &[(u32, u32, i64)]) -> TrainingData {
+        let mut d = TrainingData::default();
+        for i in 0..items {
+            let page = PageId::parse(&format!("00000000-0000-4000-8000-{i:012x}")).expect("page");
+            d.pages.insert(page.clone(), i as u32);
+            d.items.push(ItemRecord::bare(page));
+        }
+        for (u, &t) in users.iter().enumerate() {
+            let id = UserId::parse(&format!("{u:064x}")).expect("user");
+            d.user_index.insert(id.clone(), u as u32);
+            d.users.push(UserRecord {
+                id,
+                user_type: t,
+                aggregates: UserAggregates::default(),
+            });
+        }
+        for &(u, i, ts) in clicks {
+            let e = Engagement::default();
+            d.users[u as usize].aggregates.add(&e, ts);
+            let x = &mut d.interactions;
+            x.user.push(u);
+            x.item.push(i);
+            x.ts.push(ts);
+            x.strength.push(1.0);
+            x.engagement.push(e);
+        }
+        d
+    }
+
+    #[test]
+    fn labels_start_with_the_first_session_after_the_cut() {
+        let logged = UserType::Logged;
+        // The data ends at 100 h: the cut is at 76 h.
+        let d = data(
+            &[logged, logged, logged],
+            8,
+            &[
+                (0, 0, 10 * H),
+                (0, 1, 76 * H - 60_000),
+                (1, 2, 20 * H),
+                // User 0 goes on reading 10 min after the cut: the same session.
+                (0, 3, 76 * H + 10 * 60_000),
+                // User 2 is new after the cut: not a holdout reader.
+                (2, 4, 80 * H),
+                (0, 5, 90 * H),
+                (1, 6, 95 * H),
+                (0, 7, 100 * H),
+            ],
+        );
+        let h = split(&d, &HoldoutSettings::default()).expect("holdout");
+        assert_eq!(h.cut, 76 * H);
+        assert_eq!(h.fit.interactions.len(), 3);
+        assert_eq!(h.fit.users.len(), 2, "only readers before the cut");
+        assert!(h.fit.interactions.ts.iter().all(|&t| t <= h.cut));
+        assert_eq!(h.fit.users[0].aggregates.interactions, 2);
+        let labels: Vec<(usize, i64)> = h
+            .rows
+            .iter()
+            .map(|r| (h.fit.user_index[&r.user] as usize, r.ts))
+            .collect();
+        let mut sorted = labels.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![(0, 90 * H), (0, 100 * H), (1, 95 * H)]);
+    }
+
+    #[test]
+    fn each_tier_keeps_at_most_max_readers() {
+        let users = vec![UserType::NonLogged; 40];
+        let mut clicks = Vec::new();
+        for u in 0..40u32 {
+            // Two clicks before the cut (semi-logged there), one well after it.
+            clicks.push((u, 0, H + i64::from(u)));
+            clicks.push((u, 1, 2 * H + i64::from(u)));
+        }
+        for u in 0..40u32 {
+            clicks.push((u, 2, 90 * H + i64::from(u)));
+        }
+        clicks.push((0, 3, 100 * H));
+        let d = data(&users, 4, &clicks);
+        let s = HoldoutSettings {
+            max_readers: 7,
+            ..Default::default()
+        };
+        let h = split(&d, &s).expect("holdout");
+        let readers: std::collections::HashSet<_> = h.rows.iter().map(|r| &r.user).collect();
+        assert_eq!(readers.len(), 7);
+        for r in &h.rows {
+            let u = &h.fit.users[h.fit.user_index[&r.user] as usize];
+            let tier = route_tier(Some(u.user_type), u.aggregates.interactions);
+            assert_eq!(tier, Tier::SemiLogged);
+        }
+        // The same sample every time.
+        let again = split(&d, &s).expect("holdout");
+        assert_eq!(again.rows, h.rows);
+    }
+
+    #[test]
+    fn nonsense_settings_are_refused() {
+        for s in [
+            HoldoutSettings {
+                hours: 0.0,
+                ..Default::default()
+            },
+            HoldoutSettings {
+                session_gap_minutes: f64::NAN,
+                ..Default::default()
+            },
+            HoldoutSettings {
+                max_readers: 0,
+                ..Default::default()
+            },
+        ] {
+            assert!(s.check().is_err(), "{s:?}");
+        }
+    }
 }

@@ -8,9 +8,10 @@
 //! coordinate ascent on holdout NDCG@K. Fitting the metric the product is judged by,
 //! through the very function that serves, leaves nothing to drift between training
 //! and serving. Overfitting is held off by fitting on one half of the holdout readers
-//! and choosing, on the other half, among the fitted weights and the hand-set ones
-//! (hybrid, CF-only, content-only): a tier keeps the hand-set order unless the fit
-//! beats it on readers it was not fitted on.
+//! and judging it on the other half against the best hand-set variant (hybrid, CF-only
+//! or content-only, judged on every holdout reader): a tier keeps the hand-set order
+//! unless a challenger beats it by [`RankerParams::switch_se`] standard errors on
+//! readers it was not fitted on.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -45,6 +46,11 @@ pub struct RankerParams {
     pub k: usize,
     /// Fewer holdout readers than this in a tier: the tier keeps the hand-set weights.
     pub min_readers: usize,
+    /// A variant replaces the hand-set weights (and the fitted weights the best
+    /// hand-set variant) only when its mean NDCG@K gain, readers paired, exceeds this
+    /// many standard errors: four candidates are compared, so one error is too easily
+    /// cleared by chance.
+    pub switch_se: f64,
 }
 
 impl Default for RankerParams {
@@ -55,6 +61,7 @@ impl Default for RankerParams {
             rounds: 2,
             k: 10,
             min_readers: 60,
+            switch_se: 2.0,
         }
     }
 }
@@ -62,6 +69,12 @@ impl Default for RankerParams {
 impl RankerParams {
     pub(crate) fn check(&self) -> Result<(), TrainError> {
         self.holdout.check()?;
+        if !(self.switch_se.is_finite() && self.switch_se >= 0.0) {
+            return Err(TrainError::Invalid(format!(
+                "ranker.switch_se must be finite and ≥ 0, got {}",
+                self.switch_se
+            )));
+        }
         if self.k == 0 || self.rounds == 0 {
             return Err(TrainError::Invalid(
                 "ranker.k and ranker.rounds must be at least 1".into(),
@@ -226,9 +239,9 @@ fn paired_gain(a: &[f64], b: &[f64]) -> [f64; 2] {
     [mean, (var / n as f64).sqrt()]
 }
 
-/// A challenger replaces the incumbent only when its gain clears one standard error.
-fn clears(g: [f64; 2]) -> bool {
-    g[0] > 0.0 && g[0] > g[1]
+/// A challenger replaces the incumbent only when its gain clears `se` standard errors.
+fn clears(g: [f64; 2], se: f64) -> bool {
+    g[0] > 0.0 && g[0] > se * g[1]
 }
 
 fn holdout_manifest(data: &TrainingData, p: &TrainParams) -> Manifest {
@@ -278,7 +291,9 @@ fn ascend(
         for knob in knobs(tier) {
             for &v in knob.values {
                 *done += 1;
-                progress.set(*done);
+                if *done % 25 == 0 {
+                    progress.set(*done);
+                }
                 if (knob.get)(&best) == v {
                     continue;
                 }
@@ -319,7 +334,11 @@ pub(crate) fn fit_ranker(data: &TrainingData, p: &TrainParams) -> Result<Ranker,
     let (artifacts, _, _) = build(&h.fit, &inner)?;
     let model = ModelSet::new(holdout_manifest(&h.fit, p), PathBuf::new(), artifacts);
     let eval = Evaluator::new(&h.fit, &h.rows);
-    let mut bench = Bench { model, eval, k: r.k };
+    let mut bench = Bench {
+        model,
+        eval,
+        k: r.k,
+    };
     let hand = MixWeights::default();
     let variants = [hand.clone(), hand.cf_only(), hand.content_only()];
     let mut out = Ranker {
@@ -356,7 +375,7 @@ pub(crate) fn fit_ranker(data: &TrainingData, p: &TrainParams) -> Result<Ranker,
         let mut best_gain = 0.0;
         for (i, f) in fixed.iter().enumerate().skip(1) {
             let g = paired_gain(f, &fixed[0]);
-            if clears(g) && g[0] > best_gain {
+            if clears(g, r.switch_se) && g[0] > best_gain {
                 (best, best_gain) = (i, g[0]);
             }
         }
@@ -364,18 +383,12 @@ pub(crate) fn fit_ranker(data: &TrainingData, p: &TrainParams) -> Result<Ranker,
         let fit_half: Vec<&EvalUser> = refs.iter().copied().step_by(2).collect();
         let check_half: Vec<&EvalUser> = refs.iter().copied().skip(1).step_by(2).collect();
         let fitted = ascend(
-            &mut bench,
-            &fit_half,
-            tier,
-            &variants,
-            r.rounds,
-            &progress,
-            &mut done,
+            &mut bench, &fit_half, tier, &variants, r.rounds, &progress, &mut done,
         );
         let fitted_check = bench.scores(&check_half, tier, &fitted);
         let best_check: Vec<f64> = fixed[best].iter().copied().skip(1).step_by(2).collect();
         let gain = paired_gain(&fitted_check, &best_check);
-        let (weights, chosen) = if clears(gain) {
+        let (weights, chosen) = if clears(gain, r.switch_se) {
             (fitted, "fitted")
         } else {
             (
@@ -419,4 +432,47 @@ pub(crate) fn fit_ranker(data: &TrainingData, p: &TrainParams) -> Result<Ranker,
         "ranker fitted"
     );
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_challenger_needs_a_gain_beyond_the_noise() {
+        let base = [0.2, 0.4, 0.1, 0.3];
+        let better: Vec<f64> = base.iter().map(|x| x + 0.1).collect();
+        let g = paired_gain(&better, &base);
+        assert!((g[0] - 0.1).abs() < 1e-12 && g[1] < 1e-12);
+        assert!(clears(g, 2.0));
+        // Gains that are half noise clear one error, not two.
+        let noisy = [0.35, 0.35, 0.25, 0.35];
+        let g = paired_gain(&noisy, &base);
+        assert!(clears(g, 1.0) && !clears(g, 2.0), "{g:?}");
+        assert!(!clears(paired_gain(&base, &better), 0.0));
+        assert!(
+            !clears(paired_gain(&[1.0], &[0.0]), 0.0),
+            "one reader says nothing"
+        );
+    }
+
+    #[test]
+    fn every_tier_has_its_own_knobs_and_the_ranker_finds_them() {
+        for t in Tier::ALL {
+            let names: Vec<_> = knobs(t).iter().map(|k| k.name).collect();
+            assert!(
+                names.contains(&"recency") && names.contains(&"popular"),
+                "{t}"
+            );
+        }
+        let mut r = Ranker::default();
+        assert!(r.weights(Tier::Logged).is_none());
+        let w = MixWeights {
+            cf: 0.25,
+            ..MixWeights::default()
+        };
+        r.set(Tier::Logged, w.clone());
+        assert_eq!(r.weights(Tier::Logged), Some(&w));
+        assert!(r.weights(Tier::Anonymous).is_none());
+    }
 }

@@ -151,6 +151,8 @@ fn overrides_and_pins_reach_the_assignment() {
                     (0.0, 0.0, 0.0, 0.0)
                 );
                 assert_eq!((a.mix.popular, a.model), (base.popular, None));
+                // Weights set by a variant rank every tier, learned or not.
+                assert_eq!(a.mix.ranking, Ranking::Hand);
             }
             "ranker=old-model" => assert_eq!((&*a.mix, a.model), (&base, Some("v1"))),
             other => panic!("label {other}"),
@@ -158,6 +160,13 @@ fn overrides_and_pins_reach_the_assignment() {
         seen.insert(a.label);
     }
     assert_eq!(seen.len(), 3);
+    // A variant that only names the ranking keeps every weight of the base.
+    let hand = MixOverride {
+        ranking: Some(Ranking::Hand),
+        ..MixOverride::default()
+    };
+    assert_eq!(hand.apply(&base), base.hand());
+    assert_eq!(MixOverride::default().apply(&base), base);
 }
 
 #[test]
