@@ -291,7 +291,7 @@ fn ascend(
         for knob in knobs(tier) {
             for &v in knob.values {
                 *done += 1;
-                if *done % 25 == 0 {
+                if (*done).is_multiple_of(25) {
                     progress.set(*done);
                 }
                 if (knob.get)(&best) == v {
