@@ -13,11 +13,12 @@
 //! unless a challenger beats it by [`RankerParams::switch_se`] standard errors on
 //! readers it was not fitted on.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use newsrec_core::Tier;
 use newsrec_core::time::rfc3339;
+use newsrec_core::{PageId, Tier};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -29,7 +30,7 @@ use crate::fit::{TrainParams, build};
 use crate::holdout::{self, HoldoutSettings};
 use crate::model_set::ModelSet;
 use crate::progress::Progress;
-use crate::recommend::{MixWeights, Ranking};
+use crate::recommend::{MixWeights, Prepared};
 use crate::registry::{DataRange, Manifest, RowCounts};
 
 /// How the ranker is fitted.
@@ -189,41 +190,46 @@ fn knobs(tier: Tier) -> Vec<Knob> {
     k
 }
 
-/// A model of the data before the cut, and the holdout readers it is scored on.
-struct Bench {
-    model: ModelSet,
-    eval: Evaluator,
+/// One tier's holdout readers, each request prepared once ([`Prepared`]) and scored
+/// under any weights of the tier.
+struct TierBench<'a> {
+    tier: Tier,
+    readers: Vec<(Prepared<'a>, HashSet<&'a PageId>)>,
     k: usize,
 }
 
-impl Bench {
-    /// Mean NDCG@K of `users` when `tier` ranks with `w` (other tiers as fitted so far).
-    fn ndcg(&mut self, users: &[&EvalUser], tier: Tier, w: &MixWeights) -> f64 {
-        let s = self.scores(users, tier, w);
-        s.iter().sum::<f64>() / s.len().max(1) as f64
-    }
-
-    /// NDCG@K of each of `users` when `tier` ranks with `w`.
-    fn scores(&mut self, users: &[&EvalUser], tier: Tier, w: &MixWeights) -> Vec<f64> {
-        let mut ranker = self.model.ranker().clone();
-        ranker.set(tier, w.clone());
-        self.model.set_ranker(ranker);
-        let learned = MixWeights {
-            ranking: Ranking::Learned,
-            ..w.clone()
-        };
-        let model = &self.model;
-        let k = self.k;
-        users
+impl<'a> TierBench<'a> {
+    fn new(model: &'a ModelSet, users: &'a [EvalUser], tier: Tier, k: usize) -> Self {
+        let hand = MixWeights::default();
+        let readers = users
             .par_iter()
             .map(|u| {
                 let signals = model.offline_signals(u.ctx.last_page.as_ref());
-                let recs = model.recommend(&u.ctx, &signals, k, &learned);
-                let list: Vec<_> = recs.items.iter().map(|r| &r.page).collect();
-                let relevant = u.relevant.iter().collect();
-                score_list(&list, &relevant, k).ndcg
+                (
+                    model.prepare(&u.ctx, &signals, k, &hand),
+                    u.relevant.iter().collect(),
+                )
+            })
+            .collect();
+        Self { tier, readers, k }
+    }
+
+    /// NDCG@K of each reader of `idx` when the tier ranks with `w`.
+    fn scores(&self, idx: &[usize], w: &MixWeights) -> Vec<f64> {
+        idx.par_iter()
+            .map(|&i| {
+                let (prepared, relevant) = &self.readers[i];
+                let list = prepared.list(w, self.k);
+                let refs: Vec<&PageId> = list.iter().collect();
+                score_list(&refs, relevant, self.k).ndcg
             })
             .collect()
+    }
+
+    /// Mean NDCG@K of the readers of `idx` when the tier ranks with `w`.
+    fn ndcg(&self, idx: &[usize], w: &MixWeights) -> f64 {
+        let s = self.scores(idx, w);
+        s.iter().sum::<f64>() / s.len().max(1) as f64
     }
 }
 
@@ -268,38 +274,36 @@ fn holdout_manifest(data: &TrainingData, p: &TrainParams) -> Manifest {
     }
 }
 
-/// Coordinate ascent from the best of `starts` on `users`; returns the weights.
+/// Coordinate ascent from the best of `starts` on the readers `idx`.
 fn ascend(
-    bench: &mut Bench,
-    users: &[&EvalUser],
-    tier: Tier,
+    bench: &TierBench<'_>,
+    idx: &[usize],
     starts: &[MixWeights],
     rounds: usize,
-    progress: &Progress,
-    done: &mut u64,
+    progress: &mut (Progress, u64),
 ) -> MixWeights {
     let mut best = starts[0].clone();
     let mut best_score = f64::NEG_INFINITY;
     for s in starts {
-        let v = bench.ndcg(users, tier, s);
+        let v = bench.ndcg(idx, s);
         if v > best_score {
             (best, best_score) = (s.clone(), v);
         }
     }
     for _ in 0..rounds {
         let mut moved = false;
-        for knob in knobs(tier) {
+        for knob in knobs(bench.tier) {
             for &v in knob.values {
-                *done += 1;
-                if (*done).is_multiple_of(25) {
-                    progress.set(*done);
+                progress.1 += 1;
+                if progress.1.is_multiple_of(25) {
+                    progress.0.set(progress.1);
                 }
                 if (knob.get)(&best) == v {
                     continue;
                 }
                 let mut w = best.clone();
                 (knob.set)(&mut w, v);
-                let score = bench.ndcg(users, tier, &w);
+                let score = bench.ndcg(idx, &w);
                 if score > best_score + 1e-9 {
                     (best, best_score, moved) = (w, score, true);
                 }
@@ -310,6 +314,74 @@ fn ascend(
         }
     }
     best
+}
+
+/// Fits one tier: the best hand-set variant on every holdout reader, then the fit on
+/// even readers against it on odd ones.
+fn fit_tier(
+    bench: &TierBench<'_>,
+    variants: &[MixWeights; 3],
+    r: &RankerParams,
+    progress: &mut (Progress, u64),
+) -> TierRanker {
+    let all: Vec<usize> = (0..bench.readers.len()).collect();
+    // The hand-set variants were fitted on none of these readers: all of them judge.
+    let fixed: Vec<Vec<f64>> = variants.iter().map(|w| bench.scores(&all, w)).collect();
+    let mut best = 0;
+    let mut best_gain = 0.0;
+    for (i, f) in fixed.iter().enumerate().skip(1) {
+        let g = paired_gain(f, &fixed[0]);
+        if clears(g, r.switch_se) && g[0] > best_gain {
+            (best, best_gain) = (i, g[0]);
+        }
+    }
+    let fit_half: Vec<usize> = all.iter().copied().step_by(2).collect();
+    let check_half: Vec<usize> = all.iter().copied().skip(1).step_by(2).collect();
+    let fitted = ascend(bench, &fit_half, variants, r.rounds, progress);
+    let fitted_check = bench.scores(&check_half, &fitted);
+    let best_check: Vec<f64> = check_half.iter().map(|&i| fixed[best][i]).collect();
+    let gain = paired_gain(&fitted_check, &best_check);
+    let (weights, chosen) = if clears(gain, r.switch_se) {
+        (fitted, "fitted")
+    } else {
+        (
+            variants[best].clone(),
+            ["hand", "cf-only", "content-only"][best],
+        )
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let fixed_ndcg = [mean(&fixed[0]), mean(&fixed[1]), mean(&fixed[2])];
+    let tier = bench.tier;
+    info!(%tier, readers = all.len(), chosen, gain = gain[0], se = gain[1], hand = fixed_ndcg[0], "ranker fitted");
+    TierRanker {
+        tier,
+        weights,
+        chosen: chosen.into(),
+        readers: all.len() as u64,
+        fixed_ndcg,
+        fitted_gain: gain,
+    }
+}
+
+/// In debug builds: the prepared lists the fit scored are the recommend path's own.
+fn check_prepared(model: &ModelSet, users: &[EvalUser], k: usize) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let learned = MixWeights::default();
+    for u in users.iter().take(25) {
+        let signals = model.offline_signals(u.ctx.last_page.as_ref());
+        let tier = u.ctx.tier();
+        let w = model.ranker().weights(tier).cloned().unwrap_or_default();
+        let prepared = model.prepare(&u.ctx, &signals, k, &learned).list(&w, k);
+        let served: Vec<PageId> = model
+            .recommend(&u.ctx, &signals, k, &learned)
+            .items
+            .into_iter()
+            .map(|r| r.page)
+            .collect();
+        assert_eq!(prepared, served, "prepared list of a {tier} reader");
+    }
 }
 
 /// Fits every tier's ranker on a holdout of `data`. An empty ranker when the data has
@@ -332,13 +404,8 @@ pub(crate) fn fit_ranker(data: &TrainingData, p: &TrainParams) -> Result<Ranker,
         ..p.clone()
     };
     let (artifacts, _, _) = build(&h.fit, &inner)?;
-    let model = ModelSet::new(holdout_manifest(&h.fit, p), PathBuf::new(), artifacts);
+    let mut model = ModelSet::new(holdout_manifest(&h.fit, p), PathBuf::new(), artifacts);
     let eval = Evaluator::new(&h.fit, &h.rows);
-    let mut bench = Bench {
-        model,
-        eval,
-        k: r.k,
-    };
     let hand = MixWeights::default();
     let variants = [hand.clone(), hand.cf_only(), hand.content_only()];
     let mut out = Ranker {
@@ -347,74 +414,38 @@ pub(crate) fn fit_ranker(data: &TrainingData, p: &TrainParams) -> Result<Ranker,
     };
     let tiers = [Tier::Anonymous, Tier::SemiLogged, Tier::Logged];
     let per_tier = (variants.len() + r.rounds * knobs(Tier::Logged).len() * WEIGHTS.len()) as u64;
-    let progress = Progress::new("ranker", per_tier * tiers.len() as u64);
-    let mut done = 0;
-    for tier in tiers {
-        let all: Vec<EvalUser> = bench
-            .eval
+    let mut progress = (Progress::new("ranker", per_tier * tiers.len() as u64), 0);
+    // Anonymous first: each tier falls back to the ones fitted before it.
+    for (n, tier) in tiers.into_iter().enumerate() {
+        let users: Vec<EvalUser> = eval
             .users()
             .iter()
             .filter(|u| u.ctx.tier() == tier)
             .cloned()
             .collect();
-        if all.len() < r.min_readers {
-            info!(%tier, readers = all.len(), "too few holdout readers: hand-set weights");
-            // Later tiers fall back to this one: it ranks as it will serve.
-            let mut rk = bench.model.ranker().clone();
-            rk.set(tier, hand.clone());
-            bench.model.set_ranker(rk);
-            continue;
-        }
-        let refs: Vec<&EvalUser> = all.iter().collect();
-        // The hand-set variants were fitted on none of these readers: all of them judge.
-        let fixed: Vec<Vec<f64>> = variants
-            .iter()
-            .map(|w| bench.scores(&refs, tier, w))
-            .collect();
-        let mut best = 0;
-        let mut best_gain = 0.0;
-        for (i, f) in fixed.iter().enumerate().skip(1) {
-            let g = paired_gain(f, &fixed[0]);
-            if clears(g, r.switch_se) && g[0] > best_gain {
-                (best, best_gain) = (i, g[0]);
-            }
-        }
-        // The fit sees even readers and is judged on odd ones.
-        let fit_half: Vec<&EvalUser> = refs.iter().copied().step_by(2).collect();
-        let check_half: Vec<&EvalUser> = refs.iter().copied().skip(1).step_by(2).collect();
-        let fitted = ascend(
-            &mut bench, &fit_half, tier, &variants, r.rounds, &progress, &mut done,
-        );
-        let fitted_check = bench.scores(&check_half, tier, &fitted);
-        let best_check: Vec<f64> = fixed[best].iter().copied().skip(1).step_by(2).collect();
-        let gain = paired_gain(&fitted_check, &best_check);
-        let (weights, chosen) = if clears(gain, r.switch_se) {
-            (fitted, "fitted")
+        let fitted = if users.len() < r.min_readers {
+            info!(%tier, readers = users.len(), "too few holdout readers: hand-set weights");
+            None
         } else {
-            (
-                variants[best].clone(),
-                ["hand", "cf-only", "content-only"][best],
-            )
+            Some(fit_tier(
+                &TierBench::new(&model, &users, tier, r.k),
+                &variants,
+                r,
+                &mut progress,
+            ))
         };
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let fixed_ndcg = [mean(&fixed[0]), mean(&fixed[1]), mean(&fixed[2])];
-        info!(%tier, readers = all.len(), chosen, gain = gain[0], se = gain[1], hand = fixed_ndcg[0], "ranker fitted");
-        bench.model.set_ranker({
-            let mut rk = bench.model.ranker().clone();
-            rk.set(tier, weights.clone());
-            rk
-        });
-        out.tiers.push(TierRanker {
+        let mut rk = model.ranker().clone();
+        // A tier without a fit ranks the next tiers' fallback as it will serve.
+        rk.set(
             tier,
-            weights,
-            chosen: chosen.into(),
-            readers: all.len() as u64,
-            fixed_ndcg,
-            fitted_gain: gain,
-        });
-        done = done.max(per_tier * (out.tiers.len() as u64));
+            fitted.as_ref().map_or(hand.clone(), |t| t.weights.clone()),
+        );
+        model.set_ranker(rk);
+        check_prepared(&model, &users, r.k);
+        out.tiers.extend(fitted);
+        progress.1 = progress.1.max(per_tier * (n as u64 + 1));
     }
-    progress.finish();
+    progress.0.finish();
     out.features = knobs(Tier::Logged)
         .iter()
         .chain(&knobs(Tier::SemiLogged))

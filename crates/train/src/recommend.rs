@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::content::Profile;
 use crate::model_set::ModelSet;
 
+mod prepared;
+pub(crate) use prepared::Prepared;
+
 /// Why an article was recommended: the mixing component that contributed most to its
 /// score. Serialised in kebab-case (`"read-next"`), as API responses show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -285,13 +288,20 @@ const REASONS: [Reason; COMPONENTS] = [
 
 type Components = [f64; COMPONENTS];
 
+/// The sources that brought a candidate (or, as a gate, the sources a weighting
+/// turns on): one bit per component.
+type Sources = u16;
+
+/// One candidate: its components and the sources that brought it.
+type Entry = (Components, Sources);
+
 /// The candidate set of one tier. Articles the model knows are keyed by their index
 /// (cheap to hash, metadata borrowed from the model); live articles unknown to the
 /// model (published after training) by page, so both mix in one ranking.
 struct Candidates<'m> {
     model: &'m ModelSet,
-    known: FxHashMap<u32, Components>,
-    unknown: FxHashMap<PageId, Components>,
+    known: FxHashMap<u32, Entry>,
+    unknown: FxHashMap<PageId, Entry>,
 }
 
 /// One scored candidate before the cut to the requested length.
@@ -316,8 +326,9 @@ impl<'m> Candidates<'m> {
 
     fn add_item(&mut self, idx: u32, c: usize, v: f64) {
         if self.model.item_at(idx).is_some() {
-            let e = self.known.entry(idx).or_insert([0.0; COMPONENTS]);
-            e[c] = e[c].max(v);
+            let e = self.known.entry(idx).or_insert(([0.0; COMPONENTS], 0));
+            e.0[c] = e.0[c].max(v);
+            e.1 |= 1 << c;
         }
     }
 
@@ -342,13 +353,14 @@ impl<'m> Candidates<'m> {
         }
         for (page, s) in list.iter().take(n) {
             let e = match self.model.index_of(page) {
-                Some(i) => self.known.entry(i).or_insert([0.0; COMPONENTS]),
+                Some(i) => self.known.entry(i).or_insert(([0.0; COMPONENTS], 0)),
                 None => self
                     .unknown
                     .entry(page.clone())
-                    .or_insert([0.0; COMPONENTS]),
+                    .or_insert(([0.0; COMPONENTS], 0)),
             };
-            e[c] = e[c].max(s / max);
+            e.0[c] = e.0[c].max(s / max);
+            e.1 |= 1 << c;
         }
     }
 
@@ -371,18 +383,18 @@ impl<'m> Candidates<'m> {
     fn rank(mut self, now: i64, w: &MixWeights, tier: Tier, want: usize) -> Vec<Recommended> {
         let half_life = (w.recency_half_life_hours * HOUR_MS as f64) as i64;
         let model = self.model;
-        for (&i, comp) in self.known.iter_mut() {
+        for (&i, (comp, _)) in self.known.iter_mut() {
             comp[RECENCY] = model
                 .published_at(i)
                 .map_or(0.0, |p| decay(now - p, half_life));
         }
         // Only live lists bring articles the model does not know: they were published
         // after training, so they are fresh.
-        for comp in self.unknown.values_mut() {
+        for (comp, _) in self.unknown.values_mut() {
             comp[RECENCY] = 1.0;
         }
         let mut max = [0f64; COMPONENTS];
-        for comp in self.known.values().chain(self.unknown.values()) {
+        for (comp, _) in self.known.values().chain(self.unknown.values()) {
             for (m, v) in max.iter_mut().zip(comp) {
                 *m = m.max(*v);
             }
@@ -432,9 +444,9 @@ impl<'m> Candidates<'m> {
         let known = self
             .known
             .iter()
-            .filter_map(|(&i, comp)| model.item_at(i).map(|it| scored(&it.page, comp)));
+            .filter_map(|(&i, (comp, _))| model.item_at(i).map(|it| scored(&it.page, comp)));
         let mut out: Vec<Scored<'_>> = known
-            .chain(self.unknown.iter().map(|(p, comp)| scored(p, comp)))
+            .chain(self.unknown.iter().map(|(p, (comp, _))| scored(p, comp)))
             .collect();
         if want == 0 {
             return Vec::new();
@@ -480,14 +492,11 @@ impl ModelSet {
             }
             let learned = self.tier_weights(t, w);
             let w = learned.as_ref().unwrap_or(w);
-            let ranked = match t {
-                Tier::Logged => self.logged_candidates(ctx, live, w),
-                Tier::SemiLogged => self.semi_logged_candidates(ctx, live, w),
-                Tier::Anonymous => self.anonymous_candidates(ctx, live, w),
-            }
             // Enough to fill K even if every read page and every page already taken
             // from a previous tier ranks first.
-            .rank(now, w, t, k + read.len);
+            let ranked = self
+                .candidates(t, ctx, live, w)
+                .rank(now, w, t, k + read.len);
             for r in ranked {
                 if chosen.len() >= k {
                     break;
@@ -553,6 +562,20 @@ impl ModelSet {
         }
     }
 
+    fn candidates(
+        &self,
+        t: Tier,
+        ctx: &UserContext,
+        live: &LiveSignals,
+        w: &MixWeights,
+    ) -> Candidates<'_> {
+        match t {
+            Tier::Logged => self.logged_candidates(ctx, live, w),
+            Tier::SemiLogged => self.semi_logged_candidates(ctx, live, w),
+            Tier::Anonymous => self.anonymous_candidates(ctx, live, w),
+        }
+    }
+
     fn history_indices(&self, ctx: &UserContext, n: usize) -> Vec<u32> {
         ctx.history
             .iter()
@@ -586,7 +609,7 @@ impl ModelSet {
         c.add_signals(live, w);
         // Every candidate, whatever brought it, is scored on both halves of the hybrid.
         if let (Some(u), true) = (&user_vec, w.cf > 0.0) {
-            for (&i, comp) in c.known.iter_mut() {
+            for (&i, (comp, _)) in c.known.iter_mut() {
                 if let Some(s) = self.cf_score(u, i) {
                     comp[CF] = f64::from(s);
                 }
@@ -622,7 +645,7 @@ impl ModelSet {
 
     fn score_content(&self, c: &mut Candidates<'_>, profile: Option<&Profile>) {
         let Some(p) = profile else { return };
-        for (&i, comp) in c.known.iter_mut() {
+        for (&i, (comp, _)) in c.known.iter_mut() {
             comp[CONTENT] = f64::from(self.content().score(p, i));
         }
     }
