@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use newsrec_core::{ClickEvent, EventId, UserType};
 use newsrec_features::{FeatureStore, PartitionBatch, RedisStore, RedisTarget, StoreConfig};
+use newsrec_train::MixWeights;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
@@ -78,6 +79,8 @@ pub struct BenchOptions {
     /// Where the API under load logs its served lists (`None`: no served-list log), to
     /// measure what the log costs.
     pub served: Option<Arc<dyn ServedSink>>,
+    /// The mixing the API under load ranks with (`[serve.mix]`).
+    pub mix: MixWeights,
 }
 
 impl Default for BenchOptions {
@@ -96,6 +99,7 @@ impl Default for BenchOptions {
             server_threads: 2,
             max_requests: 1_000_000,
             served: None,
+            mix: MixWeights::default(),
         }
     }
 }
@@ -186,6 +190,7 @@ fn run_with_store(
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         store: store_cfg,
         models_dir: opts.models_dir.clone(),
+        mix: opts.mix.clone(),
         ..ServeConfig::default()
     };
     let app = server_rt.block_on(Application::build(

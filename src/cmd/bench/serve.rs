@@ -97,6 +97,7 @@ pub fn run(a: ServeBenchArgs, s: Settings) -> anyhow::Result<()> {
         server_threads: a.server_threads,
         max_requests: a.max_requests,
         served,
+        mix: s.serve.mix.clone(),
     };
     let r = newsrec_serve::bench(&opts)?;
     println!(
