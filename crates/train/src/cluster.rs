@@ -13,7 +13,38 @@ use ndarray::{Array2, Axis};
 use newsrec_core::{USER_FEATURE_DIM, UserAggregates};
 use serde::{Deserialize, Serialize};
 
+use tracing::warn;
+
 use crate::error::TrainError;
+
+/// PCA of the scaled rows. linfa's truncated SVD (LOBPCG) can break down on some
+/// inputs: NaN in its iterations ends in a panic inside linfa. Then the even rows, and
+/// then the odd rows, are tried (the same users' distribution, another matrix), and
+/// only if all three break is it an error.
+fn fit_pca(x: &Array2<f64>, components: usize) -> Result<Pca<f64>, String> {
+    let attempt = |rows: Array2<f64>| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pca::params(components)
+                .fit(&DatasetBase::from(rows))
+                .map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err("the truncated SVD broke down (NaN)".into()))
+    };
+    let mut last = match attempt(x.clone()) {
+        Ok(p) => return Ok(p),
+        Err(e) => e,
+    };
+    for start in 0..2 {
+        warn!(reason = %last, start, "PCA failed; fitting it on every other row");
+        let rows: Vec<usize> = (start..x.nrows()).step_by(2).collect();
+        let half = x.select(Axis(0), &rows);
+        match attempt(half) {
+            Ok(p) => return Ok(p),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
 
 /// Clustering hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,9 +158,7 @@ impl Clusterer {
             );
             r.iter_mut().zip(scaled).for_each(|(a, b)| *a = b);
         }
-        let pca = Pca::params(p.components)
-            .fit(&DatasetBase::from(x.clone()))
-            .map_err(|e| fit_err("PCA")(e.to_string()))?;
+        let pca = fit_pca(&x, p.components).map_err(fit_err("PCA"))?;
         me.pca_mean = pca.mean().to_vec();
         me.components = pca.components().iter().copied().collect();
         me.explained = pca.explained_variance_ratio().to_vec();
