@@ -115,6 +115,9 @@ pub struct Ranker {
     pub tiers: Vec<TierRanker>,
 }
 
+/// [`TierRanker::chosen`] of a tier that kept the hand-set order.
+const HAND: &str = "hand";
+
 /// The ranker as JSON in a version directory, for people and tools (the model file
 /// holds the copy that serves).
 pub const RANKER_FILE: &str = "ranker.json";
@@ -126,11 +129,12 @@ impl Ranker {
         std::fs::write(path, text).map_err(|e| TrainError::io(path, e))
     }
 
-    /// The weights fitted for `tier`, if any.
+    /// The weights fitted for `tier`, if any. A tier that kept the hand-set order has
+    /// none: it serves the configured `[serve.mix]`, whatever that is.
     pub fn weights(&self, tier: Tier) -> Option<&MixWeights> {
         self.tiers
             .iter()
-            .find(|t| t.tier == tier)
+            .find(|t| t.tier == tier && t.chosen != HAND)
             .map(|t| &t.weights)
     }
 
@@ -346,7 +350,7 @@ fn fit_tier(
     } else {
         (
             variants[best].clone(),
-            ["hand", "cf-only", "content-only"][best],
+            [HAND, "cf-only", "content-only"][best],
         )
     };
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
@@ -505,5 +509,8 @@ mod tests {
         r.set(Tier::Logged, w.clone());
         assert_eq!(r.weights(Tier::Logged), Some(&w));
         assert!(r.weights(Tier::Anonymous).is_none());
+        // Kept the hand-set order: the configured weights serve, not a copy of them.
+        r.tiers[0].chosen = HAND.into();
+        assert!(r.weights(Tier::Logged).is_none());
     }
 }
