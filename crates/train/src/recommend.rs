@@ -146,6 +146,9 @@ pub struct LiveSignals {
     pub watermark: Option<i64>,
 }
 
+/// The name of the hand-set weights among [`MixWeights::hand_variants`].
+pub const HAND: &str = "hand";
+
 /// Which weights rank a tier's candidates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -251,6 +254,17 @@ impl MixWeights {
         }
     }
 
+    /// The hand-set variants the learned ranking is fitted against and compared with,
+    /// by name: these weights ([`HAND`]), the logged hybrid's CF-only and content-only
+    /// halves.
+    pub fn hand_variants(&self) -> [(&'static str, MixWeights); 3] {
+        [
+            (HAND, self.hand()),
+            ("cf-only", self.cf_only()),
+            ("content-only", self.content_only()),
+        ]
+    }
+
     fn weight(&self, c: usize) -> f64 {
         match c {
             CF => self.cf,
@@ -294,6 +308,30 @@ type Sources = u16;
 
 /// One candidate: its components and the sources that brought it.
 type Entry = (Components, Sources);
+
+/// The sources and components `w` turns on in `tier`, the one rule every candidate
+/// builder follows: a list source joins when its weight is positive, content when the
+/// tier uses it (`content`, or `anonymous_content` for anonymous readers); the cluster
+/// list and the prior always.
+fn gates(tier: Tier, w: &MixWeights) -> Sources {
+    let on = |b: bool, c: usize| if b { 1 << c } else { 0 };
+    let content = match tier {
+        Tier::Anonymous => w.anonymous_content > 0.0,
+        _ => w.content > 0.0,
+    };
+    (1 << CLUSTER)
+        | (1 << PRIOR)
+        | on(w.cf > 0.0, CF)
+        | on(content, CONTENT)
+        | on(w.popular > 0.0, POPULAR)
+        | on(w.trending > 0.0, TRENDING)
+        | on(w.read_next > 0.0, READ_NEXT)
+}
+
+/// Whether `gates` has component `c` on.
+fn is_on(gates: Sources, c: usize) -> bool {
+    gates & (1 << c) != 0
+}
 
 /// The candidate set of one tier. Articles the model knows are keyed by their index
 /// (cheap to hash, metadata borrowed from the model); live articles unknown to the
@@ -364,16 +402,16 @@ impl<'m> Candidates<'m> {
         }
     }
 
-    fn add_signals(&mut self, live: &LiveSignals, w: &MixWeights) {
+    fn add_signals(&mut self, live: &LiveSignals, w: &MixWeights, g: Sources) {
         let n = w.list_candidates;
-        if w.popular > 0.0 {
-            self.add_live(&live.popular, POPULAR, n);
-        }
-        if w.trending > 0.0 {
-            self.add_live(&live.trending, TRENDING, n);
-        }
-        if w.read_next > 0.0 {
-            self.add_live(&live.read_next, READ_NEXT, n);
+        for (list, c) in [
+            (&*live.popular, POPULAR),
+            (&*live.trending, TRENDING),
+            (&live.read_next[..], READ_NEXT),
+        ] {
+            if is_on(g, c) {
+                self.add_live(list, c, n);
+            }
         }
     }
 
@@ -490,13 +528,9 @@ impl ModelSet {
             if chosen.len() >= k {
                 break;
             }
-            let learned = self.tier_weights(t, w);
-            let w = learned.as_ref().unwrap_or(w);
             // Enough to fill K even if every read page and every page already taken
             // from a previous tier ranks first.
-            let ranked = self
-                .candidates(t, ctx, live, w)
-                .rank(now, w, t, k + read.len);
+            let ranked = self.ranked_tier(t, ctx, live, w, now, k + read.len);
             for r in ranked {
                 if chosen.len() >= k {
                     break;
@@ -543,16 +577,13 @@ impl ModelSet {
         k: usize,
     ) {
         let last = chosen.last().map_or(0.0, |r| r.score);
-        for &i in self.fill_order() {
+        for page in self.unread_catalogue(read) {
             if chosen.len() >= k {
                 break;
             }
-            if let Some(item) = self.item_at(i)
-                && !read.is_read(&item.page)
-                && taken.insert(item.page.clone())
-            {
+            if taken.insert(page.clone()) {
                 chosen.push(Recommended {
-                    page: item.page.clone(),
+                    page: page.clone(),
                     // Below everything ranked, still in descending order.
                     score: last * 0.5 - chosen.len() as f64 * 1e-6,
                     reason: Reason::Recent,
@@ -562,18 +593,46 @@ impl ModelSet {
         }
     }
 
+    /// Tier `t`'s candidates from the sources `g` turns on ([`gates`]).
     fn candidates(
         &self,
         t: Tier,
         ctx: &UserContext,
         live: &LiveSignals,
         w: &MixWeights,
+        g: Sources,
     ) -> Candidates<'_> {
         match t {
-            Tier::Logged => self.logged_candidates(ctx, live, w),
-            Tier::SemiLogged => self.semi_logged_candidates(ctx, live, w),
-            Tier::Anonymous => self.anonymous_candidates(ctx, live, w),
+            Tier::Logged => self.logged_candidates(ctx, live, w, g),
+            Tier::SemiLogged => self.semi_logged_candidates(ctx, live, w, g),
+            Tier::Anonymous => self.anonymous_candidates(ctx, live, w, g),
         }
+    }
+
+    /// Tier `t`'s candidates ranked as `recommend` ranks them: with the weights the
+    /// model learned for the tier when `w` asks for them, else with `w`.
+    fn ranked_tier(
+        &self,
+        t: Tier,
+        ctx: &UserContext,
+        live: &LiveSignals,
+        w: &MixWeights,
+        now: i64,
+        want: usize,
+    ) -> Vec<Recommended> {
+        let learned = self.tier_weights(t, w);
+        let w = learned.as_ref().unwrap_or(w);
+        self.candidates(t, ctx, live, w, gates(t, w))
+            .rank(now, w, t, want)
+    }
+
+    /// The catalogue's unread articles in fallback order (prior, then newest).
+    fn unread_catalogue<'a>(&'a self, read: &'a Unread<'_>) -> impl Iterator<Item = &'a PageId> {
+        self.fill_order()
+            .iter()
+            .filter_map(|&i| self.item_at(i))
+            .map(|item| &item.page)
+            .filter(|p| !read.is_read(p))
     }
 
     fn history_indices(&self, ctx: &UserContext, n: usize) -> Vec<u32> {
@@ -589,6 +648,7 @@ impl ModelSet {
         ctx: &UserContext,
         live: &LiveSignals,
         w: &MixWeights,
+        g: Sources,
     ) -> Candidates<'_> {
         let mut c = Candidates::new(self);
         let recent = self.history_indices(ctx, w.history_window);
@@ -598,17 +658,17 @@ impl ModelSet {
             .and_then(|u| self.user_factors(u))
             .map(<[f32]>::to_vec)
             .or_else(|| self.fold_in(&recent));
-        if let (Some(u), true) = (&user_vec, w.cf > 0.0) {
+        if let (Some(u), true) = (&user_vec, is_on(g, CF)) {
             for (i, s) in self.cf_top(u, w.cf_candidates) {
                 c.add_item(i, CF, f64::from(s));
             }
         }
-        let profile = (w.content > 0.0)
+        let profile = is_on(g, CONTENT)
             .then(|| self.add_content_candidates(&mut c, &recent, w.neighbour_sources))
             .flatten();
-        c.add_signals(live, w);
+        c.add_signals(live, w, g);
         // Every candidate, whatever brought it, is scored on both halves of the hybrid.
-        if let (Some(u), true) = (&user_vec, w.cf > 0.0) {
+        if let (Some(u), true) = (&user_vec, is_on(g, CF)) {
             for (&i, (comp, _)) in c.known.iter_mut() {
                 if let Some(s) = self.cf_score(u, i) {
                     comp[CF] = f64::from(s);
@@ -655,6 +715,7 @@ impl ModelSet {
         ctx: &UserContext,
         live: &LiveSignals,
         w: &MixWeights,
+        g: Sources,
     ) -> Candidates<'_> {
         let mut c = Candidates::new(self);
         if let Some(list) = self.cluster_list(&ctx.aggregates) {
@@ -663,10 +724,10 @@ impl ModelSet {
         // A semi-logged reader has a short history: its content refines the cluster's
         // list towards what this reader opened.
         let recent = self.history_indices(ctx, w.history_window);
-        let profile = (w.content > 0.0)
+        let profile = is_on(g, CONTENT)
             .then(|| self.add_content_candidates(&mut c, &recent, w.neighbour_sources))
             .flatten();
-        c.add_signals(live, w);
+        c.add_signals(live, w, g);
         self.score_content(&mut c, profile.as_ref());
         c
     }
@@ -680,11 +741,12 @@ impl ModelSet {
         ctx: &UserContext,
         live: &LiveSignals,
         w: &MixWeights,
+        g: Sources,
     ) -> Candidates<'_> {
         let mut c = Candidates::new(self);
         c.add_list(self.prior(), PRIOR, w.list_candidates);
-        c.add_signals(live, w);
-        if w.anonymous_content > 0.0 {
+        c.add_signals(live, w, g);
+        if is_on(g, CONTENT) {
             let recent = self.history_indices(ctx, w.history_window);
             let profile = self.add_content_candidates(&mut c, &recent, w.neighbour_sources);
             self.score_content(&mut c, profile.as_ref());

@@ -6,29 +6,9 @@ use rustc_hash::FxHashSet;
 use newsrec_core::{PageId, Tier};
 
 use super::{
-    CF, CLUSTER, CONTENT, Candidates, Entry, LiveSignals, MixWeights, POPULAR, PRIOR, READ_NEXT,
-    RECENCY, Sources, TRENDING, Unread, UserContext,
+    Candidates, Entry, LiveSignals, MixWeights, RECENCY, Sources, Unread, UserContext, gates, is_on,
 };
 use crate::model_set::ModelSet;
-
-/// The sources and components `w` turns on in `tier`, exactly as the candidate
-/// builders above decide: a list source joins when its weight is positive, content
-/// when the tier uses it (`content`, or `anonymous_content` for anonymous readers);
-/// the cluster list and the prior always.
-fn gates(tier: Tier, w: &MixWeights) -> Sources {
-    let on = |b: bool, c: usize| if b { 1 << c } else { 0 };
-    let content = match tier {
-        Tier::Anonymous => w.anonymous_content > 0.0,
-        _ => w.content > 0.0,
-    };
-    (1 << CLUSTER)
-        | (1 << PRIOR)
-        | on(w.cf > 0.0, CF)
-        | on(content, CONTENT)
-        | on(w.popular > 0.0, POPULAR)
-        | on(w.trending > 0.0, TRENDING)
-        | on(w.read_next > 0.0, READ_NEXT)
-}
 
 impl<'m> Candidates<'m> {
     /// The candidates gathering with only the `gates` sources would have found, with
@@ -40,7 +20,7 @@ impl<'m> Candidates<'m> {
             }
             let mut c = *comp;
             for (k, v) in c.iter_mut().enumerate().take(RECENCY) {
-                if gates & (1 << k) == 0 {
+                if !is_on(gates, k) {
                     *v = 0.0;
                 }
             }
@@ -89,26 +69,13 @@ impl ModelSet {
         let tier = ctx.tier();
         let now = live.watermark.unwrap_or(self.end_ts());
         let read = Unread::of(ctx);
-        let every = MixWeights {
-            cf: 1.0,
-            content: 1.0,
-            popular: 1.0,
-            trending: 1.0,
-            read_next: 1.0,
-            anonymous_content: 1.0,
-            ..w.clone()
-        };
-        let pool = self.candidates(tier, ctx, live, &every);
+        // Every source on: any weighting's candidates are a subset of these.
+        let pool = self.candidates(tier, ctx, live, w, Sources::MAX);
         let mut rest = Vec::new();
         let mut seen = FxHashSet::default();
         let mut current = tier.fallback();
         while let Some(t) = current {
-            let learned = self.tier_weights(t, w);
-            let wt = learned.as_ref().unwrap_or(w);
-            for r in self
-                .candidates(t, ctx, live, wt)
-                .rank(now, wt, t, k + read.len)
-            {
+            for r in self.ranked_tier(t, ctx, live, w, now, k + read.len) {
                 if !read.is_read(&r.page) && seen.insert(r.page.clone()) {
                     rest.push(r.page);
                 }
@@ -116,19 +83,13 @@ impl ModelSet {
             current = t.fallback();
         }
         // The tier's own picks can shadow at most `k` of these.
-        let mut extra = 0;
-        for &i in self.fill_order() {
-            if extra >= 2 * k {
-                break;
-            }
-            if let Some(item) = self.item_at(i)
-                && !read.is_read(&item.page)
-                && seen.insert(item.page.clone())
-            {
-                rest.push(item.page.clone());
-                extra += 1;
-            }
-        }
+        let unseen: Vec<PageId> = self
+            .unread_catalogue(&read)
+            .filter(|p| !seen.contains(*p))
+            .take(2 * k)
+            .cloned()
+            .collect();
+        rest.extend(unseen);
         Prepared {
             tier,
             now,
