@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use newsrec_data::refine::{self, ProcessConfig};
 use newsrec_train::{
-    EvaluationReport, Evaluator, MixWeights, ModelSet, PipelineConfig, PipelineStep, Ranking,
-    Registry, Schedule, StepError, parse_interval,
+    EvaluationReport, PipelineConfig, PipelineStep, Registry, Schedule, StepError,
+    ablation_variants, parse_interval,
 };
 
 use super::flags::set;
@@ -55,8 +55,8 @@ pub struct EvaluateArgs {
     #[arg(long)]
     json: bool,
     /// Also compare, per tier, the learned ranker with the hand-set weights and the
-    /// logged hybrid's CF-only and content-only halves (table output only; not
-    /// recorded in the history).
+    /// logged hybrid's CF-only and content-only halves (under `ablation` with `--json`;
+    /// not recorded in the history).
     #[arg(long)]
     ablation: bool,
 }
@@ -157,21 +157,20 @@ pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
             .current_version()?
             .with_context(|| format!("no current model in {}", models.display()))?,
     };
-    let (record, rereads) = newsrec_train::evaluate_version(data, models, &version, k, w)
-        .with_context(|| {
-            format!(
-                "evaluating {version} in {} on {}",
-                models.display(),
-                data.display()
-            )
-        })?;
     let variants = if a.ablation {
-        let model = registry.load(&version)?;
-        let evaluator = Evaluator::from_dir(data)?;
-        ablation(&evaluator, &model, k, w)
+        ablation_variants(w)
     } else {
         Vec::new()
     };
+    let (record, rereads, variants) =
+        newsrec_train::evaluate_version_with(data, models, &version, k, w, &variants)
+            .with_context(|| {
+                format!(
+                    "evaluating {version} in {} on {}",
+                    models.display(),
+                    data.display()
+                )
+            })?;
     if a.json {
         let mut out = serde_json::to_value(record.report)?;
         if a.ablation {
@@ -197,29 +196,6 @@ pub fn evaluate(a: EvaluateArgs, mut s: Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The learned ranker, the hand-set weights and the logged hybrid's halves (hand-set
-/// elsewhere), each evaluated on the whole validation set.
-fn ablation(
-    evaluator: &Evaluator,
-    model: &ModelSet,
-    k: usize,
-    w: &MixWeights,
-) -> Vec<(&'static str, EvaluationReport)> {
-    let learned = MixWeights {
-        ranking: Ranking::Learned,
-        ..w.clone()
-    };
-    [
-        ("learned", learned),
-        ("hand", w.hand()),
-        ("cf-only", w.cf_only()),
-        ("content-only", w.content_only()),
-    ]
-    .into_iter()
-    .map(|(name, weights)| (name, evaluator.run(model, k, &weights)))
-    .collect()
 }
 
 /// NDCG@K per tier of each variant, with popular-24h for scale.

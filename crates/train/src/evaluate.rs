@@ -16,7 +16,7 @@ use crate::error::TrainError;
 use crate::fingerprint::fingerprint_paths;
 use crate::fit::histories;
 use crate::model_set::ModelSet;
-use crate::recommend::{MixWeights, UserContext};
+use crate::recommend::{MixWeights, Ranking, UserContext};
 use crate::registry::{EvaluationRecord, Registry};
 
 /// The `[evaluate]` table: how the offline evaluation (`evaluate`, `pipeline`) cuts
@@ -435,6 +435,32 @@ pub fn evaluate_version(
     k: usize,
     w: &MixWeights,
 ) -> Result<(EvaluationRecord, u64), TrainError> {
+    let (record, rereads, _) = evaluate_version_with(data_dir, models_dir, version, k, w, &[])?;
+    Ok((record, rereads))
+}
+
+/// The rankings `evaluate --ablation` compares: the learned one, then
+/// [`MixWeights::hand_variants`] of `w`.
+pub fn ablation_variants(w: &MixWeights) -> Vec<(&'static str, MixWeights)> {
+    let learned = MixWeights {
+        ranking: Ranking::Learned,
+        ..w.clone()
+    };
+    std::iter::once(("learned", learned))
+        .chain(w.hand_variants())
+        .collect()
+}
+
+/// [`evaluate_version`], and each of `variants` on the same data and model (not
+/// recorded); a variant with `w`'s own weights reuses the recorded report.
+pub fn evaluate_version_with(
+    data_dir: &Path,
+    models_dir: &Path,
+    version: &str,
+    k: usize,
+    w: &MixWeights,
+    variants: &[(&'static str, MixWeights)],
+) -> Result<(EvaluationRecord, u64, Vec<(&'static str, EvaluationReport)>), TrainError> {
     let registry = Registry::open(models_dir)?;
     let model = registry.load(version)?;
     let validation = evaluation_data_fingerprint(data_dir)?;
@@ -447,7 +473,18 @@ pub fn evaluate_version(
         validation: Some(validation),
     };
     registry.record_evaluation(&record)?;
-    Ok((record, evaluator.rereads_only))
+    let others = variants
+        .iter()
+        .map(|(name, v)| {
+            let r = if v == w {
+                record.report
+            } else {
+                evaluator.run(&model, k, v)
+            };
+            (*name, r)
+        })
+        .collect();
+    Ok((record, evaluator.rereads_only, others))
 }
 
 /// Content fingerprint of what an evaluation reads in `data_dir` (the training files,

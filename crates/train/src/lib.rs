@@ -73,7 +73,8 @@ pub use dataset::{
 pub use error::TrainError;
 pub use evaluate::{
     Baselines, EvalUser, EvaluateSettings, EvaluationReport, Evaluator, Metrics, SystemMetrics,
-    TierMetrics, UserScore, evaluate, evaluate_version, evaluation_data_fingerprint, score_list,
+    TierMetrics, UserScore, ablation_variants, evaluate, evaluate_version, evaluate_version_with,
+    evaluation_data_fingerprint, score_list,
 };
 pub use fingerprint::{Fingerprint, fingerprint_paths};
 pub use fit::{TrainParams, train, train_candidate};
@@ -89,7 +90,8 @@ pub use publish::{
 };
 pub use ranker::{RANKER_FILE, Ranker, RankerParams, TierRanker};
 pub use recommend::{
-    LiveSignals, MixWeights, Ranking, Reason, Recommendations, Recommended, TopList, UserContext,
+    HAND, LiveSignals, MixWeights, Ranking, Reason, Recommendations, Recommended, TopList,
+    UserContext,
 };
 pub use registry::{
     CANDIDATE_LINK, CURRENT_LINK, DataRange, EVALUATIONS_FILE, EvaluationRecord, MANIFEST_FILE,

@@ -30,7 +30,7 @@ use crate::fit::{TrainParams, build};
 use crate::holdout::{self, HoldoutSettings};
 use crate::model_set::ModelSet;
 use crate::progress::Progress;
-use crate::recommend::{MixWeights, Prepared};
+use crate::recommend::{HAND, MixWeights, Prepared};
 use crate::registry::{DataRange, Manifest, RowCounts};
 
 /// How the ranker is fitted.
@@ -92,6 +92,8 @@ pub struct TierRanker {
     pub tier: Tier,
     /// What this tier serves with `ranking = "learned"`.
     pub weights: MixWeights,
+    /// The parameters of `weights` the fit could move: the tier's features.
+    pub features: Vec<String>,
     /// The variant it serves: `fitted`, `hand`, `cf-only` or `content-only`.
     pub chosen: String,
     /// Holdout readers of the tier (fit half + check half).
@@ -109,14 +111,10 @@ pub struct TierRanker {
 pub struct Ranker {
     /// The holdout's cut, epoch ms.
     pub cut: Option<i64>,
-    /// The parameters a tier's score depends on, by name: the ranker's features.
-    pub features: Vec<String>,
-    /// Fitted tiers; a tier not listed serves the hand-set weights.
+    /// Fitted tiers; a tier not listed (too few holdout readers) serves the hand-set
+    /// weights.
     pub tiers: Vec<TierRanker>,
 }
-
-/// [`TierRanker::chosen`] of a tier that kept the hand-set order.
-const HAND: &str = "hand";
 
 /// The ranker as JSON in a version directory, for people and tools (the model file
 /// holds the copy that serves).
@@ -136,20 +134,6 @@ impl Ranker {
             .iter()
             .find(|t| t.tier == tier && t.chosen != HAND)
             .map(|t| &t.weights)
-    }
-
-    fn set(&mut self, tier: Tier, weights: MixWeights) {
-        match self.tiers.iter_mut().find(|t| t.tier == tier) {
-            Some(t) => t.weights = weights,
-            None => self.tiers.push(TierRanker {
-                tier,
-                weights,
-                chosen: String::new(),
-                readers: 0,
-                fixed_ndcg: [0.0; 3],
-                fitted_gain: [0.0; 2],
-            }),
-        }
     }
 }
 
@@ -203,7 +187,7 @@ struct TierBench<'a> {
 }
 
 impl<'a> TierBench<'a> {
-    fn new(model: &'a ModelSet, users: &'a [EvalUser], tier: Tier, k: usize) -> Self {
+    fn new(model: &'a ModelSet, users: &[&'a EvalUser], tier: Tier, k: usize) -> Self {
         let hand = MixWeights::default();
         let readers = users
             .par_iter()
@@ -324,13 +308,16 @@ fn ascend(
 /// even readers against it on odd ones.
 fn fit_tier(
     bench: &TierBench<'_>,
-    variants: &[MixWeights; 3],
+    variants: &[(&'static str, MixWeights); 3],
     r: &RankerParams,
     progress: &mut (Progress, u64),
 ) -> TierRanker {
     let all: Vec<usize> = (0..bench.readers.len()).collect();
     // The hand-set variants were fitted on none of these readers: all of them judge.
-    let fixed: Vec<Vec<f64>> = variants.iter().map(|w| bench.scores(&all, w)).collect();
+    let fixed: Vec<Vec<f64>> = variants
+        .iter()
+        .map(|(_, w)| bench.scores(&all, w))
+        .collect();
     let mut best = 0;
     let mut best_gain = 0.0;
     for (i, f) in fixed.iter().enumerate().skip(1) {
@@ -341,17 +328,15 @@ fn fit_tier(
     }
     let fit_half: Vec<usize> = all.iter().copied().step_by(2).collect();
     let check_half: Vec<usize> = all.iter().copied().skip(1).step_by(2).collect();
-    let fitted = ascend(bench, &fit_half, variants, r.rounds, progress);
+    let starts = variants.clone().map(|(_, w)| w);
+    let fitted = ascend(bench, &fit_half, &starts, r.rounds, progress);
     let fitted_check = bench.scores(&check_half, &fitted);
     let best_check: Vec<f64> = check_half.iter().map(|&i| fixed[best][i]).collect();
     let gain = paired_gain(&fitted_check, &best_check);
     let (weights, chosen) = if clears(gain, r.switch_se) {
         (fitted, "fitted")
     } else {
-        (
-            variants[best].clone(),
-            [HAND, "cf-only", "content-only"][best],
-        )
+        (variants[best].1.clone(), variants[best].0)
     };
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let fixed_ndcg = [mean(&fixed[0]), mean(&fixed[1]), mean(&fixed[2])];
@@ -360,6 +345,7 @@ fn fit_tier(
     TierRanker {
         tier,
         weights,
+        features: knobs(tier).iter().map(|k| k.name.to_owned()).collect(),
         chosen: chosen.into(),
         readers: all.len() as u64,
         fixed_ndcg,
@@ -368,7 +354,7 @@ fn fit_tier(
 }
 
 /// In debug builds: the prepared lists the fit scored are the recommend path's own.
-fn check_prepared(model: &ModelSet, users: &[EvalUser], k: usize) {
+fn check_prepared(model: &ModelSet, users: &[&EvalUser], k: usize) {
     if !cfg!(debug_assertions) {
         return;
     }
@@ -410,8 +396,7 @@ pub(crate) fn fit_ranker(data: &TrainingData, p: &TrainParams) -> Result<Ranker,
     let (artifacts, _, _) = build(&h.fit, &inner)?;
     let mut model = ModelSet::new(holdout_manifest(&h.fit, p), PathBuf::new(), artifacts);
     let eval = Evaluator::new(&h.fit, &h.rows);
-    let hand = MixWeights::default();
-    let variants = [hand.clone(), hand.cf_only(), hand.content_only()];
+    let variants = MixWeights::default().hand_variants();
     let mut out = Ranker {
         cut: Some(h.cut),
         ..Default::default()
@@ -421,11 +406,10 @@ pub(crate) fn fit_ranker(data: &TrainingData, p: &TrainParams) -> Result<Ranker,
     let mut progress = (Progress::new("ranker", per_tier * tiers.len() as u64), 0);
     // Anonymous first: each tier falls back to the ones fitted before it.
     for (n, tier) in tiers.into_iter().enumerate() {
-        let users: Vec<EvalUser> = eval
+        let users: Vec<&EvalUser> = eval
             .users()
             .iter()
             .filter(|u| u.ctx.tier() == tier)
-            .cloned()
             .collect();
         let fitted = if users.len() < r.min_readers {
             info!(%tier, readers = users.len(), "too few holdout readers: hand-set weights");
@@ -438,29 +422,13 @@ pub(crate) fn fit_ranker(data: &TrainingData, p: &TrainParams) -> Result<Ranker,
                 &mut progress,
             ))
         };
-        let mut rk = model.ranker().clone();
-        // A tier without a fit ranks the next tiers' fallback as it will serve.
-        rk.set(
-            tier,
-            fitted.as_ref().map_or(hand.clone(), |t| t.weights.clone()),
-        );
-        model.set_ranker(rk);
-        check_prepared(&model, &users, r.k);
         out.tiers.extend(fitted);
+        // The later tiers fall back to this one as it will serve.
+        model.set_ranker(out.clone());
+        check_prepared(&model, &users, r.k);
         progress.1 = progress.1.max(per_tier * (n as u64 + 1));
     }
     progress.0.finish();
-    out.features = knobs(Tier::Logged)
-        .iter()
-        .chain(&knobs(Tier::SemiLogged))
-        .chain(&knobs(Tier::Anonymous))
-        .map(|k| k.name.to_string())
-        .fold(Vec::new(), |mut v, n| {
-            if !v.contains(&n) {
-                v.push(n);
-            }
-            v
-        });
     info!(
         ms = started.elapsed().as_millis() as u64,
         holdout_rows = h.rows.len(),
@@ -506,7 +474,15 @@ mod tests {
             cf: 0.25,
             ..MixWeights::default()
         };
-        r.set(Tier::Logged, w.clone());
+        r.tiers.push(TierRanker {
+            tier: Tier::Logged,
+            weights: w.clone(),
+            features: Vec::new(),
+            chosen: "fitted".into(),
+            readers: 0,
+            fixed_ndcg: [0.0; 3],
+            fitted_gain: [0.0; 2],
+        });
         assert_eq!(r.weights(Tier::Logged), Some(&w));
         assert!(r.weights(Tier::Anonymous).is_none());
         // Kept the hand-set order: the configured weights serve, not a copy of them.
