@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use newsrec_core::refined::{self, col};
 use newsrec_core::{Engagement, PageId, UserAggregates, UserId, UserType};
@@ -91,9 +92,10 @@ impl Interactions {
 #[derive(Debug, Clone, Default)]
 pub struct TrainingData {
     /// Catalogue: every article of the item file, then clicked articles missing from it.
-    pub items: Vec<ItemRecord>,
+    /// Shared: a time cut of the data (the ranker's holdout) keeps the same catalogue.
+    pub items: Arc<Vec<ItemRecord>>,
     /// Article → index into `items`.
-    pub pages: HashMap<PageId, u32>,
+    pub pages: Arc<HashMap<PageId, u32>>,
     /// Users in first-seen order.
     pub users: Vec<UserRecord>,
     /// User → index into `users`.
@@ -206,17 +208,19 @@ fn read_items(path: &Path, body_chars: usize, data: &mut TrainingData) -> Result
         c.str(col::CAPTION)?,
     );
     let (issued, modified) = (c.i64(col::ISSUED)?, c.i64(col::MODIFIED)?);
-    data.items.reserve(df.height());
+    let items = Arc::make_mut(&mut data.items);
+    let pages = Arc::make_mut(&mut data.pages);
+    items.reserve(df.height());
     for i in 0..df.height() {
         let Some(p) = page.get(i).and_then(|p| PageId::parse(p).ok()) else {
             data.skipped_rows += 1;
             continue;
         };
-        if data.pages.contains_key(&p) {
+        if pages.contains_key(&p) {
             continue;
         }
-        data.pages.insert(p.clone(), data.items.len() as u32);
-        data.items.push(ItemRecord {
+        pages.insert(p.clone(), items.len() as u32);
+        items.push(ItemRecord {
             page: p,
             url: url.get(i).unwrap_or_default().to_owned(),
             title: title.get(i).unwrap_or_default().trim().to_owned(),
@@ -312,8 +316,8 @@ fn read_interactions(path: &Path, data: &mut TrainingData) -> Result<(), TrainEr
                     None => {
                         // Clicked but missing from the item files: known by id only.
                         let x = data.items.len() as u32;
-                        data.pages.insert(pid.clone(), x);
-                        data.items.push(ItemRecord::bare(pid));
+                        Arc::make_mut(&mut data.pages).insert(pid.clone(), x);
+                        Arc::make_mut(&mut data.items).push(ItemRecord::bare(pid));
                         x
                     }
                 };

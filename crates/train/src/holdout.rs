@@ -89,6 +89,7 @@ pub(crate) fn split(data: &TrainingData, s: &HoldoutSettings) -> Option<Holdout>
     let end = x.ts.iter().copied().max()?;
     let cut = end - (s.hours * HOUR_MS as f64) as i64;
     let gap = (s.session_gap_minutes * 60_000.0) as i64;
+    // The catalogue is shared, not copied: only the interactions are cut.
     let mut fit = TrainingData {
         items: data.items.clone(),
         pages: data.pages.clone(),
@@ -182,8 +183,8 @@ mod tests {
         let mut d = TrainingData::default();
         for i in 0..items {
             let page = PageId::parse(&format!("00000000-0000-4000-8000-{i:012x}")).expect("page");
-            d.pages.insert(page.clone(), i as u32);
-            d.items.push(ItemRecord::bare(page));
+            std::sync::Arc::make_mut(&mut d.pages).insert(page.clone(), i as u32);
+            std::sync::Arc::make_mut(&mut d.items).push(ItemRecord::bare(page));
         }
         for (u, &t) in users.iter().enumerate() {
             let id = UserId::parse(&format!("{u:064x}")).expect("user");
