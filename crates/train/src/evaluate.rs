@@ -451,6 +451,9 @@ pub fn ablation_variants(w: &MixWeights) -> Vec<(&'static str, MixWeights)> {
         .collect()
 }
 
+/// Reports of named variants of the mixing, in order.
+pub type NamedReports = Vec<(&'static str, EvaluationReport)>;
+
 /// [`evaluate_version`], and each of `variants` on the same data and model (not
 /// recorded); a variant with `w`'s own weights reuses the recorded report.
 pub fn evaluate_version_with(
@@ -460,7 +463,7 @@ pub fn evaluate_version_with(
     k: usize,
     w: &MixWeights,
     variants: &[(&'static str, MixWeights)],
-) -> Result<(EvaluationRecord, u64, Vec<(&'static str, EvaluationReport)>), TrainError> {
+) -> Result<(EvaluationRecord, u64, NamedReports), TrainError> {
     let registry = Registry::open(models_dir)?;
     let model = registry.load(version)?;
     let validation = evaluation_data_fingerprint(data_dir)?;

@@ -72,9 +72,9 @@ pub use dataset::{
 };
 pub use error::TrainError;
 pub use evaluate::{
-    Baselines, EvalUser, EvaluateSettings, EvaluationReport, Evaluator, Metrics, SystemMetrics,
-    TierMetrics, UserScore, ablation_variants, evaluate, evaluate_version, evaluate_version_with,
-    evaluation_data_fingerprint, score_list,
+    Baselines, EvalUser, EvaluateSettings, EvaluationReport, Evaluator, Metrics, NamedReports,
+    SystemMetrics, TierMetrics, UserScore, ablation_variants, evaluate, evaluate_version,
+    evaluate_version_with, evaluation_data_fingerprint, score_list,
 };
 pub use fingerprint::{Fingerprint, fingerprint_paths};
 pub use fit::{TrainParams, train, train_candidate};
